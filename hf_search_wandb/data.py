@@ -1,0 +1,143 @@
+"""Load retrieval data in BEIR format: `corpus.jsonl`, `queries.jsonl`, `qrels/{split}.tsv`.
+
+The loaders return plain dicts (`{id: text}` and `{query_id: {doc_id: relevance}}`), the shape the
+evaluator and `score_run` take. A folder is read directly; any other string is treated as a Hugging Face
+Hub dataset in BEIR layout (`BeIR/scifact` + `BeIR/scifact-qrels`), which needs network access.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+Qrels = dict[str, dict[str, int]]
+
+#: The SciFact copy that ships with this repository (BEIR format; licence in its README).
+BUNDLED_SCIFACT = Path(__file__).resolve().parent.parent / "data" / "scifact"
+
+
+@dataclass
+class BeirData:
+    """One split of a BEIR dataset: texts by id and graded relevance judgements."""
+
+    corpus: dict[str, str]
+    queries: dict[str, str]
+    qrels: Qrels
+    name: str = "beir"
+
+    def __repr__(self) -> str:
+        return (
+            f"BeirData(name={self.name!r}, corpus={len(self.corpus):,} docs, "
+            f"queries={len(self.queries):,}, judged queries={len(self.qrels):,})"
+        )
+
+
+def doc_text(record: dict, sep: str = " ") -> str:
+    """The text a model sees for a BEIR corpus record: title and body joined (as MTEB and BEIR do)."""
+    title = (record.get("title") or "").strip()
+    text = (record.get("text") or "").strip()
+    return f"{title}{sep}{text}".strip() if title else text
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no} is not valid JSON ({err.msg}).") from err
+
+
+def load_corpus(path: str | Path) -> dict[str, str]:
+    """`{doc_id: "title text"}` from a BEIR `corpus.jsonl`."""
+    return {str(rec["_id"]): doc_text(rec) for rec in _jsonl(Path(path))}
+
+
+def load_queries(path: str | Path) -> dict[str, str]:
+    """`{query_id: text}` from a BEIR `queries.jsonl` (its `metadata` is ignored: it may hold labels)."""
+    return {str(rec["_id"]): str(rec["text"]).strip() for rec in _jsonl(Path(path))}
+
+
+def load_qrels(path: str | Path) -> Qrels:
+    """`{query_id: {doc_id: relevance}}` from a BEIR qrels TSV (header optional, CRLF or LF)."""
+    qrels: Qrels = {}
+    with Path(path).open(encoding="utf-8", newline="") as handle:
+        for row_no, row in enumerate(csv.reader(handle, delimiter="\t"), 1):
+            row = [cell.strip() for cell in row]
+            if not row or not any(row):
+                continue
+            if row_no == 1 and not row[-1].lstrip("-").isdigit():
+                continue  # header: query-id, corpus-id, score
+            if len(row) == 4:  # TREC style: qid, iteration, docid, rel
+                row = [row[0], row[2], row[3]]
+            if len(row) != 3:
+                raise ValueError(f"{path}:{row_no}: expected 3 tab-separated columns, got {len(row)}: {row!r}")
+            qid, did, rel = row
+            qrels.setdefault(qid, {})[did] = int(rel)
+    return qrels
+
+
+def load_beir(source: str | Path, split: str = "test") -> BeirData:
+    """Load one split of a BEIR dataset from a folder, or from the Hub by name.
+
+    Args:
+        source: a folder with `corpus.jsonl`, `queries.jsonl` and `qrels/{split}.tsv`, or a Hub dataset
+            name such as `"BeIR/scifact"` (qrels from `"{name}-qrels"`).
+        split: the qrels split (`train`, `dev`, `test`).
+
+    Returns:
+        The corpus, the queries judged in `split`, and the qrels.
+
+    Example:
+        >>> data = load_beir(BUNDLED_SCIFACT, "test")
+        >>> len(data.corpus), len(data.qrels)
+        (5183, 300)
+    """
+    path = Path(source)
+    if path.is_dir():
+        qrels_path = path / "qrels" / f"{split}.tsv"
+        if not qrels_path.exists():
+            available = sorted(p.stem for p in (path / "qrels").glob("*.tsv"))
+            raise FileNotFoundError(f"No qrels for split {split!r} in {path}/qrels (available: {available}).")
+        qrels = load_qrels(qrels_path)
+        queries = load_queries(path / "queries.jsonl")
+        return BeirData(
+            corpus=load_corpus(path / "corpus.jsonl"),
+            queries={qid: queries[qid] for qid in qrels if qid in queries},
+            qrels=qrels,
+            name=path.name,
+        )
+    if path.exists() or str(source).startswith((".", "/")):
+        raise FileNotFoundError(f"{source} is not a BEIR folder (expected corpus.jsonl, queries.jsonl, qrels/).")
+    return _load_beir_from_hub(str(source), split)
+
+
+def _load_beir_from_hub(name: str, split: str) -> BeirData:
+    """BEIR datasets on the Hub: `{name}` has `corpus` and `queries` configs, `{name}-qrels` the splits."""
+    try:
+        from datasets import load_dataset
+
+        corpus_ds = load_dataset(name, "corpus", split="corpus")
+        queries_ds = load_dataset(name, "queries", split="queries")
+        qrels_ds = load_dataset(f"{name}-qrels", split=split)
+    except Exception as err:  # offline, unknown name, or no such split
+        raise RuntimeError(
+            f"Could not load {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
+            "Offline, pass a local BEIR folder instead (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."
+        ) from err
+    qrels: Qrels = {}
+    for row in qrels_ds:
+        qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
+    queries = {str(r["_id"]): str(r["text"]) for r in queries_ds}
+    return BeirData(
+        corpus={str(r["_id"]): doc_text(r) for r in corpus_ds},
+        queries={qid: queries[qid] for qid in qrels if qid in queries},
+        qrels=qrels,
+        name=name.split("/")[-1],
+    )

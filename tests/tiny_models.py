@@ -1,0 +1,57 @@
+"""Tiny random BERT models built from a config and a small vocabulary: fast, offline, deterministic."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+WORDS = (
+    "the a of and in to is for with on by cell cells gene genes protein cancer tumor risk dose drug "
+    "patients mice brain blood heart virus immune response increase decrease reduces causes treatment "
+    "therapy study trial effect expression levels high low human disease infection vaccine insulin "
+    "diabetes obesity mutation dna rna receptor signal pathway growth death stem neurons memory sleep"
+).split()
+
+
+def _vocab() -> list[str]:
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *[f"w{i}" for i in range(60)]]
+
+
+def make_tiny_bert(directory: str | Path, *, seed: int = 0, hidden_size: int = 32) -> Path:
+    """Save a random 2-layer BERT and its WordPiece tokenizer to `directory` and return it."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab_file = directory / "vocab.txt"
+    vocab_file.write_text("\n".join(_vocab()) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    tokenizer.model_max_length = 128
+    config = BertConfig(
+        vocab_size=len(_vocab()),
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=hidden_size * 2,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def make_tiny_sentence_transformer(directory: str | Path, *, seed: int = 0, pooling: str = "mean"):
+    """A SentenceTransformer (tiny BERT + pooling) saved in `directory`."""
+    from sentence_transformers import SentenceTransformer, models
+
+    path = make_tiny_bert(Path(directory) / "bert", seed=seed)
+    word = models.Transformer(str(path), max_seq_length=64)
+    pool = models.Pooling(word.get_embedding_dimension(), pooling_mode=pooling)
+    return SentenceTransformer(modules=[word, pool], device="cpu")
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())

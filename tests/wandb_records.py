@@ -1,0 +1,92 @@
+"""Read an offline wandb run back with wandb's own reader (`wandb leet inspect --json`).
+
+Tests use this instead of mocking wandb: the run is written for real in offline mode and every
+assertion is made on what wandb itself stored.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _wandb_cli() -> str:
+    exe = Path(sys.executable).with_name("wandb")
+    return str(exe) if exe.exists() else (shutil.which("wandb") or "wandb")
+
+
+@dataclass
+class RunRecords:
+    """Everything `wandb leet inspect --json` printed for one run, grouped by record type."""
+
+    run_dir: Path
+    records: list[dict[str, Any]]
+    summary_view: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [r[kind] for r in self.records if r.get("type") == kind]
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One dict per `run.log` call (the history row's items)."""
+        return [h["item"] for h in self.of_type("history")]
+
+    def series(self, key: str) -> list[Any]:
+        """Every logged value of `key`, in log order."""
+        return [row[key] for row in self.history if key in row]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.summary_view.get("config", {}))
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.summary_view.get("summary", {}))
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        return self.of_type("artifact")
+
+    @property
+    def metric_definitions(self) -> list[dict[str, Any]]:
+        return self.of_type("metric")
+
+    @property
+    def state(self) -> str:
+        return str(self.summary_view.get("state", ""))
+
+    @property
+    def exit_code(self) -> int | None:
+        exits = self.of_type("exit")
+        return exits[-1].get("exit_code", 0) if exits else None
+
+
+def read_run(run_dir: str | Path) -> RunRecords:
+    """Run `wandb leet inspect --json` and `--summary --json` on `run_dir` and parse both."""
+    run_dir = Path(run_dir)
+    cli = _wandb_cli()
+    out = subprocess.run(
+        [cli, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    summary_out = subprocess.run(
+        [cli, "leet", "inspect", "--summary", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return RunRecords(run_dir=run_dir, records=records, summary_view=json.loads(summary_out))
+
+
+def run_dirs(wandb_root: str | Path) -> list[Path]:
+    """All run directories (offline-run-* / run-*) under a wandb directory, oldest first."""
+    root = Path(wandb_root)
+    if (root / "wandb").is_dir():
+        root = root / "wandb"
+    return sorted(p for p in root.glob("*run-*") if p.is_dir() and p.name != "latest-run")
