@@ -154,50 +154,53 @@ def _ideal_dcg(judged: list[np.ndarray], cutoffs: set[int]) -> dict[int, np.ndar
 
 
 def _kernel(ranked: np.ndarray, judged: list[np.ndarray], parsed: list[Metric]) -> dict[str, np.ndarray]:
-    """Per-query values of every metric (also for queries without a relevant doc; the caller masks)."""
-    n, width = ranked.shape
+    """Per-query values of every metric (also for queries without a relevant doc; the caller masks).
+
+    Works on the relevant hits only (`np.nonzero`), so the cost after one pass over `ranked` is
+    proportional to the number of relevant documents retrieved, not to n_queries x depth.
+    """
+    n = ranked.shape[0]
     num_rel = np.fromiter((a.size for a in judged), dtype=np.float64, count=n)
     safe_rel = np.maximum(num_rel, 1.0)
-    hits = ranked > 0
-    cum_hits = np.cumsum(hits, axis=1, dtype=np.int64) if width else np.zeros((n, 0), np.int64)
-    too_many = np.flatnonzero(cum_hits[:, -1] > num_rel) if width else np.array([], dtype=np.int64)
+    rows, cols = np.nonzero(ranked > 0)  # row-major: hits of each query in rank order
+    found = np.bincount(rows, minlength=n)
+    too_many = np.flatnonzero(found > num_rel)
     if too_many.size:
         i = int(too_many[0])
         raise ValueError(
-            f"Query {i} has {int(cum_hits[i, -1])} relevant documents in ranked_relevance but only "
+            f"Query {i} has {int(found[i])} relevant documents in ranked_relevance but only "
             f"{int(num_rel[i])} relevant grades in judged_relevance[{i}]: they must describe the same judgments."
         )
-    ranks = np.arange(1, width + 1, dtype=np.float64)
+    starts = np.concatenate(([0], np.cumsum(found)[:-1]))
+    nth_hit = np.arange(rows.size) - starts[rows] + 1.0  # 1 for the first relevant doc of a query, ...
+    first = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first, rows, cols)
     need = {m.measure for m in parsed}
-    first = np.argmax(hits, axis=1) if width else np.zeros(n, np.int64)
-    any_hit = cum_hits[:, -1] > 0 if width else np.zeros(n, bool)
-    cum_dcg = (
-        np.cumsum(np.where(hits, ranked, 0.0) / np.log2(ranks + 1.0), axis=1) if "ndcg" in need else None
-    )
-    cum_prec = np.cumsum(np.where(hits, cum_hits / ranks, 0.0), axis=1) if "map" in need else None
+    gain = ranked[rows, cols].astype(np.float64) / np.log2(cols + 2.0) if "ndcg" in need else None
+    precision_at_hit = nth_hit / (cols + 1.0) if "map" in need else None
     ideal = _ideal_dcg(judged, {m.k for m in parsed if m.measure == "ndcg" and m.k is not None})
 
-    def at(matrix: np.ndarray | None, k: int) -> np.ndarray:
-        if matrix is None or width == 0:
-            return np.zeros(n)
-        return matrix[:, min(k, width) - 1].astype(np.float64)
+    def sum_top(k: int | None, weights: np.ndarray | None = None) -> np.ndarray:
+        keep = slice(None) if k is None else cols < k
+        w = None if weights is None else weights[keep]
+        return np.bincount(rows[keep], weights=w, minlength=n).astype(np.float64)
 
     out: dict[str, np.ndarray] = {}
     for metric in parsed:
-        k = width if metric.k is None else metric.k
+        k = metric.k
         if metric.measure == "mrr":
-            values = np.where(any_hit & (first < k), 1.0 / (first + 1.0), 0.0)
+            values = np.where(first < (k or 0), 1.0 / (first + 1.0), 0.0)
         elif metric.measure == "hit":
-            values = (at(cum_hits, k) > 0).astype(np.float64)
+            values = (sum_top(k) > 0).astype(np.float64)
         elif metric.measure == "recall":
-            values = at(cum_hits, k) / safe_rel
+            values = sum_top(k) / safe_rel
         elif metric.measure == "precision":
-            values = at(cum_hits, k) / k
+            values = sum_top(k) / float(k or 1)
         elif metric.measure == "ndcg":
-            idcg = ideal[k]
-            values = np.divide(at(cum_dcg, k), idcg, out=np.zeros(n), where=idcg > 0)
-        else:  # map, map@k
-            values = at(cum_prec, k) / safe_rel
+            idcg = ideal[k or 0]
+            values = np.divide(sum_top(k, gain), idcg, out=np.zeros(n), where=idcg > 0)
+        else:  # map (whole ranking, already cut to depth) and map@k
+            values = sum_top(k, precision_at_hit) / safe_rel
         out[metric.name] = values
     return out
 
@@ -232,8 +235,8 @@ def ranked_report(
             f"judged_relevance has {len(judged_relevance)} entries but ranked_relevance has "
             f"{ranked.shape[0]} rows: give one array of judged grades per query."
         )
-    ranked = ranked[:, :depth].astype(np.float64, copy=False)
-    if np.isnan(ranked).any():
+    ranked = ranked[:, :depth]
+    if ranked.dtype.kind == "f" and np.isnan(ranked).any():
         raise ValueError("ranked_relevance contains NaN.")
     judged = [_positive_grades(g) for g in judged_relevance]
     per_query = _kernel(ranked, judged, parsed)
