@@ -326,8 +326,11 @@ def _examples(ids: Sequence[str], n: int = 3) -> str:
 
 def _scores_array(qid: str, docs: Mapping[str, float]) -> np.ndarray:
     values = list(docs.values())
-    array = np.asarray(values) if values else np.zeros(0)
-    if array.dtype.kind not in "biuf":
+    try:
+        array = np.asarray(values) if values else np.zeros(0)
+    except ValueError:  # ragged: some scores are sequences
+        array = np.asarray(values, dtype=object)
+    if array.dtype.kind not in "biuf" or array.ndim != 1:
         bad = next(
             (v for v in values if isinstance(v, bool) or not isinstance(v, (int, float, np.number))),
             values[0],
