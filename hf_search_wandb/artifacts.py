@@ -1,0 +1,469 @@
+"""Best-model and dataset artifacts: log them, and fetch / load them back.
+
+* `log_model_artifact`: `search-model-{run.id}` (type `model`), the saved model directory, metadata
+  with the best metric, aliases `best` and `latest`. Logging the same name again makes a new version
+  and moves the aliases, so the run keeps one artifact whose `best` alias is the best model so far.
+* `log_dataset_artifact`: `training-data-{dataset_name}` (type `dataset`) with `train.jsonl` /
+  `val.jsonl` and their sizes and negative-sampling metadata.
+* `fetch_artifact` / `load_model_from_artifact`: download by `name:alias` to a local directory.
+
+In offline mode an artifact is staged in the run (files copied to wandb's staging folder) and uploaded
+by `wandb sync`; nothing can be downloaded, so `fetch_artifact` raises `ArtifactUnavailableError`
+saying what to do instead, and `find_staged_artifact` / `restore_staged_artifact` recover a copy that
+an offline run staged on this machine. With no run, or a disabled one, the `log_*` helpers do nothing
+and return None. Only the main process should call them (the callback does so on rank 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ArtifactUnavailableError",
+    "StagedArtifact",
+    "dataset_artifact_name",
+    "fetch_artifact",
+    "find_staged_artifact",
+    "load_model_from_artifact",
+    "log_dataset_artifact",
+    "log_model_artifact",
+    "model_artifact_name",
+    "restore_staged_artifact",
+    "write_jsonl",
+]
+
+
+class ArtifactUnavailableError(RuntimeError):
+    """An artifact cannot be downloaded here (offline mode, disabled mode, or no W&B server)."""
+
+
+def _require_wandb() -> Any:
+    from .wandb_utils import require_wandb
+
+    return require_wandb()
+
+
+def _active(run: Any) -> Any:
+    """`run`, or the active `wandb.run`; None when there is none or it is disabled."""
+    if run is None:
+        wandb = sys.modules.get("wandb")
+        run = getattr(wandb, "run", None) if wandb is not None else None
+    if run is None or getattr(run, "disabled", False):
+        return None
+    return run
+
+
+def _safe_name(text: str) -> str:
+    """An artifact-name-safe version of `text` (wandb allows letters, digits, `-`, `_` and `.`)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "unnamed"
+
+
+def model_artifact_name(run_id: str) -> str:
+    """`search-model-{run_id}`.
+
+    Example:
+        >>> model_artifact_name("abc123")
+        'search-model-abc123'
+    """
+    return f"search-model-{_safe_name(run_id)}"
+
+
+def dataset_artifact_name(dataset_name: str) -> str:
+    """`training-data-{dataset_name}`, with characters wandb rejects replaced by `-`.
+
+    Example:
+        >>> dataset_artifact_name("BeIR/scifact")
+        'training-data-BeIR-scifact'
+    """
+    return f"training-data-{_safe_name(dataset_name)}"
+
+
+def _jsonable(value: Any) -> Any:
+    """Metadata values as plain JSON types (numpy / torch scalars become Python numbers)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)
+
+
+def _default_description(metadata: Mapping[str, Any]) -> str:
+    for key, value in metadata.items():
+        if key.startswith("best_") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"Best model ({key[len('best_') :].upper()}: {value:.4f})"
+    return "Best model"
+
+
+def log_model_artifact(
+    run: Any,
+    model_dir: str | os.PathLike[str],
+    *,
+    metadata: Mapping[str, Any],
+    description: str | None = None,
+    aliases: Sequence[str] = ("best", "latest"),
+) -> Any:
+    """Log the saved model in `model_dir` as `search-model-{run.id}` (type `model`).
+
+    Args:
+        run: A wandb run; None uses the active `wandb.run`. Nothing happens when there is none or
+            it is disabled.
+        model_dir: A directory saved by `SentenceTransformer.save` or `save_pretrained`.
+        metadata: E.g. `model_type`, `base_model`, `best_mrr@10`, `best_epoch`, `best_step` and the
+            metric values at that step. Numpy / torch scalars are converted.
+        description: Defaults to `"Best model (MRR@10: 0.6123)"` from the first `best_*` number.
+        aliases: Aliases this version takes (moved from the previous version).
+
+    Returns:
+        The logged `wandb.Artifact`, or None when nothing was logged.
+
+    Example:
+        >>> import wandb
+        >>> run = wandb.init(project="search-model-training", mode="offline")  # doctest: +SKIP
+        >>> model.save("outputs/best")  # doctest: +SKIP
+        >>> log_model_artifact(run, "outputs/best",
+        ...                    metadata={"model_type": "bi-encoder", "best_mrr@10": 0.6123})  # doctest: +SKIP
+        <Artifact search-model-...>
+    """
+    run = _active(run)
+    if run is None:
+        return None
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"Model directory {model_dir} does not exist: save the model there first.")
+    wandb = _require_wandb()
+    meta = _jsonable(dict(metadata))
+    artifact = wandb.Artifact(
+        name=model_artifact_name(run.id),
+        type="model",
+        description=description if description is not None else _default_description(meta),
+        metadata=meta,
+    )
+    artifact.add_dir(str(model_dir))
+    run.log_artifact(artifact, aliases=list(aliases))
+    return artifact
+
+
+def write_jsonl(records: Any, path: str | os.PathLike[str]) -> int:
+    """Write `records` to `path` as JSON lines and return how many were written.
+
+    `records` may be a `datasets.Dataset` (written by its own fast writer), a list (or any iterable)
+    of dicts, or a `BeirData` split (one line per judged pair: `query_id, query, doc_id, document,
+    relevance`).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "train.jsonl"
+        >>> write_jsonl([{"anchor": "q", "positive": "d"}], out)
+        1
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(records, "to_json") and hasattr(records, "column_names"):  # datasets.Dataset
+        if hasattr(records, "keys") and not hasattr(records, "num_rows"):
+            raise TypeError("Pass one split of a DatasetDict (e.g. `dataset['train']`), not the DatasetDict.")
+        records.to_json(str(path), lines=True, force_ascii=False)
+        return int(records.num_rows)
+    if hasattr(records, "qrels") and hasattr(records, "corpus") and hasattr(records, "queries"):  # BeirData
+        records = _beir_pairs(records)
+    if isinstance(records, Mapping):
+        raise TypeError("Pass a datasets.Dataset, a list of dicts or a BeirData split, not a dict.")
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(_jsonable(dict(record)), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def _beir_pairs(data: Any) -> Iterable[dict[str, Any]]:
+    for qid, judged in data.qrels.items():
+        for doc_id, grade in judged.items():
+            yield {
+                "query_id": qid,
+                "query": data.queries.get(qid, ""),
+                "doc_id": doc_id,
+                "document": data.corpus.get(doc_id, ""),
+                "relevance": int(grade),
+            }
+
+
+def log_dataset_artifact(
+    run: Any,
+    *,
+    dataset_name: str,
+    train: Any,
+    val: Any = None,
+    metadata: Mapping[str, Any],
+    aliases: Sequence[str] = ("latest",),
+) -> Any:
+    """Log `training-data-{dataset_name}` (type `dataset`) with `train.jsonl` and `val.jsonl`.
+
+    Args:
+        run: A wandb run; None uses the active `wandb.run` (no-op when none or disabled).
+        dataset_name: E.g. `msmarco`; characters wandb rejects become `-`.
+        train: A `datasets.Dataset`, a list of dicts or a `BeirData` split.
+        val: The same kinds, or None.
+        metadata: E.g. `negative_sampling` (`"bm25_hard"`) and `num_hard_negatives`. `train_size`
+            and `val_size` are counted from the files written; `negative_sampling` and
+            `num_hard_negatives` default to None.
+        aliases: Aliases of this version.
+
+    Returns:
+        The logged `wandb.Artifact`, or None when nothing was logged.
+
+    Example:
+        >>> log_dataset_artifact(run, dataset_name="scifact", train=train_dataset,
+        ...                      metadata={"negative_sampling": "bm25_hard", "num_hard_negatives": 5})  # doctest: +SKIP
+    """
+    run = _active(run)
+    if run is None:
+        return None
+    wandb = _require_wandb()
+    # Written to a temporary folder, not the run's files folder (which `wandb sync` would upload
+    # a second time); `add_file` copies each file into wandb's staging area before it is removed.
+    with tempfile.TemporaryDirectory(prefix="hf-search-wandb-data-") as tmp:
+        train_size = write_jsonl(train, Path(tmp) / "train.jsonl")
+        val_size = write_jsonl(val, Path(tmp) / "val.jsonl") if val is not None else 0
+        meta = {"negative_sampling": None, "num_hard_negatives": None, **_jsonable(dict(metadata))}
+        meta.update(dataset_name=dataset_name, train_size=train_size, val_size=val_size)
+        artifact = wandb.Artifact(name=dataset_artifact_name(dataset_name), type="dataset", metadata=meta)
+        artifact.add_file(str(Path(tmp) / "train.jsonl"), name="train.jsonl")
+        if val is not None:
+            artifact.add_file(str(Path(tmp) / "val.jsonl"), name="val.jsonl")
+        run.log_artifact(artifact, aliases=list(aliases))
+    return artifact
+
+
+def _with_alias(name: str) -> tuple[str, str, str]:
+    """(`name:alias`, base name without project, alias); `latest` when no alias is given."""
+    head, _, last = name.rpartition("/")
+    base, _, alias = last.partition(":")
+    alias = alias or "latest"
+    full = f"{head}/{base}:{alias}" if head else f"{base}:{alias}"
+    return full, base, alias
+
+
+def _is_offline(run: Any) -> bool:
+    if run is not None:
+        return bool(getattr(run, "offline", False) or getattr(run, "disabled", False))
+    return os.environ.get("WANDB_MODE", "").strip().lower() in {"offline", "dryrun", "disabled"}
+
+
+def _offline_error(name: str, wandb_dir: str | os.PathLike[str] | None = None) -> ArtifactUnavailableError:
+    message = (
+        f"Cannot download artifact {name!r}: wandb runs offline (or disabled) here, and artifacts are "
+        "downloaded from a W&B server. Either sync the run that logged it (`wandb sync "
+        "./wandb/offline-run-*`) and fetch it again online, or load the model from the local "
+        "directory it was saved to (e.g. the trainer's output_dir)."
+    )
+    staged = find_staged_artifact(name, wandb_dir=wandb_dir)
+    if staged is not None:
+        message += (
+            f" A copy staged by the offline run {staged.run_dir} is still on this machine: "
+            f"`restore_staged_artifact({name!r})` rebuilds it as a directory."
+        )
+    return ArtifactUnavailableError(message)
+
+
+def fetch_artifact(
+    name: str,
+    *,
+    type: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    run: Any = None,
+) -> Path:
+    """Download the artifact `name` (`search-model-abc123:latest`, `training-data-msmarco:v2`) and
+    return its local directory.
+
+    With an active run the artifact is fetched through `run.use_artifact` (so the run records that
+    it used it); otherwise through `wandb.Api()`. A name may carry `entity/project/`; without an
+    alias `latest` is used.
+
+    Raises:
+        ArtifactUnavailableError: offline or disabled mode, or the server cannot be reached; the
+            message says what to do instead and points at a copy staged by an offline run when
+            one is found.
+
+    Example:
+        >>> path = fetch_artifact("search-model-abc123:best", type="model")  # doctest: +SKIP
+        >>> sorted(p.name for p in path.iterdir())  # doctest: +SKIP
+        ['config.json', 'model.safetensors', 'modules.json', ...]
+    """
+    full, _, _ = _with_alias(name)
+    wandb = _require_wandb()
+    active = run if run is not None else getattr(wandb, "run", None)
+    if _is_offline(active):
+        raise _offline_error(full)
+    try:
+        if active is not None:
+            artifact = active.use_artifact(full, type=type)
+        else:
+            artifact = wandb.Api(timeout=30).artifact(full, type=type)
+        return Path(artifact.download(root=None if root is None else os.fspath(root)))
+    except (OSError, ConnectionError, wandb.errors.CommError, wandb.errors.UsageError) as err:
+        raise ArtifactUnavailableError(
+            f"Could not fetch artifact {full!r} from the W&B server ({err}). Check `wandb login` and "
+            "the network, or load the model from its local directory."
+        ) from err
+
+
+def load_model_from_artifact(
+    name: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    run: Any = None,
+    device: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Fetch a model artifact (or take a local directory) and load it.
+
+    A directory saved by sentence-transformers (it has `modules.json`) loads as a
+    `SentenceTransformer`; any other as `transformers.AutoModel` (load its tokenizer with
+    `AutoTokenizer.from_pretrained` on the same directory). `kwargs` go to the loader.
+
+    Example:
+        >>> model = load_model_from_artifact("search-model-abc123:best")  # doctest: +SKIP
+        >>> model = load_model_from_artifact("outputs/best")  # a local directory, no download  # doctest: +SKIP
+        >>> model.encode(["what causes diabetes?"]).shape  # doctest: +SKIP
+        (1, 384)
+    """
+    local = Path(name)
+    path = local if local.is_dir() else fetch_artifact(name, type="model", root=root, run=run)
+    if (path / "modules.json").is_file():
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(path), device=device, **kwargs)
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(path), **kwargs)
+    return model.to(device) if device is not None else model
+
+
+@dataclass
+class StagedArtifact:
+    """An artifact an offline run logged on this machine, with its files still in wandb's staging folder."""
+
+    name: str
+    type: str
+    aliases: list[str]
+    run_dir: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # path in the artifact -> staged copy
+
+
+def _wandb_cli() -> str | None:
+    exe = Path(sys.executable).with_name("wandb")
+    return str(exe) if exe.exists() else shutil.which("wandb")
+
+
+def _artifact_records(run_dir: Path, cli: str) -> list[dict[str, Any]]:
+    try:
+        out = subprocess.run(
+            [cli, "leet", "inspect", "--json", str(run_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    records = (json.loads(line) for line in out.splitlines() if line.strip())
+    return [r["artifact"] for r in records if r.get("type") == "artifact"]
+
+
+def find_staged_artifact(
+    name: str, *, wandb_dir: str | os.PathLike[str] | None = None, max_runs: int = 20
+) -> StagedArtifact | None:
+    """The newest copy of `name` (`base:alias`, alias `latest` by default) that an offline run on this
+    machine staged and has not yet synced, or None.
+
+    Looks at the newest `max_runs` offline runs under `wandb_dir` (default: `$WANDB_DIR/wandb` and
+    `./wandb`). Version aliases such as `v2` are assigned by the server, so only named aliases
+    (`latest`, `best`, ...) match.
+
+    Example:
+        >>> staged = find_staged_artifact("search-model-abc123:best")  # doctest: +SKIP
+        >>> sorted(staged.files)  # doctest: +SKIP
+        ['config.json', 'model.safetensors', 'modules.json', ...]
+    """
+    _, base, alias = _with_alias(name)
+    cli = _wandb_cli()
+    if cli is None:
+        return None
+    roots = (
+        [Path(wandb_dir)] if wandb_dir is not None else [Path(os.environ.get("WANDB_DIR", ".")), Path(".")]
+    )
+    run_dirs: set[Path] = set()
+    for root in roots:
+        root = root / "wandb" if (root / "wandb").is_dir() else root
+        run_dirs.update(p.resolve() for p in root.glob("offline-run-*") if p.is_dir())
+    for run_dir in sorted(run_dirs, key=lambda p: p.name, reverse=True)[:max_runs]:
+        matches = [
+            a
+            for a in _artifact_records(run_dir, cli)
+            if a.get("name") == base and (alias == "latest" or alias in a.get("aliases", []))
+        ]
+        if not matches:
+            continue
+        record = matches[-1]
+        files = {e["path"]: Path(e["local_path"]) for e in record.get("manifest", {}).get("contents", [])}
+        if not all(p.is_file() for p in files.values()):
+            continue  # synced (staging cleaned) or removed
+        metadata = record.get("metadata") or "{}"
+        return StagedArtifact(
+            name=base,
+            type=str(record.get("type", "")),
+            aliases=list(record.get("aliases", [])),
+            run_dir=run_dir,
+            metadata=json.loads(metadata) if isinstance(metadata, str) else dict(metadata),
+            files=files,
+        )
+    return None
+
+
+def restore_staged_artifact(
+    name: str,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    wandb_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Rebuild the directory of an artifact staged by an offline run (see `find_staged_artifact`).
+
+    Args:
+        name: `base:alias`, e.g. `search-model-abc123:best`.
+        root: Where to write it; default `./artifacts/{base}-{alias}`.
+        wandb_dir: Where the offline runs are.
+
+    Example:
+        >>> path = restore_staged_artifact("search-model-abc123:best")  # doctest: +SKIP
+        >>> model = load_model_from_artifact(str(path))  # doctest: +SKIP
+    """
+    _, base, alias = _with_alias(name)
+    staged = find_staged_artifact(name, wandb_dir=wandb_dir)
+    if staged is None:
+        raise FileNotFoundError(
+            f"No staged copy of {base}:{alias} found in the offline runs under "
+            f"{wandb_dir or 'WANDB_DIR / ./wandb'} (already synced, or logged elsewhere)."
+        )
+    target = Path(root) if root is not None else Path("artifacts") / f"{base}-{alias}"
+    for rel, source in staged.files.items():
+        destination = target / rel
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+    return target
