@@ -324,24 +324,45 @@ def _examples(ids: Sequence[str], n: int = 3) -> str:
     return f"[{shown}{', ...' if len(ids) > n else ''}]"
 
 
-def _scores_array(qid: str, docs: Mapping[str, float]) -> np.ndarray:
-    values = list(docs.values())
-    try:
-        array = np.asarray(values) if values else np.zeros(0)
-    except ValueError:  # ragged: some scores are sequences
-        array = np.asarray(values, dtype=object)
-    if array.dtype.kind not in "biuf" or array.ndim != 1:
-        bad = next(
-            (v for v in values if isinstance(v, bool) or not isinstance(v, (int, float, np.number))),
-            values[0],
-        )
-        raise TypeError(
-            f"run[{qid!r}] has a non-numeric score {bad!r} ({type(bad).__name__}): scores must be numbers."
-        )
-    array = array.astype(np.float64, copy=False)
+_NUMERIC_TYPES = frozenset({float, int, np.float64, np.float32, np.float16, np.int64, np.int32})
+
+
+def _numbers(values: Mapping[str, float], where: str, what: str) -> np.ndarray:
+    """The mapping's values as float64, with a clear error for anything that is not a finite number."""
+    if not set(map(type, values.values())) <= _NUMERIC_TYPES:
+        for value in values.values():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(
+                    f"{where} has a non-numeric {what} {value!r} ({type(value).__name__}): {what}s must be numbers."
+                )
+    array = np.fromiter(values.values(), dtype=np.float64, count=len(values))
     if not np.isfinite(array).all():
-        raise ValueError(f"run[{qid!r}] has a non-finite score (nan or inf): scores must be finite numbers.")
+        raise ValueError(f"{where} has a non-finite {what} (nan or inf): {what}s must be finite numbers.")
     return array
+
+
+def _relevant_ranks(
+    docs: Mapping[str, float], scores: np.ndarray, grades: Mapping[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ranks and grades of the relevant retrieved docs, in trec_eval's order.
+
+    trec_eval (form_res_rels.c, `comp_sim_docno`) sorts by score descending, then by doc id descending
+    (`strcmp`). A doc's rank is therefore the number of docs with a higher score plus the number with the
+    same score and a larger id; only the few relevant docs need a rank, so the run is never fully sorted.
+    """
+    relevant = [(doc, grade) for doc, grade in grades.items() if grade > 0 and doc in docs]
+    if not relevant:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    rel_scores = np.array([float(docs[doc]) for doc, _ in relevant])
+    above = (scores[None, :] > rel_scores[:, None]).sum(axis=1)
+    equal = (scores[None, :] == rel_scores[:, None]).sum(axis=1)
+    tied = np.flatnonzero(equal > 1)
+    if tied.size:
+        ids = list(docs)
+        for i in tied:
+            same = np.flatnonzero(scores == rel_scores[i])
+            above[i] += sum(ids[j] > relevant[i][0] for j in same)
+    return above, np.array([grade for _, grade in relevant], dtype=np.float64)
 
 
 def run_report(
@@ -377,28 +398,27 @@ def run_report(
             "%d of %d qrels queries are not in the run; they score 0 (as trec_eval -c).", missing, len(qrels)
         )
     query_ids = list(qrels)
-    rows: list[np.ndarray] = []
     judged: list[np.ndarray] = []
-    for qid in query_ids:
+    hit_rows: list[np.ndarray] = []
+    hit_cols: list[np.ndarray] = []
+    hit_grades: list[np.ndarray] = []
+    width = 0
+    for row, qid in enumerate(query_ids):
         grades = qrels[qid]
-        try:
-            judged.append(np.asarray(list(grades.values()), dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"qrels[{qid!r}] has a non-numeric relevance grade: {err}.") from err
+        judged.append(_numbers(grades, f"qrels[{qid!r}]", "relevance grade"))
         docs = run.get(qid)
         if not docs:
-            rows.append(np.zeros(0))
             continue
-        scores = _scores_array(qid, docs)
-        ids = list(docs)
-        # trec_eval (form_res_rels.c, comp_sim_docno): score descending, then docno descending.
-        # Sorting ascending by (score, docno) and reversing gives exactly that order.
-        order = np.lexsort((np.array(ids), scores))[::-1][:depth]
-        rows.append(np.array([grades.get(ids[i], 0) for i in order], dtype=np.float64))
-    width = max(row.size for row in rows)
-    ranked = np.zeros((len(rows), width))
-    for i, row in enumerate(rows):
-        ranked[i, : row.size] = row
+        scores = _numbers(docs, f"run[{qid!r}]", "score")
+        width = max(width, min(depth, scores.size))
+        cols, rel = _relevant_ranks(docs, scores, grades)
+        keep = cols < depth
+        hit_rows.append(np.full(int(keep.sum()), row))
+        hit_cols.append(cols[keep])
+        hit_grades.append(rel[keep])
+    ranked = np.zeros((len(query_ids), width))
+    if hit_rows:
+        ranked[np.concatenate(hit_rows), np.concatenate(hit_cols)] = np.concatenate(hit_grades)
     report = ranked_report(ranked, judged, metrics=[m.name for m in parsed], depth=depth)
     report.query_ids = query_ids
     return report

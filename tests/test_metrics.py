@@ -337,6 +337,12 @@ def test_non_numeric_scores_are_rejected(bad: object) -> None:
         score_run(QRELS, {"q1": {"d1": 0.5, "d2": bad}})  # type: ignore[dict-item]
 
 
+@pytest.mark.parametrize("bad", ["1", "high", None])
+def test_non_numeric_grades_are_rejected(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"qrels\['q1'\] has a non-numeric relevance grade"):
+        score_run({"q1": {"d1": 1, "d2": bad}}, RUN)  # type: ignore[dict-item]
+
+
 def test_nan_scores_are_rejected() -> None:
     with pytest.raises(ValueError, match="non-finite score"):
         score_run(QRELS, {"q1": {"d1": 0.5, "d2": float("nan")}})
