@@ -174,15 +174,15 @@ def write_jsonl(records: Any, path: str | os.PathLike[str]) -> int:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if hasattr(records, "to_json") and hasattr(records, "column_names"):  # datasets.Dataset
-        if hasattr(records, "keys") and not hasattr(records, "num_rows"):
+    if isinstance(records, Mapping):
+        if hasattr(records, "column_names"):
             raise TypeError("Pass one split of a DatasetDict (e.g. `dataset['train']`), not the DatasetDict.")
+        raise TypeError("Pass a datasets.Dataset, a list of dicts or a BeirData split, not a dict.")
+    if hasattr(records, "to_json") and hasattr(records, "num_rows"):  # datasets.Dataset
         records.to_json(str(path), lines=True, force_ascii=False)
         return int(records.num_rows)
     if hasattr(records, "qrels") and hasattr(records, "corpus") and hasattr(records, "queries"):  # BeirData
         records = _beir_pairs(records)
-    if isinstance(records, Mapping):
-        raise TypeError("Pass a datasets.Dataset, a list of dicts or a BeirData split, not a dict.")
     count = 0
     with path.open("w", encoding="utf-8") as handle:
         for record in records:

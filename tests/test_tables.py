@@ -162,7 +162,7 @@ def test_logged_media_read_back_from_offline_run(setup: FakeEvaluator, wandb_off
     import wandb
 
     ev = setup
-    run = wandb.init(project="tables-test")
+    run = wandb.init(project="tables-test", dir=wandb_offline)
     logged = log_evaluation_media(run, ev.last_result, ev, step=120, num_examples=6, k=3, error_k=10)
     log_retrieval_examples(None, evaluator=ev, step=240, num_examples=2, k=2)  # the active run
     run.finish()
