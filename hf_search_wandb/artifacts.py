@@ -96,8 +96,10 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, (str, bool, int, float)) or value is None:
         return value
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         return value.item()
+    if hasattr(value, "tolist"):  # numpy arrays, torch tensors
+        return value.tolist()
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return str(value)
@@ -183,6 +185,12 @@ def write_jsonl(records: Any, path: str | os.PathLike[str]) -> int:
         return int(records.num_rows)
     if hasattr(records, "qrels") and hasattr(records, "corpus") and hasattr(records, "queries"):  # BeirData
         records = _beir_pairs(records)
+    if (
+        not isinstance(records, (list, tuple))
+        and hasattr(records, "__len__")
+        and hasattr(records, "__getitem__")
+    ):
+        records = (records[i] for i in range(len(records)))  # a map-style torch Dataset
     count = 0
     with path.open("w", encoding="utf-8") as handle:
         for record in records:
@@ -218,7 +226,8 @@ def log_dataset_artifact(
         run: A wandb run; None uses the active `wandb.run` (no-op when none or disabled).
         dataset_name: E.g. `msmarco`; characters wandb rejects become `-`.
         train: A `datasets.Dataset`, a list of dicts or a `BeirData` split.
-        val: The same kinds, or None.
+        val: The same kinds, or None; a dict of them (several evaluation sets) is written as
+            `val-{name}.jsonl` files.
         metadata: E.g. `negative_sampling` (`"bm25_hard"`) and `num_hard_negatives`. `train_size`
             and `val_size` are counted from the files written; `negative_sampling` and
             `num_hard_negatives` default to None.
@@ -238,14 +247,22 @@ def log_dataset_artifact(
     # Written to a temporary folder, not the run's files folder (which `wandb sync` would upload
     # a second time); `add_file` copies each file into wandb's staging area before it is removed.
     with tempfile.TemporaryDirectory(prefix="hf-search-wandb-data-") as tmp:
-        train_size = write_jsonl(train, Path(tmp) / "train.jsonl")
-        val_size = write_jsonl(val, Path(tmp) / "val.jsonl") if val is not None else 0
+        files = {"train.jsonl": write_jsonl(train, Path(tmp) / "train.jsonl")}
+        if isinstance(val, Mapping):  # several named evaluation sets (SentenceTransformerTrainer allows it)
+            for split, records in val.items():
+                name = f"val-{_safe_name(str(split))}.jsonl"
+                files[name] = write_jsonl(records, Path(tmp) / name)
+        elif val is not None:
+            files["val.jsonl"] = write_jsonl(val, Path(tmp) / "val.jsonl")
         meta = {"negative_sampling": None, "num_hard_negatives": None, **_jsonable(dict(metadata))}
-        meta.update(dataset_name=dataset_name, train_size=train_size, val_size=val_size)
+        meta.update(
+            dataset_name=dataset_name,
+            train_size=files["train.jsonl"],
+            val_size=sum(n for name, n in files.items() if name.startswith("val")),
+        )
         artifact = wandb.Artifact(name=dataset_artifact_name(dataset_name), type="dataset", metadata=meta)
-        artifact.add_file(str(Path(tmp) / "train.jsonl"), name="train.jsonl")
-        if val is not None:
-            artifact.add_file(str(Path(tmp) / "val.jsonl"), name="val.jsonl")
+        for name in files:
+            artifact.add_file(str(Path(tmp) / name), name=name)
         run.log_artifact(artifact, aliases=list(aliases))
     return artifact
 

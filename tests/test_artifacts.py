@@ -102,10 +102,13 @@ def test_dataset_artifact_from_dataset_list_and_beir(wandb_offline: Path) -> Non
     )
     scifact = load_beir(SCIFACT, split="test")
     log_dataset_artifact(run, dataset_name="BeIR/scifact", train=scifact, metadata={})
+    log_dataset_artifact(
+        run, dataset_name="multi", train=val, val={"nq": val, "hotpot/qa": val[:1]}, metadata={}
+    )
     run.finish()
 
     records = read_run(run_dirs(wandb_offline)[-1])
-    first, second = (a for a in records.artifacts if a["type"] == "dataset")
+    first, second, third = (a for a in records.artifacts if a["type"] == "dataset")
     assert first["name"] == "training-data-msmarco"
     assert first["aliases"] == ["latest"]
     assert set(_files(first)) == {"train.jsonl", "val.jsonl"}
@@ -122,6 +125,9 @@ def test_dataset_artifact_from_dataset_list_and_beir(wandb_offline: Path) -> Non
     meta = json.loads(second["metadata"])
     pairs = sum(len(j) for j in scifact.qrels.values())
     assert (meta["train_size"], meta["val_size"], meta["negative_sampling"]) == (pairs, 0, None)
+
+    assert set(_files(third)) == {"train.jsonl", "val-nq.jsonl", "val-hotpot-qa.jsonl"}
+    assert json.loads(third["metadata"])["val_size"] == 3
 
 
 def test_helpers_are_noops_without_an_enabled_run(tmp_path: Path) -> None:
