@@ -1,0 +1,364 @@
+"""The offline sweep engine: the same wandb sweep YAML run by Optuna, no W&B server needed.
+
+wandb cannot run sweeps offline (its controller lives on the server), so `run_local_sweep` maps the
+config onto Optuna: `bayes` -> `TPESampler`, `random` -> `RandomSampler`, `grid` -> `GridSampler`,
+`early_terminate: hyperband` -> `HyperbandPruner` (`min_iter` -> `min_resource`, `max_iter` ->
+`max_resource`, `eta` -> `reduction_factor`). The study lives in a database: by default SQLite in the
+output directory (`sqlite:///{output_dir}/sweep.db`); any URL Optuna supports (PostgreSQL, MySQL, or
+SQLite on a shared disk) lets agents on many machines work on one sweep. Every trial is committed
+when it ends, so a killed agent loses no finished trial, and starting an agent again continues the
+sweep (`load_if_exists`).
+
+`count` holds across all agents: an agent starts a trial only while fewer than `count` trials are
+running or done, and re-checks after Optuna numbered its trial; a trial that lost that race is closed
+unrun (state FAIL, user attribute `skipped`) and does not count. Trials of a killed agent are failed by
+Optuna's heartbeat after `grace_period` seconds and are not counted either, so a restart runs them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from hf_search_wandb.sweeps.config import ParameterSpec, SweepConfig, SweepConfigError, load_sweep_config
+from hf_search_wandb.sweeps.pruning import OptunaPruningCallback, metric_value
+from hf_search_wandb.sweeps.training import Program
+
+logger = logging.getLogger(__name__)
+
+#: Distributions the local engine samples (normal, log_normal, beta and their q_ forms need the wandb server).
+LOCAL_DISTRIBUTIONS = frozenset({
+    "constant", "categorical", "categorical_w_probabilities", "int_uniform", "uniform", "q_uniform",
+    "log_uniform", "log_uniform_values", "q_log_uniform", "q_log_uniform_values", "inv_log_uniform",
+    "inv_log_uniform_values",
+})
+SKIPPED_ATTR = "skipped"
+ERROR_ATTR = "error"
+CONFIG_ATTR = "sweep_config"
+
+
+def require_optuna() -> Any:
+    """The `optuna` module, or an ImportError that says how to install it."""
+    try:
+        import optuna
+    except ImportError as err:
+        raise ImportError("The offline sweep engine needs Optuna: pip install 'hf-search-wandb[sweeps]' "
+                          "(or pip install optuna).") from err
+    return optuna
+
+
+@dataclass
+class LocalSweepResult:
+    """What a local agent leaves behind.
+
+    Attributes:
+        study_name: the Optuna study (= the wandb group of the trial runs).
+        storage: the database URL.
+        trials: every trial of the study (all agents), oldest first.
+        ran: trials this agent trained.
+        best_value / best_params: the best completed trial so far (None if none completed).
+    """
+
+    study_name: str
+    storage: str
+    trials: list[Any]
+    ran: int
+    best_value: float | None
+    best_params: dict[str, Any] | None
+
+    def states(self) -> dict[str, int]:
+        """Number of trials per state (`COMPLETE`, `PRUNED`, `FAIL`, ...), skipped trials left out."""
+        out: dict[str, int] = {}
+        for trial in self.trials:
+            if not trial.user_attrs.get(SKIPPED_ATTR):
+                out[trial.state.name] = out.get(trial.state.name, 0) + 1
+        return out
+
+
+def default_storage(output_dir: str | Path) -> str:
+    """`sqlite:///{output_dir}/sweep.db` (absolute), creating the folder."""
+    path = Path(output_dir).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / 'sweep.db'}"
+
+
+def check_local_support(config: SweepConfig) -> None:
+    """Raise SweepConfigError when the config uses something only the wandb server can run."""
+    problems = [
+        f"parameter {p.name}: distribution {p.distribution} is not supported offline (the local engine "
+        f"samples {', '.join(sorted(LOCAL_DISTRIBUTIONS))}); run it online or use log_uniform_values/uniform"
+        for p in config.parameters.values() if p.distribution not in LOCAL_DISTRIBUTIONS
+    ]
+    for p in config.parameters.values():
+        values = p.grid_values() or []
+        if any(not isinstance(v, (str, int, float, bool, type(None))) for v in values):
+            problems.append(f"parameter {p.name}: the local engine takes str/number/bool values only")
+    eta = (config.early_terminate or {}).get("eta", 3)
+    if config.early_terminate and float(eta) != int(eta):
+        problems.append(f"early_terminate.eta must be an integer offline (Optuna's reduction_factor), got {eta}")
+    if problems:
+        raise SweepConfigError(problems, f"sweep {config.name!r} (offline engine)")
+
+
+def run_local_sweep(
+    config: SweepConfig | str | Path | Mapping[str, Any],
+    program: Program,
+    *,
+    output_dir: str | Path = "outputs/sweep",
+    storage: str | Any | None = None,
+    count: int | None = None,
+    study_name: str | None = None,
+    seed: int = 0,
+    agent_id: int = 0,
+    project: str = "search-model-training",
+    wandb_mode: str | None = "offline",
+    grace_period: int = 180,
+    max_consecutive_failures: int = 3,
+) -> LocalSweepResult:
+    """Run one agent of an offline sweep until the sweep has `count` trials.
+
+    Start the same call on several machines with one `storage` URL to share the work.
+
+    Args:
+        config: a validated `SweepConfig`, or a YAML path / dict to validate.
+        program: the trial train function, `program(config_dict, callbacks)` (see `training.Program`);
+            it must add `callbacks` (the pruning callback) to its trainer.
+        output_dir: where the default SQLite store goes.
+        storage: an Optuna storage URL (or storage object); default `sqlite:///{output_dir}/sweep.db`.
+        count: the sweep's maximum number of trials (overrides the config's `count`).
+        study_name: default: the config's `name`, else `sweep`.
+        seed: sampler seed; each agent samples with `seed + agent_id`.
+        agent_id: give concurrent agents different ids, or seeded agents propose the same parameters.
+        project: wandb project of the trial runs.
+        wandb_mode: `offline` (default), `online`, `disabled`, or None for wandb's own default.
+        grace_period: seconds without a heartbeat after which a killed agent's trial is failed.
+        max_consecutive_failures: stop (re-raising the error) after this many trials in a row fail.
+
+    Returns:
+        A `LocalSweepResult` with every trial of the study.
+
+    Example:
+        >>> result = run_local_sweep("sweep.yaml", BiEncoderProgram(max_steps=50), count=4)  # doctest: +SKIP
+        >>> result.states()  # doctest: +SKIP
+        {'COMPLETE': 3, 'PRUNED': 1}
+    """
+    optuna = require_optuna()
+    if isinstance(config, SweepConfig):
+        cfg = replace(config, count=count) if count is not None else config
+    else:
+        cfg = load_sweep_config(config, count=count)
+    check_local_support(cfg)
+    name = study_name or cfg.name
+    url = storage if storage is not None else default_storage(output_dir)
+    study = optuna.create_study(
+        study_name=name,
+        storage=_rdb_storage(optuna, url, grace_period) if isinstance(url, str) else url,
+        sampler=_sampler(optuna, cfg, seed + agent_id),
+        pruner=_pruner(optuna, cfg),
+        direction=cfg.direction,
+        load_if_exists=True,
+    )
+    _check_same_sweep(study, cfg)
+
+    objective = _Objective(cfg, program, project=project, wandb_mode=wandb_mode, agent_id=agent_id)
+    failures = 0
+    while _counted(study.get_trials(deepcopy=False)) < cfg.count:
+        sampler_done = getattr(study.sampler, "is_exhausted", None)
+        if sampler_done is not None and sampler_done(study):
+            break
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        if objective.last_error is None:
+            failures = 0
+            continue
+        failures += 1
+        if failures >= max_consecutive_failures:
+            raise RuntimeError(f"{failures} trials in a row failed; stopping this agent.") from objective.last_error
+
+    trials = study.get_trials()
+    completed = [t for t in trials if t.state.name == "COMPLETE"]
+    best = (max if cfg.direction == "maximize" else min)(completed, key=lambda t: t.value) if completed else None
+    return LocalSweepResult(
+        study_name=name, storage=str(url), trials=trials, ran=objective.ran,
+        best_value=None if best is None else best.value, best_params=None if best is None else best.params,
+    )
+
+
+def _rdb_storage(optuna: Any, url: str, grace_period: int) -> Any:
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, grace_period // 3), grace_period=grace_period
+    )
+
+
+def _sampler(optuna: Any, cfg: SweepConfig, seed: int) -> Any:
+    if cfg.method == "grid":
+        space = {p.name: p.grid_values() for p in cfg.parameters.values() if p.distribution != "constant"}
+        return optuna.samplers.GridSampler(space, seed=seed)
+    if cfg.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(optuna: Any, cfg: SweepConfig) -> Any:
+    early = cfg.early_terminate
+    if not early:
+        return optuna.pruners.NopPruner()
+    eta = int(early.get("eta", 3))
+    if "min_iter" in early:
+        min_resource = int(early["min_iter"])
+    else:  # wandb's max_iter + s: brackets at max_iter / eta^k for k = 1..s
+        min_resource = max(1, round(int(early["max_iter"]) / eta ** int(early["s"])))
+    max_resource: int | str = int(early["max_iter"]) if "max_iter" in early else "auto"
+    return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=max_resource,
+                                          reduction_factor=eta)
+
+
+def _check_same_sweep(study: Any, cfg: SweepConfig) -> None:
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    current = {k: v for k, v in cfg.raw.items() if k not in ("run_cap", "count")}
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, current)
+    elif stored != current:
+        raise SweepConfigError(
+            [f"study {study.study_name!r} in this storage already holds a different sweep config; "
+             "give this sweep its own `name:` (or --study-name) or another storage"], "sweep")
+
+
+def _counted(trials: list[Any], below: int | None = None) -> int:
+    """Trials that take a slot of `count`: running or ended, not skipped, not failed by a killed agent."""
+    n = 0
+    for t in trials:
+        if below is not None and t.number >= below:
+            continue
+        if t.user_attrs.get(SKIPPED_ATTR):
+            continue
+        if t.state.name == "FAIL" and ERROR_ATTR not in t.user_attrs:
+            continue
+        n += 1
+    return n
+
+
+class _SweepFull(Exception):
+    pass
+
+
+class _Objective:
+    def __init__(self, cfg: SweepConfig, program: Program, *, project: str, wandb_mode: str | None,
+                 agent_id: int) -> None:
+        self.cfg, self.program, self.project = cfg, program, project
+        self.wandb_mode, self.agent_id = wandb_mode, agent_id
+        self.ran = 0
+        self.last_error: BaseException | None = None
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        self.last_error = None
+        if _counted(trial.study.get_trials(deepcopy=False), below=trial.number) >= self.cfg.count:
+            trial.set_user_attr(SKIPPED_ATTR, "sweep count reached while this trial was being created")
+            raise _SweepFull(f"count={self.cfg.count} reached")
+        params = suggest(trial, self.cfg)
+        run = self._init_run(trial, params)
+        pruning = OptunaPruningCallback(trial, self.cfg.metric, self.cfg.goal)
+        self.ran += 1
+        try:
+            final = self.program(_nest(params), [pruning])
+        except Exception as err:
+            self.last_error = err
+            trial.set_user_attr(ERROR_ATTR, repr(err)[:500])
+            _finish(run, "FAIL", None, exit_code=1)
+            raise
+        value = pruning.best if pruning.values else metric_value(final, self.cfg.metric)
+        if pruning.pruned:
+            _finish(run, "PRUNED", value)
+            raise optuna.TrialPruned(f"pruned after {len(pruning.values)} evaluation(s) "
+                                     f"(last {self.cfg.metric}={pruning.values[-1]:.4g})")
+        if value is None:
+            missing = RuntimeError(f"the program never produced {self.cfg.metric}: the pruning callback saw no "
+                                   f"evaluation and the returned metrics lack it")
+            self.last_error = missing
+            trial.set_user_attr(ERROR_ATTR, str(missing))
+            _finish(run, "FAIL", None, exit_code=1)
+            raise missing
+        _finish(run, "COMPLETE", value)
+        return value
+
+    def _init_run(self, trial: Any, params: dict[str, Any]) -> Any:
+        from hf_search_wandb.wandb_utils import require_wandb
+
+        wandb = require_wandb()
+        kwargs: dict[str, Any] = {}
+        if self.wandb_mode is not None:
+            kwargs["mode"] = self.wandb_mode
+        if wandb.run is not None:  # a trial's metrics must not land in another run
+            logger.warning("Finishing the active wandb run %s before sweep trial %d.", wandb.run.id, trial.number)
+            wandb.finish()
+        run = wandb.init(
+            project=self.project, group=trial.study.study_name, job_type="sweep-trial",
+            name=f"{trial.study.study_name}-trial-{trial.number:03d}", config=_nest(params),
+            tags=["sweep", self.cfg.method], **kwargs,
+        )
+        run.summary.update({"sweep/trial_number": trial.number, "sweep/trial_state": "RUNNING",
+                            "sweep/study": trial.study.study_name, "sweep/agent_id": self.agent_id})
+        trial.set_user_attr("wandb_run_id", run.id)
+        return run
+
+
+def _finish(run: Any, state: str, value: float | None, exit_code: int = 0) -> None:
+    """Record the trial's end in the run's summary and finish the run (unless the program already did)."""
+    if getattr(run, "_is_finished", False):
+        logger.warning("The program finished wandb run %s itself; its trial state is not in its summary.", run.id)
+        return
+    update: dict[str, Any] = {"sweep/trial_state": state}
+    if value is not None and math.isfinite(value):
+        update["sweep/objective"] = value
+    run.summary.update(update)
+    run.finish(exit_code=exit_code)
+
+
+def suggest(trial: Any, cfg: SweepConfig) -> dict[str, Any]:
+    """Sample the trial's parameters (flat, dotted names) the way wandb defines each distribution."""
+    return {spec.name: _suggest_one(trial, spec, grid=cfg.method == "grid") for spec in cfg.parameters.values()}
+
+
+def _suggest_one(trial: Any, spec: ParameterSpec, *, grid: bool) -> Any:
+    args, dist, name = spec.args, spec.distribution, spec.name
+    if dist == "constant":
+        return args["value"]
+    if grid or dist in ("categorical", "categorical_w_probabilities"):
+        return trial.suggest_categorical(name, spec.grid_values())
+    lo, hi = args["min"], args["max"]
+    if dist == "int_uniform":
+        return trial.suggest_int(name, int(lo), int(hi))
+    if dist == "uniform":
+        return trial.suggest_float(name, float(lo), float(hi))
+    if dist == "q_uniform":
+        return _quantize(trial.suggest_float(name, float(lo), float(hi)), args.get("q", 1))
+    bounds = {
+        "log_uniform": (math.exp(lo), math.exp(hi)), "q_log_uniform": (math.exp(lo), math.exp(hi)),
+        "log_uniform_values": (lo, hi), "q_log_uniform_values": (lo, hi),
+        "inv_log_uniform": (math.exp(-hi), math.exp(-lo)), "inv_log_uniform_values": (lo, hi),
+    }[dist]
+    value = trial.suggest_float(name, float(bounds[0]), float(bounds[1]), log=True)
+    return _quantize(value, args.get("q", 1)) if dist.startswith("q_") else value
+
+
+def _quantize(value: float, q: float) -> float | int:
+    out = round(value / q) * q
+    return int(out) if float(q).is_integer() else out
+
+
+def _nest(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"a.b": 1}` -> `{"a": {"b": 1}}` (wandb's nested `parameters` blocks)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
