@@ -1,0 +1,189 @@
+"""`hf-search-wandb` command line.
+
+    hf-search-wandb sweep validate CONFIG [--count N] [--hours-per-run H]
+    hf-search-wandb sweep run CONFIG [--offline] [--storage URL] [--count N] [--output-dir D] ...
+
+Exit codes: 0 done / valid; 2 invalid config or arguments (every reason on stderr); 1 other failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_INVALID = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `hf-search-wandb`."""
+    parser = argparse.ArgumentParser(prog="hf-search-wandb", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sweep = commands.add_parser("sweep", help="validate and run hyperparameter sweeps")
+    actions = sweep.add_subparsers(dest="action", required=True)
+
+    validate = actions.add_parser("validate", help="check a sweep YAML; exit 2 with every problem found")
+    validate.add_argument("config", type=Path, help="sweep YAML in wandb's form")
+    validate.add_argument("--count", type=int, help="maximum number of runs (else the file's `count`)")
+    validate.add_argument("--hours-per-run", type=float, default=1.0, help="for the grid-size estimate")
+
+    run = actions.add_parser("run", help="run a sweep agent (online: wandb; --offline: local Optuna engine)")
+    run.add_argument("config", type=Path, help="sweep YAML in wandb's form")
+    run.add_argument("--offline", action="store_true", help="use the local Optuna engine (no W&B server)")
+    run.add_argument("--count", type=int, help="maximum number of runs in the sweep")
+    run.add_argument("--storage", help="Optuna storage URL shared by agents (default sqlite in --output-dir)")
+    run.add_argument("--output-dir", type=Path, default=Path("outputs/sweep"), help="store and trainer outputs")
+    run.add_argument("--study-name", help="offline study name (default: the config's name)")
+    run.add_argument("--seed", type=int, default=0, help="sampler seed (offline)")
+    run.add_argument("--agent-id", type=int, default=0, help="distinct per concurrent agent (offline seeding)")
+    run.add_argument("--project", default="search-model-training", help="wandb project")
+    run.add_argument("--entity", help="wandb entity (online)")
+    run.add_argument("--sweep-id", help="join this existing wandb sweep (online)")
+    program = run.add_argument_group("trial program (default: fine-tune a bi-encoder on a BEIR folder)")
+    program.add_argument("--program", help="your own train function instead, as module:function or file.py:function")
+    program.add_argument("--data", type=Path, help="BEIR folder (default: the bundled SciFact)")
+    program.add_argument("--model", help="model folder (default: the offline all-MiniLM-L6-v2)")
+    program.add_argument("--max-steps", type=int, default=-1, help="steps per trial (-1: num_epochs)")
+    program.add_argument("--eval-steps", type=int, help="evaluate every N steps (default: each epoch)")
+    program.add_argument("--logging-steps", type=int, default=10)
+    program.add_argument("--max-train-pairs", type=int, default=2000)
+    program.add_argument("--max-eval-queries", type=int, default=100)
+    program.add_argument("--max-eval-docs", type=int, default=2000)
+    program.add_argument("--callback-option", action="append", default=[], metavar="KEY=VALUE",
+                         help="a SearchWandbConfig field for the callback, e.g. log_tables=off (repeatable)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `hf-search-wandb`; returns the exit code.
+
+    Example:
+        >>> main(["sweep", "validate", str(recommended_config_path())])  # doctest: +SKIP
+        0
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.action == "validate":
+        return _validate(args)
+    return _run(args)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from hf_search_wandb.sweeps.config import SweepConfigError, load_sweep_config
+
+    try:
+        return load_sweep_config(args.config, count=args.count, hours_per_run=getattr(args, "hours_per_run", 1.0))
+    except (SweepConfigError, FileNotFoundError) as err:
+        print(err, file=sys.stderr)
+        return None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if cfg is None:
+        return EXIT_INVALID
+    for warning in cfg.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    grid = cfg.grid_size()
+    size = f", {grid:,} grid combinations" if cfg.method == "grid" and grid else ""
+    print(f"{args.config}: valid ({cfg.method}, {cfg.metric} {cfg.goal}, {len(cfg.parameters)} parameters, "
+          f"count {cfg.count}{size})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if cfg is None:
+        return EXIT_INVALID
+    try:
+        program = _program(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.offline:
+        from hf_search_wandb.sweeps.config import SweepConfigError
+        from hf_search_wandb.sweeps.local import run_local_sweep
+
+        try:
+            result = run_local_sweep(cfg, program, output_dir=args.output_dir, storage=args.storage,
+                                     study_name=args.study_name, seed=args.seed, agent_id=args.agent_id,
+                                     project=args.project)
+        except SweepConfigError as err:
+            print(err, file=sys.stderr)
+            return EXIT_INVALID
+        print(f"sweep {result.study_name}: this agent ran {result.ran} trial(s); all agents: {result.states()}; "
+              f"best {cfg.metric} = {result.best_value} with {result.best_params}")
+        return 0
+    from hf_search_wandb.sweeps.online import run_online_sweep
+    from hf_search_wandb.wandb_utils import resolve_mode
+
+    choice = resolve_mode(None)
+    if choice.mode != "online":
+        print(f"error: online sweeps need the W&B server, but wandb would run {choice.mode} "
+              f"({choice.reason or 'WANDB_MODE'}); add --offline to run the same YAML on the local engine",
+              file=sys.stderr)
+        return 1
+    sweep_id = run_online_sweep(cfg, program, project=args.project, entity=args.entity, count=args.count,
+                                sweep_id=args.sweep_id)
+    print(f"sweep {sweep_id} done for this agent")
+    return 0
+
+
+def _program(args: argparse.Namespace) -> Any:
+    if args.program:
+        return load_callable(args.program)
+    from hf_search_wandb.sweeps.training import BiEncoderProgram
+
+    options: dict[str, Any] = {}
+    for item in args.callback_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--callback-option takes KEY=VALUE, got {item!r}")
+        import yaml
+
+        options[key] = yaml.safe_load(value)
+    kwargs: dict[str, Any] = {
+        "output_dir": args.output_dir / "trials", "max_steps": args.max_steps, "eval_steps": args.eval_steps,
+        "logging_steps": args.logging_steps, "max_train_pairs": args.max_train_pairs,
+        "max_eval_queries": args.max_eval_queries, "max_eval_docs": args.max_eval_docs,
+        "seed": args.seed, "callback_options": options,
+    }
+    if args.data is not None:
+        kwargs["data"] = args.data
+    if args.model is not None:
+        kwargs["model"] = args.model
+    return BiEncoderProgram(**kwargs)
+
+
+def load_callable(spec: str) -> Any:
+    """Import `module:function` or `path/to/file.py:function`.
+
+    Example:
+        >>> load_callable("json:dumps")([1])
+        '[1]'
+    """
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name:
+        raise ValueError(f"--program takes module:function or file.py:function, got {spec!r}")
+    if target.endswith(".py"):
+        path = Path(target)
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None or not path.is_file():
+            raise ValueError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ValueError(f"{target} has no callable {name!r}")
+    return function
+
+
+if __name__ == "__main__":
+    sys.exit(main())
