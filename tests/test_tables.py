@@ -136,6 +136,26 @@ def test_error_rows_are_the_misses_with_true_ranks(setup: FakeEvaluator) -> None
     assert len(error_analysis_rows(res, ev.queries, ev.corpus, ev.qrels, error_k=300)) == 1  # only q1
 
 
+def test_tables_equal_what_wandb_validates_row_by_row(setup: FakeEvaluator) -> None:
+    import wandb
+
+    from hf_search_wandb.tables import error_analysis_table, retrieval_examples_table
+
+    ev, res = setup, setup.last_result
+    fast = retrieval_examples_table(res, ev.queries, ev.corpus, ev.qrels)
+    slow = wandb.Table(
+        columns=EXAMPLE_COLUMNS, data=retrieval_example_rows(res, ev.queries, ev.corpus, ev.qrels)
+    )
+    assert fast.columns == slow.columns and fast.data == slow.data
+    assert (
+        fast._column_types == slow._column_types
+    )  # wandb's inferred column types: str, int, str, float, bool
+    rows = error_analysis_rows(res, ev.queries, ev.corpus, ev.qrels)
+    fast = error_analysis_table(res, ev.queries, ev.corpus, ev.qrels)
+    slow = wandb.Table(columns=ERROR_COLUMNS, data=rows, allow_mixed_types=True)
+    assert fast.data == slow.data and fast._column_types == slow._column_types
+
+
 def test_histograms_count_every_score(setup: FakeEvaluator) -> None:
     hists = score_histograms(setup.last_result)
     res = setup.last_result
@@ -203,3 +223,28 @@ def test_no_run_or_disabled_run_logs_nothing(setup: FakeEvaluator) -> None:
         assert log_retrieval_examples(run, evaluator=ev) is None
     finally:
         run.finish()
+
+
+def test_logging_media_never_encodes_again(tmp_path: Path, wandb_offline: Path) -> None:
+    import wandb
+
+    from hf_search_wandb.evaluator import RetrievalEvaluator
+    from tests.conftest import SCIFACT
+    from tests.tiny_models import make_tiny_sentence_transformer
+
+    model = make_tiny_sentence_transformer(tmp_path)
+    forwards = []
+    model[0].register_forward_hook(lambda *_: forwards.append(1))  # every encoder forward pass
+    evaluator = RetrievalEvaluator.from_beir(SCIFACT, "test", max_queries=20, corpus_sample=100)
+    evaluator(model)
+    after_eval = len(forwards)
+    assert after_eval > 0  # the hook does see the evaluation's forward passes
+
+    run = wandb.init(project="tables-test", dir=wandb_offline)
+    logged = log_evaluation_media(run, evaluator.last_result, evaluator, step=1)
+    log_retrieval_examples(run, evaluator=evaluator, step=2)
+    run.finish()
+    assert len(forwards) == after_eval
+    assert {"retrieval_examples", "error_analysis", "score_distribution"} <= set(logged)
+    assert logged["retrieval_examples"].columns == EXAMPLE_COLUMNS
+    assert len(logged["retrieval_examples"].data) == 20 * 5
