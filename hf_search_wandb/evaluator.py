@@ -1,0 +1,552 @@
+"""`RetrievalEvaluator`: a fast, exact dense-retrieval evaluator for training loops.
+
+It is a sentence-transformers evaluator (`evaluator=` in `SentenceTransformerTrainer`), and the callback
+runs it for a plain `transformers.Trainer`. Per evaluation it encodes the corpus and the queries once,
+ranks by chunked matrix products and scores the ranking with `metrics.score_ranked`. What makes it fast
+(see docs/performance.md): texts are tokenised once and the token ids reused by every evaluation;
+batches are cut from length-sorted texts by a token budget; the forward pass runs under autocast in the
+trainer's precision with `inference_mode`; embeddings never leave the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import time
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from hf_search_wandb.distributed import all_gather_rows, all_reduce, get_rank, get_world_size, is_distributed
+from hf_search_wandb.encoders import Encoder, Kind, TokenEncoder, Tokenized, as_encoder, features_to_device
+from hf_search_wandb.metrics import DEFAULT_METRICS, parse_metric, ranked_report
+from hf_search_wandb.results import RetrievalResult
+from hf_search_wandb.retrieval import key_scores, key_ties, search, tie_positions
+
+try:  # sentence-transformers >= 3 (6.x: BaseEvaluator, SentenceEvaluator kept as an alias)
+    from sentence_transformers.evaluation import SentenceEvaluator
+except ImportError:  # pragma: no cover - sentence-transformers is a dependency
+    SentenceEvaluator = object
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _examples(ids: Sequence[str], n: int = 3) -> str:
+    shown = ", ".join(repr(i) for i in list(ids)[:n])
+    return f"[{shown}{', ...' if len(ids) > n else ''}]"
+
+
+def plan_batches(lengths: np.ndarray, batch_tokens: int, max_batch_size: int) -> list[np.ndarray]:
+    """Cut length-sorted texts (longest first) into batches of at most `batch_tokens` padded tokens.
+
+    Example:
+        >>> [b.tolist() for b in plan_batches(np.array([2, 8, 4, 4]), batch_tokens=8, max_batch_size=8)]
+        [[1], [2, 3], [0]]
+    """
+    order = np.lexsort((np.arange(lengths.size), -lengths))
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < order.size:
+        longest = max(int(lengths[order[start]]), 1)
+        size = max(1, min(max_batch_size, batch_tokens // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+class RetrievalEvaluator(SentenceEvaluator):
+    """Dense-retrieval metrics (MRR, nDCG, recall, MAP, hit, precision) of a model on a query/corpus set.
+
+    Args:
+        queries: `{query_id: text}`.
+        corpus: `{doc_id: text}`.
+        qrels: `{query_id: {doc_id: grade}}`; grade > 0 is relevant (graded for nDCG).
+        name: key prefix: metrics come back as `{name}_{metric}` (e.g. `val_mrr@10`).
+        metrics: metric names (`metrics.parse_metric`); the primary one is added if missing.
+        depth: docs ranked per query (the run `map` and `recall@k` see); every k must be <= depth.
+        primary_metric: the metric `SentenceTransformerTrainer` reports as primary (`{name}_` prepended).
+        similarity: `"cosine"` or `"dot"`; default: the model's own (SentenceTransformer) or cosine.
+        precision: `"auto"` (the weights' half dtype, or accelerate's mixed precision when a trainer runs,
+            else fp32), `"fp32"`, `"bf16"` or `"fp16"` (autocast, on GPU and CPU).
+        batch_tokens: padded tokens per forward batch (default 65,536 on GPU, 8,192 on CPU).
+        max_batch_size: texts per batch at most.
+        corpus_sample: evaluate on the judged docs of the evaluated queries plus this many other docs
+            sampled with `seed` (None: the whole corpus). Metrics are then OPTIMISTIC: fewer distractors.
+        max_queries: evaluate at most this many queries, sampled with `seed`.
+        seed: seed of both samples.
+        missing: what to do with qrels ids absent from `queries` / `corpus`: `"error"` (raise, default),
+            `"drop"` (remove them from the qrels) or `"keep"` (absent docs stay in the qrels, count in the
+            ideal DCG and recall, and can never be retrieved, as BEIR scores them).
+        query_prompt / corpus_prompt: text prepended to queries / docs (default: the model's own prompts).
+        pooling / normalize / tokenizer / max_length: used when `evaluate` receives a plain transformers
+            model (see `encoders.as_encoder`).
+        distributed: shard the work over the `torch.distributed` ranks (None: when a process group with
+            several processes runs; every rank must then call the evaluator).
+        chunk_elements: scores held in memory at once during the search.
+
+    Example:
+        >>> from hf_search_wandb.data import BUNDLED_SCIFACT
+        >>> evaluator = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=20, corpus_sample=200)
+        >>> evaluator.primary_metric, len(evaluator.queries)
+        ('val_mrr@10', 20)
+    """
+
+    def __init__(
+        self,
+        queries: Mapping[str, str],
+        corpus: Mapping[str, str],
+        qrels: Mapping[str, Mapping[str, int]],
+        *,
+        name: str = "val",
+        metrics: Sequence[str] = DEFAULT_METRICS,
+        depth: int = 100,
+        primary_metric: str = "mrr@10",
+        similarity: str | None = None,
+        precision: Precision = "auto",
+        batch_tokens: int | None = None,
+        max_batch_size: int = 256,
+        corpus_sample: int | None = None,
+        max_queries: int | None = None,
+        seed: int = 0,
+        missing: Literal["error", "drop", "keep"] = "error",
+        query_prompt: str | None = None,
+        corpus_prompt: str | None = None,
+        pooling: str = "mean",
+        normalize: bool = False,
+        tokenizer: Any = None,
+        max_length: int | None = None,
+        distributed: bool | None = None,
+        chunk_elements: int = 1 << 25,
+    ) -> None:
+        super().__init__()
+        if precision not in ("auto", *_DTYPES):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
+        if similarity not in (None, "cosine", "dot"):
+            raise ValueError(f"similarity must be 'cosine', 'dot' or None (the model's), got {similarity!r}.")
+        if missing not in ("error", "drop", "keep"):
+            raise ValueError(f"missing must be 'error', 'drop' or 'keep', got {missing!r}.")
+        for label, value in (
+            ("batch_tokens", batch_tokens),
+            ("corpus_sample", corpus_sample),
+            ("max_queries", max_queries),
+        ):
+            if value is not None and (
+                not isinstance(value, int) or value < (0 if label == "corpus_sample" else 1)
+            ):
+                raise ValueError(f"{label} must be a positive integer or None, got {value!r}.")
+        primary = parse_metric(primary_metric).name
+        names = [parse_metric(m).name for m in metrics]
+        if primary not in names:
+            names.append(primary)
+        self.metrics = names
+        self.depth = depth
+        ranked_report(np.zeros((1, 1)), [np.ones(1)], metrics=names, depth=depth)  # validates k <= depth
+        self.name = name
+        self.primary_metric = f"{name}_{primary}" if name else primary
+        self.greater_is_better = True
+        self.similarity = similarity
+        self.precision = precision
+        self.batch_tokens = batch_tokens
+        self.max_batch_size = max_batch_size
+        self.query_prompt, self.corpus_prompt = query_prompt, corpus_prompt
+        self.pooling, self.normalize, self.tokenizer, self.max_length = (
+            pooling,
+            normalize,
+            tokenizer,
+            max_length,
+        )
+        self.distributed = distributed
+        self.chunk_elements = chunk_elements
+        self.corpus_sample, self.max_queries, self.seed, self.missing = (
+            corpus_sample,
+            max_queries,
+            seed,
+            missing,
+        )
+        self.queries, self.corpus, self.qrels = self._prepare(queries, corpus, qrels)
+        self._query_ids = list(self.queries)
+        self._doc_ids = list(self.corpus)
+        self._doc_ties = tie_positions(self._doc_ids)
+        self._token_cache: dict[Hashable, Tokenized] = {}
+        self.last_result: RetrievalResult | None = None
+
+    # ------------------------------------------------------------------ data
+    @classmethod
+    def from_beir(
+        cls, source: str | os.PathLike[str], split: str = "test", **kwargs: Any
+    ) -> RetrievalEvaluator:
+        """Build from a BEIR folder (or Hub dataset name) via `data.load_beir`; `kwargs` go to `__init__`.
+
+        Example:
+            >>> from hf_search_wandb.data import BUNDLED_SCIFACT
+            >>> RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test").primary_metric
+            'val_mrr@10'
+        """
+        from hf_search_wandb.data import load_beir
+
+        data = load_beir(Path(source), split)
+        return cls(data.queries, data.corpus, data.qrels, **kwargs)
+
+    def _prepare(
+        self, queries: Mapping[str, str], corpus: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
+    ) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+        if not corpus:
+            raise ValueError("The corpus is empty: give {doc_id: text} with at least one document.")
+        if not queries:
+            raise ValueError("There are no queries: give {query_id: text} with at least one query.")
+        if not qrels:
+            raise ValueError("The qrels are empty: give {query_id: {doc_id: relevance}}.")
+        qrels = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
+        lost_queries = [q for q in qrels if q not in queries]
+        lost_docs = sorted({d for docs in qrels.values() for d in docs if d not in corpus})
+        if (lost_queries or lost_docs) and self.missing == "error":
+            parts = []
+            if lost_queries:
+                parts.append(
+                    f"{len(lost_queries):,} query ids of the qrels are not in `queries` "
+                    f"(e.g. {_examples(lost_queries)})"
+                )
+            if lost_docs:
+                parts.append(
+                    f"{len(lost_docs):,} doc ids of the qrels are not in `corpus` (e.g. {_examples(lost_docs)})"
+                )
+            raise ValueError(
+                "; ".join(parts)
+                + ". Check that the ids match (strings, same split), or pass missing='drop' to "
+                "remove them from the qrels (or missing='keep' to keep absent docs as unretrievable relevant docs)."
+            )
+        if lost_queries or lost_docs:
+            logger.warning(
+                "%s: %d qrels queries without text and %d judged docs not in the corpus (%s).",
+                self.name,
+                len(lost_queries),
+                len(lost_docs),
+                "dropped" if self.missing == "drop" else "queries dropped, docs kept as unretrievable",
+            )
+        lost = set(lost_docs) if self.missing == "drop" else set()
+        kept = {
+            q: {d: g for d, g in docs.items() if d not in lost} for q, docs in qrels.items() if q in queries
+        }
+        evaluable = [q for q, docs in kept.items() if any(g > 0 for g in docs.values())]
+        if not evaluable:
+            raise ValueError(
+                "No query has a relevant document (grade > 0) in the qrels: nothing to evaluate."
+            )
+        rng = np.random.default_rng(self.seed)
+        if self.max_queries is not None and len(evaluable) > self.max_queries:
+            chosen = set(rng.choice(len(evaluable), self.max_queries, replace=False).tolist())
+            evaluable = [q for i, q in enumerate(evaluable) if i in chosen]
+        out_qrels = {q: kept[q] for q in evaluable}
+        out_queries = {q: str(queries[q]) for q in evaluable}
+        if self.corpus_sample is not None:
+            judged = {d for docs in out_qrels.values() for d in docs}
+            others = [d for d in corpus if d not in judged]
+            take = min(self.corpus_sample, len(others))
+            sampled = (
+                {others[i] for i in rng.choice(len(others), take, replace=False).tolist()} if take else set()
+            )
+            keep_docs = judged | sampled
+            out_corpus = {str(d): str(t) for d, t in corpus.items() if d in keep_docs}
+            logger.info(
+                "%s: corpus reduced to %d judged + %d sampled docs (of %d); metrics are optimistic.",
+                self.name,
+                len(judged & set(corpus)),
+                take,
+                len(corpus),
+            )
+        else:
+            out_corpus = {str(d): str(t) for d, t in corpus.items()}
+        return out_queries, out_corpus, out_qrels
+
+    # ---------------------------------------------------------- sentence-transformers entry point
+    def __call__(
+        self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1
+    ) -> dict[str, float]:
+        """Evaluate `model`; returns `{f"{name}_{metric}": value}` (the trainer adds its `eval_` prefix).
+
+        Example:
+            >>> import tempfile
+            >>> from hf_search_wandb.data import BUNDLED_SCIFACT
+            >>> from tests.tiny_models import make_tiny_sentence_transformer
+            >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, max_queries=5, corpus_sample=50)
+            >>> sorted(ev(make_tiny_sentence_transformer(tempfile.mkdtemp())))[:2]
+            ['val_hit@10', 'val_map']
+        """
+        result = self.evaluate(model)
+        prefix = f"{self.name}_" if self.name else ""
+        metrics = {f"{prefix}{key}": value for key, value in result.metrics.items()}
+        if output_path is not None and get_rank() == 0:
+            self._append_csv(output_path, epoch, steps, result.metrics)
+        if hasattr(model, "model_card_data"):
+            with contextlib.suppress(Exception):  # model-card bookkeeping must never fail an evaluation
+                self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+    def _append_csv(self, output_path: str, epoch: float, steps: int, metrics: dict[str, float]) -> None:
+        path = Path(output_path) / f"retrieval_evaluation_{self.name or 'results'}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        with path.open("a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["epoch", "steps", *metrics])
+            writer.writerow([epoch, steps, *metrics.values()])
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """What sentence-transformers records in the model card."""
+        return {"depth": self.depth, "corpus_sample": self.corpus_sample, "max_queries": self.max_queries}
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, model: Any) -> RetrievalResult:
+        """Encode, rank and score; the result is also kept as `self.last_result`.
+
+        Args:
+            model: a `SentenceTransformer`, a transformers model (with `tokenizer=` given to the evaluator or
+                findable from its config), a module holding one, or an `Encoder`.
+
+        Returns:
+            A `RetrievalResult` (unprefixed metrics, rankings, true ranks, score samples, timings).
+        """
+        start = time.perf_counter()
+        encoder = as_encoder(
+            model, self.tokenizer, pooling=self.pooling, normalize=self.normalize, max_length=self.max_length
+        )
+        shard = self._use_distributed(model)
+        rank, world = (get_rank(), get_world_size()) if shard else (0, 1)
+        timings: dict[str, float] = {}
+        module = getattr(encoder, "module", None)
+        was_training = bool(module.training) if isinstance(module, torch.nn.Module) else False
+        try:
+            if isinstance(module, torch.nn.Module):
+                module.eval()
+            with torch.inference_mode():
+                query_emb, doc_emb, doc_rows, device = self._encode_all(encoder, rank, world, shard, timings)
+                similarity = self.similarity or getattr(encoder, "similarity", "cosine")
+                if similarity == "cosine":
+                    query_emb = torch.nn.functional.normalize(query_emb, p=2, dim=1)
+                    doc_emb = torch.nn.functional.normalize(doc_emb, p=2, dim=1)
+                tick = time.perf_counter()
+                result = self._search_and_score(query_emb, doc_emb, doc_rows, device, shard)
+                _sync(device)
+                timings["search_s"] = time.perf_counter() - tick
+        finally:
+            if isinstance(module, torch.nn.Module):
+                module.train(was_training)
+        timings["total_s"] = time.perf_counter() - start
+        result.timings = timings
+        self.last_result = result
+        return result
+
+    def _use_distributed(self, model: Any) -> bool:
+        if self.distributed is False or not is_distributed():
+            return False
+        # sentence-transformers >= 6.2 calls evaluators on rank 0 only (other ranks wait in its own
+        # inference server), so collectives would hang: evaluate locally; the trainer broadcasts.
+        return getattr(model, "_distributed_inference", None) is None
+
+    def _precision_dtype(self, encoder: Any, device: torch.device) -> torch.dtype | None:
+        if self.precision != "auto":
+            return _DTYPES[self.precision]
+        if torch.is_autocast_enabled(device.type):
+            return torch.get_autocast_dtype(device.type)
+        if getattr(encoder, "dtype", torch.float32) in (torch.bfloat16, torch.float16):
+            return None  # weights already in half precision
+        try:
+            from accelerate.state import AcceleratorState
+
+            mixed = AcceleratorState._shared_state.get("_mixed_precision")
+        except ImportError:  # pragma: no cover
+            mixed = None
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(mixed))
+
+    def _encode_all(
+        self, encoder: Any, rank: int, world: int, shard: bool, timings: dict[str, float]
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, torch.device]:
+        queries = [self.queries[q] for q in self._query_ids]
+        docs = [self.corpus[d] for d in self._doc_ids]
+        q_tokens: Tokenized | None = None
+        d_tokens: Tokenized | None = None
+        if isinstance(encoder, TokenEncoder):
+            device = encoder.device
+            tick = time.perf_counter()
+            q_tokens = self._tokens(encoder, queries, "query", self.query_prompt)
+            d_tokens = self._tokens(encoder, docs, "document", self.corpus_prompt)
+            timings["tokenize_s"] = time.perf_counter() - tick
+            dtype = self._precision_dtype(encoder, device)
+            q_lengths, d_lengths = q_tokens.lengths, d_tokens.lengths
+        else:
+            device = torch.device(getattr(encoder, "device", "cpu"))
+            timings["tokenize_s"] = 0.0
+            dtype = None
+            q_lengths = np.array([len(t) for t in queries], dtype=np.int64)
+            d_lengths = np.array([len(t) for t in docs], dtype=np.int64)
+        budget = self.batch_tokens or (65536 if device.type == "cuda" else 8192)
+        if not isinstance(encoder, TokenEncoder):
+            budget = max(q_lengths.max(initial=1), d_lengths.max(initial=1)) * self.max_batch_size
+
+        def run(kind: Kind, texts: list[str], tokens: Tokenized | None, lengths: np.ndarray):
+            batches = plan_batches(lengths, budget, self.max_batch_size)[rank::world]
+            rows = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
+            tick = time.perf_counter()
+            emb = self._embed(encoder, kind, texts, tokens, batches, device, dtype)
+            _sync(device)
+            timings["encode_queries_s" if kind == "query" else "encode_corpus_s"] = time.perf_counter() - tick
+            return emb, rows
+
+        doc_emb, doc_rows = run("document", docs, d_tokens, d_lengths)
+        query_emb, query_rows = run("query", queries, q_tokens, q_lengths)
+        if shard:
+            dim = int(
+                all_reduce(torch.tensor([query_emb.shape[1] if query_emb.numel() else 0]), "max").item()
+            )
+            if query_emb.numel() == 0:
+                query_emb = torch.zeros((0, dim), device=device)
+            if doc_emb.numel() == 0:
+                doc_emb = torch.zeros((0, dim), device=device)
+            gathered = all_gather_rows(query_emb)
+            rows = all_gather_rows(torch.from_numpy(query_rows).to(torch.int64))
+            full = torch.empty((len(queries), dim), device=device, dtype=query_emb.dtype)
+            for part, idx in zip(gathered, rows, strict=True):
+                full[idx.to(device)] = part.to(device)
+            query_emb = full
+        else:
+            order = torch.from_numpy(np.argsort(query_rows, kind="stable")).to(device)
+            query_emb = query_emb[order]
+        return query_emb, doc_emb, doc_rows, device
+
+    def _tokens(self, encoder: TokenEncoder, texts: list[str], kind: Kind, prompt: str | None) -> Tokenized:
+        prompt = prompt if prompt is not None else encoder.default_prompt(kind)
+        key = (encoder.cache_key(kind, prompt), len(texts))
+        if key not in self._token_cache:
+            self._token_cache[key] = encoder.tokenize(texts, kind, prompt)
+        return self._token_cache[key]
+
+    def _embed(
+        self,
+        encoder: Any,
+        kind: Kind,
+        texts: list[str],
+        tokens: Tokenized | None,
+        batches: list[np.ndarray],
+        device: torch.device,
+        dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        out: torch.Tensor | None = None
+        filled = 0
+        total = sum(len(b) for b in batches)
+        for batch in batches:
+            if tokens is not None:
+                features = features_to_device(tokens, batch, device, encoder.padding_side)
+                with _autocast(device, dtype):
+                    emb = encoder.forward(features, kind)
+            else:
+                emb = _as_tensor(encoder.encode_texts([texts[i] for i in batch.tolist()], kind), device)
+            if emb.ndim != 2 or emb.shape[0] != len(batch):
+                raise ValueError(
+                    f"{type(encoder).__name__} returned embeddings of shape {tuple(emb.shape)} for {len(batch)} "
+                    f"{kind}s; expected ({len(batch)}, dim)."
+                )
+            if out is None:
+                out = torch.empty((total, emb.shape[1]), dtype=torch.float32, device=device)
+            out[filled : filled + len(batch)] = emb.float()
+            filled += len(batch)
+        return out if out is not None else torch.zeros((0, 0), device=device)
+
+    def _search_and_score(
+        self,
+        query_emb: torch.Tensor,
+        doc_emb: torch.Tensor,
+        doc_rows: np.ndarray,
+        device: torch.device,
+        shard: bool,
+    ) -> RetrievalResult:
+        doc_index = {d: i for i, d in enumerate(self._doc_ids)}
+        pair_q, pair_d, pair_ids = [], [], []
+        for qi, qid in enumerate(self._query_ids):
+            for did, grade in self.qrels[qid].items():
+                if grade > 0 and did in doc_index:
+                    pair_q.append(qi)
+                    pair_d.append(doc_index[did])
+                    pair_ids.append((qid, did))
+        local_of = np.full(len(self._doc_ids), -1, dtype=np.int64)
+        local_of[doc_rows] = np.arange(doc_rows.size)
+        pair_local = local_of[np.asarray(pair_d, dtype=np.int64)] if pair_d else np.zeros(0, dtype=np.int64)
+        ties = torch.from_numpy(self._doc_ties[doc_rows])
+        hits = search(
+            query_emb,
+            doc_emb,
+            ties,
+            self.depth,
+            pair_queries=torch.tensor(pair_q, dtype=torch.int64),
+            pair_docs=torch.from_numpy(pair_local),
+            chunk_elements=self.chunk_elements,
+        )
+        tie_to_doc = np.argsort(self._doc_ties)
+        top_keys = hits.top_keys.cpu()
+        top_indices = tie_to_doc[key_ties(top_keys).numpy()]
+        top_scores = key_scores(top_keys).numpy().astype(np.float32)
+        grades = np.zeros(top_indices.shape, dtype=np.float64)
+        for qi, qid in enumerate(self._query_ids):
+            judged = self.qrels[qid]
+            for j, di in enumerate(top_indices[qi].tolist()):
+                grades[qi, j] = judged.get(self._doc_ids[di], 0)
+        judged_arrays = [np.fromiter(self.qrels[q].values(), dtype=np.float64) for q in self._query_ids]
+        report = ranked_report(grades, judged_arrays, metrics=self.metrics, depth=self.depth)
+        pair_ranks = hits.pair_ranks.cpu().numpy()
+        relevant_ranks: dict[str, dict[str, int]] = {}
+        for (qid, did), rank in zip(pair_ids, pair_ranks.tolist(), strict=True):
+            relevant_ranks.setdefault(qid, {})[did] = int(rank)
+        return RetrievalResult(
+            metrics=report.metrics,
+            query_ids=list(self._query_ids),
+            doc_ids=list(self._doc_ids),
+            top_indices=top_indices.astype(np.int64),
+            top_scores=top_scores,
+            relevant_ranks=relevant_ranks,
+            positive_scores=key_scores(hits.pair_keys.cpu()).numpy().astype(np.float32),
+            negative_scores=top_scores[grades <= 0],
+            timings={},
+            per_query=report.per_query,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"RetrievalEvaluator(name={self.name!r}, {len(self.queries):,} queries, {len(self.corpus):,} docs, "
+            f"metrics={self.metrics}, depth={self.depth})"
+        )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def _as_tensor(value: Any, device: torch.device) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    try:
+        return torch.as_tensor(np.asarray(value, dtype=np.float32), device=device)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"encode_texts must return a (n, dim) tensor or array, got {type(value).__name__}."
+        ) from err
+
+
+__all__ = ["Encoder", "RetrievalEvaluator", "plan_batches"]
