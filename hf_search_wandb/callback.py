@@ -1,0 +1,519 @@
+"""`SearchWandbCallback`: one `TrainerCallback` that logs search-model training to wandb (SPEC §1, §2).
+
+Works on a `transformers.Trainer` and a `SentenceTransformerTrainer`. Event order it relies on:
+`Trainer.evaluate` calls `log(metrics)` *before* `on_evaluate`, so evaluation metrics arriving in
+`on_log` are held and logged together with the callback's own evaluation in `on_evaluate`, as one row
+at `train/global_step`. Only the main process touches wandb.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from hf_search_wandb import coexistence
+from hf_search_wandb.config import SearchWandbConfig
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "wandb_run.json"
+BEST_MODEL_DIR = "wandb-best-model"
+_TRAIN_KEYS = {
+    "loss": "train/loss",
+    "learning_rate": "train/lr",
+    "grad_norm": "train/grad_norm",
+    "epoch": "train/epoch",
+}
+_SUMMARY_KEYS = {  # transformers' end-of-training log: summary values, not series
+    "train_runtime": "train/runtime",
+    "train_samples_per_second": "train/samples_per_second",
+    "train_steps_per_second": "train/steps_per_second",
+    "train_loss": "train/mean_loss",
+    "total_flos": "train/total_flos",
+}
+_EVAL_SYSTEM = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time")
+_LOWER_IS_BETTER = ("loss",)
+
+
+class SearchWandbCallback(TrainerCallback):
+    """Log the prescribed `train/`, `val/` and `system/` metrics, tables and artifacts to one wandb run.
+
+    Args:
+        evaluator: a `RetrievalEvaluator`. With a plain `Trainer` the callback runs it on each evaluation
+            (on every rank; rank 0 logs) and adds `eval_{name}_{metric}` to the trainer's metrics, so
+            `metric_for_best_model="eval_val_mrr@10"` works. With a `SentenceTransformerTrainer` that already
+            runs it (`evaluator=`), its results are reused, never recomputed. Optional.
+        config: a `SearchWandbConfig`; `**overrides` replace its fields.
+
+    Example:
+        >>> from hf_search_wandb.callback import SearchWandbCallback
+        >>> cb = SearchWandbCallback(mode="disabled", dataset_name="scifact")
+        >>> cb.options.dataset_name, cb.options.project
+        ('scifact', 'search-model-training')
+    """
+
+    def __init__(
+        self, evaluator: Any = None, *, config: SearchWandbConfig | None = None, **overrides: Any
+    ) -> None:
+        base = config if config is not None else SearchWandbConfig()
+        self.options = base.updated(**overrides) if overrides else base
+        if self.options.mode != "disabled" and importlib.util.find_spec("wandb") is None:
+            from hf_search_wandb.wandb_utils import INSTALL_HINT
+
+            raise ImportError(INSTALL_HINT)
+        self.evaluator = evaluator
+        self.run: Any = None
+        self.run_config: dict[str, Any] = {}
+        self.best: dict[str, Any] = {}
+        self._wandb: Any = None
+        self._created = False
+        self._restore_guards: Any = None
+        self._trainer: Any = None
+        self._pending_val: dict[str, Any] = {}
+        self._defined: set[str] = set()
+        self._said: set[str] = set()
+        self._n_evals = 0
+        self._last_logged = -1
+        self._skip_until = -1
+        self._cuda = False
+        self._epoch: dict[str, Any] = {}
+        # A run the user started before building the callback is theirs: reused, never finished by us.
+        running = getattr(sys.modules.get("wandb"), "run", None)
+        self._user_run_id: str | None = getattr(running, "id", None)
+
+    # ------------------------------------------------------------------ helpers
+    def _say(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            logger.warning("hf_search_wandb: %s", message)
+
+    @property
+    def active(self) -> bool:
+        """True while this process holds a live run (main process, mode not disabled)."""
+        return self.run is not None
+
+    def _log(self, row: dict[str, Any], step: int) -> None:
+        if self.run is None or step <= self._skip_until or not row:
+            return
+        row["train/global_step"] = step
+        self.run.log(row)
+        self._last_logged = max(self._last_logged, step)
+
+    def _evaluators(self) -> list[Any]:
+        found = [self.evaluator, getattr(self._trainer, "evaluator", None)]
+        return [e for i, e in enumerate(found) if e is not None and all(e is not f for f in found[:i])]
+
+    def _val_key(self, key: str) -> str:
+        name = key[len("eval_") :]
+        if name in _EVAL_SYSTEM:
+            return f"system/eval_{name}"
+        for ev in self._evaluators():
+            prefix = f"{getattr(ev, 'name', '') or ''}_"
+            if prefix != "_" and name.startswith(prefix):
+                return "val/" + name[len(prefix) :]
+        return "val/" + (name[len("val_") :] if name.startswith("val_") else name)
+
+    def _define(self, key: str) -> None:
+        if key in self._defined or self.run is None:
+            return
+        self._defined.add(key)
+        lower = key.split("/", 1)[-1] in _LOWER_IS_BETTER
+        self.run.define_metric(key, step_metric="train/global_step", summary="min" if lower else "max")
+
+    # ------------------------------------------------------------------ run set-up
+    def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        handler = coexistence.find_handler()
+        if (
+            handler is not None
+            and coexistence.silence_wandb_callbacks(handler)
+            and state.is_world_process_zero
+        ):
+            self._say(
+                "transformers' WandbCallback (report_to=wandb) found at init: taking over, it will log nothing"
+            )
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self._trainer = coexistence.find_trainer()
+        handler = coexistence.find_handler()
+        took_over = bool(handler is not None and coexistence.silence_wandb_callbacks(handler))
+        self._epoch, self._pending_val, self._n_evals = {}, {}, 0
+        if not state.is_world_process_zero:
+            return
+        from hf_search_wandb.wandb_utils import require_wandb, resolve_mode
+
+        choice = resolve_mode(self.options.mode)
+        if choice.reason:
+            self._say(choice.reason)
+        self._wandb = wandb = require_wandb()
+        if choice.mode == "disabled" and wandb.run is None:
+            self._say("wandb disabled: nothing will be logged")
+            return
+        import torch
+
+        self._cuda = torch.cuda.is_available()
+        trainer = self._trainer
+        self.run_config = self._collect(args, model, kwargs.get("processing_class"), trainer)
+        from hf_search_wandb.run_setup import default_run_name, default_tags, init_run
+
+        name = self.options.name or default_run_name(
+            self.run_config["model_type"], self.run_config["base_model"], self.run_config["dataset_name"]
+        )
+        tags = self.options.tags if self.options.tags is not None else default_tags(self.run_config)
+        resume = self._resume_info(args, state)
+        existing = wandb.run is not None
+        self.run, created = init_run(
+            wandb, self.options, mode=choice.mode, name=name, tags=tags, run_config=self.run_config,
+            run_id=resume.get("run_id") if not existing else None,
+        )  # fmt: skip
+        self._created = created or self.run.id != self._user_run_id
+        if took_over:
+            self._say(
+                f"took over transformers' WandbCallback: its run {self.run.id} is reused and renamed {name}"
+            )
+        elif existing:
+            self._say(f"reusing the active wandb run {self.run.id}")
+        if resume:
+            self._skip_until = max(int(resume.get("last_logged_step", -1)), int(state.global_step))
+            self._say(f"resumed wandb run {self.run.id}; steps up to {self._skip_until} are already logged")
+        self._defined = set()
+        self.run.define_metric("train/global_step")
+        self.run.define_metric("*", step_metric="train/global_step", step_sync=True)
+        for ev in self._evaluators():
+            for metric in getattr(ev, "metrics", ()) or ():
+                self._define(f"val/{metric}")
+        self._define("val/loss")
+        self._restore_guards = coexistence.guard_trainer(trainer, self._fail) if trainer is not None else None
+        if self.options.dataset_artifact:
+            self._log_dataset(trainer)
+
+    def _collect(self, args: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, Any]:
+        from hf_search_wandb.run_setup import collect_config
+
+        evaluator = next(iter(self._evaluators()), None)
+        return collect_config(
+            args,
+            model=model,
+            tokenizer=tokenizer,
+            loss=getattr(trainer, "loss", None) or getattr(trainer, "compute_loss_func", None),
+            train_dataset=getattr(trainer, "train_dataset", None),
+            eval_dataset=getattr(trainer, "eval_dataset", None),
+            evaluator=evaluator,
+            options=self.options,
+        )
+
+    def _resume_info(self, args: Any, state: Any) -> dict[str, Any]:
+        if not self.options.resume or state.global_step <= 0:
+            return {}
+        checkpoint = coexistence.find_resume_checkpoint()
+        candidates = [Path(checkpoint)] if checkpoint else []
+        candidates.append(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+        info: dict[str, Any] = {}
+        for path in candidates:
+            if (path / RUN_FILE).is_file():
+                info = json.loads((path / RUN_FILE).read_text())
+                break
+        crash = Path(args.output_dir) / RUN_FILE
+        if info and crash.is_file():
+            latest = json.loads(crash.read_text())
+            if latest.get("run_id") == info.get("run_id"):
+                info["last_logged_step"] = max(
+                    info.get("last_logged_step", -1), latest.get("last_logged_step", -1)
+                )
+        return info
+
+    def _run_info(self, state: Any) -> dict[str, Any]:
+        return {
+            "run_id": self.run.id,
+            "project": self.run.project,
+            "entity": getattr(self.run, "entity", None),
+            "name": self.run.name,
+            "global_step": state.global_step,
+            "last_logged_step": self._last_logged,
+        }
+
+    # ------------------------------------------------------------------ training metrics
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._close_epoch(args, state)
+        self._epoch = {
+            "start": time.perf_counter(),
+            "step0": state.global_step,
+            "losses": [],
+            "last": state.global_step,
+        }
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._epoch:
+            self._epoch["seconds"] = time.perf_counter() - self._epoch["start"]
+            self._epoch["end_step"] = state.global_step
+
+    def _samples(self, args: Any, steps: int) -> int:
+        return (
+            steps
+            * args.per_device_train_batch_size
+            * args.gradient_accumulation_steps
+            * max(1, args.world_size)
+        )
+
+    def _close_epoch(self, args: Any, state: Any) -> None:
+        """Log train/epoch_loss and system/throughput of a finished epoch (after its trailing logs)."""
+        epoch, self._epoch = self._epoch, {}
+        if self.run is None or "end_step" not in epoch:
+            return
+        row: dict[str, Any] = {}
+        losses = epoch["losses"]
+        if losses:
+            row["train/epoch_loss"] = sum(w * v for w, v in losses) / sum(w for w, _ in losses)
+        steps = epoch["end_step"] - epoch["step0"]
+        if steps > 0 and epoch["seconds"] > 0:
+            row["system/throughput"] = self._samples(args, steps) / epoch["seconds"]
+        self._log(row, epoch["end_step"])
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        if self.run is None or not logs:
+            return
+        if self._pending_val:
+            self._flush_val(state)
+        row: dict[str, Any] = {}
+        val: dict[str, Any] = {}
+        for key, value in logs.items():
+            if key in _SUMMARY_KEYS:
+                self.run.summary[_SUMMARY_KEYS[key]] = value
+            elif key.startswith("eval_"):
+                val[self._val_key(key)] = value
+            elif key in _TRAIN_KEYS:
+                if key != "grad_norm" or self.options.log_grad_norm:
+                    row[_TRAIN_KEYS[key]] = value
+            elif isinstance(value, (int, float)):
+                row[f"train/{key}"] = value
+        if val:
+            self._pending_val = val
+            return
+        if not row.keys() - {"train/epoch"}:
+            return
+        if "train/loss" in row and self._epoch:
+            self._epoch["losses"].append(
+                (max(1, state.global_step - self._epoch["last"]), float(row["train/loss"]))
+            )
+            self._epoch["last"] = state.global_step
+        if self._cuda and self.options.log_peak_memory:
+            import torch
+
+            row["system/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        if self.options.log_system_every_log and self._epoch:
+            seconds = time.perf_counter() - self._epoch["start"]
+            steps = state.global_step - self._epoch["step0"]
+            if seconds > 0 and steps > 0:
+                row["system/throughput"] = self._samples(args, steps) / seconds
+        self._log(row, state.global_step)
+
+    # ------------------------------------------------------------------ evaluation
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        result = self._evaluate_if_needed(state, metrics, kwargs.get("model"), kwargs.get("processing_class"))
+        if self.run is None:
+            return
+        self._n_evals += 1
+        val = self._pending_val
+        if result is not None:
+            val.update({f"val/{m}": v for m, v in result.items()})
+        self._flush_val(state)
+        headline = val.get(f"val/{self.options.eval_metric}")
+        if headline is not None and self._is_better(float(headline)):
+            self.best = {
+                f"best_{self.options.eval_metric}": float(headline),
+                "best_step": state.global_step,
+                "best_epoch": state.epoch,
+                **{k.split("/", 1)[1]: v for k, v in val.items() if k.startswith("val/")},
+            }
+            self.run.summary[f"best/{self.options.eval_metric}"] = float(headline)
+            self.run.summary["best/step"] = state.global_step
+            if self.options.model_artifact != "off":
+                self._save_best(args, kwargs.get("model"), kwargs.get("processing_class"))
+                if self.options.model_artifact == "best":
+                    self._log_model(args)
+        every = self.options.tables_every
+        if every and self._n_evals % every == 0:
+            self._log_media(state.global_step)
+
+    def _is_better(self, value: float) -> bool:
+        previous = self.best.get(f"best_{self.options.eval_metric}")
+        if previous is None:
+            return True
+        lower = self.options.eval_metric in _LOWER_IS_BETTER
+        return value < previous if lower else value > previous
+
+    def _evaluate_if_needed(
+        self, state: Any, metrics: dict[str, float] | None, model: Any, tokenizer: Any
+    ) -> Any:
+        """Run the callback's evaluator (all ranks) unless the trainer already did; put its metrics into the
+        trainer's `metrics` dict and last log-history entry. Returns `{metric: value}` or None."""
+        ev = self.evaluator
+        if ev is None or model is None or metrics is None:
+            return None
+        name = getattr(ev, "name", "val") or "val"
+        primary = getattr(ev, "primary_metric", None) or f"{name}_mrr@10"
+        if f"eval_{primary}" in metrics or any(k.startswith(f"eval_{name}_") for k in metrics):
+            return None  # a SentenceTransformerTrainer ran it already: reuse, never recompute
+        target = model
+        if tokenizer is not None and getattr(ev, "tokenizer", None) is None:
+            from hf_search_wandb.encoders import as_encoder
+
+            target = as_encoder(
+                model, tokenizer, pooling=getattr(ev, "pooling", "mean"),
+                normalize=getattr(ev, "normalize", False), max_length=getattr(ev, "max_length", None),
+            )  # fmt: skip
+        result = ev.evaluate(target)
+        values = {m: float(v) for m, v in result.metrics.items()}
+        prefixed = {f"eval_{name}_{m}": v for m, v in values.items()}
+        metrics.update(prefixed)
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update(prefixed)
+        return values
+
+    def _flush_val(self, state: Any) -> None:
+        val, self._pending_val = self._pending_val, {}
+        for key in val:
+            if key.startswith("val/"):
+                self._define(key)
+        self._log(val, state.global_step)
+
+    # ------------------------------------------------------------------ tables and artifacts (content elsewhere)
+    def _last_result(self) -> tuple[Any, Any]:
+        for ev in self._evaluators():
+            result = getattr(ev, "last_result", None)
+            if result is not None:
+                return result, ev
+        return None, None
+
+    def _log_media(self, step: int) -> None:
+        result, ev = self._last_result()
+        if result is None or step <= self._skip_until:
+            return
+        try:
+            from hf_search_wandb import tables
+        except ImportError:
+            self._say("hf_search_wandb.tables is not available: retrieval tables are skipped")
+            return
+        o = self.options
+        tables.log_evaluation_media(
+            self.run, result, ev, step=step, num_examples=o.num_examples, k=o.examples_k,
+            error_k=o.error_k, histograms=o.log_histograms, seed=o.table_seed,
+        )  # fmt: skip
+
+    def _save_best(self, args: Any, model: Any, tokenizer: Any) -> None:
+        """Save the current (best) model to `{output_dir}/wandb-best-model`, replacing the previous best."""
+        if model is None:
+            return
+        target = Path(args.output_dir) / BEST_MODEL_DIR
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(str(target))
+        else:
+            import torch
+
+            torch.save(model.state_dict(), target / "pytorch_model.bin")
+        if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
+            tokenizer.save_pretrained(str(target))
+
+    def _log_model(self, args: Any) -> None:
+        target = Path(args.output_dir) / BEST_MODEL_DIR
+        if not target.is_dir():
+            return
+        try:
+            from hf_search_wandb import artifacts
+        except ImportError:
+            self._say("hf_search_wandb.artifacts is not available: the model artifact is skipped")
+            return
+        metric = self.options.eval_metric
+        value = self.best.get(f"best_{metric}")
+        metadata = {
+            "model_type": self.run_config.get("model_type"),
+            "base_model": self.run_config.get("base_model"),
+            **self.best,
+        }
+        description = f"Best model ({metric.upper()}: {value:.4f})" if value is not None else "Final model"
+        artifacts.log_model_artifact(self.run, target, metadata=metadata, description=description)
+
+    def _log_dataset(self, trainer: Any) -> None:
+        try:
+            from hf_search_wandb import artifacts
+        except ImportError:
+            self._say("hf_search_wandb.artifacts is not available: the dataset artifact is skipped")
+            return
+        train = getattr(trainer, "train_dataset", None)
+        if train is None:
+            self._say("no train_dataset on the trainer: the dataset artifact is skipped")
+            return
+        cfg = self.run_config
+        artifacts.log_dataset_artifact(
+            self.run, dataset_name=cfg.get("dataset_name") or "data", train=train,
+            val=getattr(trainer, "eval_dataset", None),
+            metadata={k: cfg.get(k) for k in ("train_size", "val_size", "negative_sampling", "num_hard_negatives")},
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ checkpoints and the end
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.run is None:
+            return
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if checkpoint.is_dir():
+            (checkpoint / RUN_FILE).write_text(json.dumps(self._run_info(state), indent=2))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self._restore_guards is not None:
+            self._restore_guards()
+            self._restore_guards = None
+        if self.run is None:
+            return
+        if self._pending_val:
+            self._flush_val(state)
+        self._close_epoch(args, state)
+        if self.options.log_tables == "end" or (
+            self.options.tables_every and self._n_evals % self.options.tables_every
+        ):
+            self._log_media(state.global_step)
+        if self.options.model_artifact == "end":
+            if not self.best:
+                self._save_best(args, model, kwargs.get("processing_class"))
+            self._log_model(args)
+        for key, value in self.best.items():
+            self.run.summary[f"best/{key.removeprefix('best_')}"] = value
+        (Path(args.output_dir) / RUN_FILE).write_text(json.dumps(self._run_info(state), indent=2))
+        finish = self.options.finish_on_train_end
+        if finish or (finish is None and self._created):
+            self.run.finish()
+        self.run = None
+
+    def _fail(self, error: BaseException) -> None:
+        """Training raised: keep what was logged, record where we got, mark the run failed (exit code 1)."""
+        if self._restore_guards is not None:
+            self._restore_guards()
+            self._restore_guards = None
+        run, self.run = self.run, None
+        if run is None:
+            return
+        self._say(f"training raised {type(error).__name__}: finishing wandb run {run.id} as failed")
+        try:
+            trainer = self._trainer
+            if trainer is not None:
+                self.run = run
+                if self._pending_val:
+                    self._flush_val(trainer.state)
+                info = self._run_info(trainer.state)
+                self.run = None
+                (Path(trainer.args.output_dir) / RUN_FILE).write_text(json.dumps(info, indent=2))
+        finally:
+            run.finish(exit_code=1)
