@@ -28,10 +28,10 @@ from hf_search_wandb.metrics import DEFAULT_METRICS, parse_metric, ranked_report
 from hf_search_wandb.results import RetrievalResult
 from hf_search_wandb.retrieval import key_scores, key_ties, search, tie_positions
 
-try:  # sentence-transformers >= 3 (6.x: BaseEvaluator, SentenceEvaluator kept as an alias)
-    from sentence_transformers.evaluation import SentenceEvaluator
-except ImportError:  # pragma: no cover - sentence-transformers is a dependency
-    SentenceEvaluator = object
+try:  # sentence-transformers >= 6: BaseEvaluator (SentenceEvaluator is its deprecated alias)
+    from sentence_transformers.base.evaluation import BaseEvaluator as SentenceEvaluator
+except ImportError:  # sentence-transformers 3-5
+    from sentence_transformers.evaluation import SentenceEvaluator  # type: ignore[no-redef]
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             self._append_csv(output_path, epoch, steps, result.metrics)
         if hasattr(model, "model_card_data"):
             with contextlib.suppress(Exception):  # model-card bookkeeping must never fail an evaluation
-                self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+                self.store_metrics_in_model_card_data(model, metrics, epoch, steps)  # type: ignore[arg-type]
         return metrics
 
     def _append_csv(self, output_path: str, epoch: float, steps: int, metrics: dict[str, float]) -> None:
@@ -443,12 +443,20 @@ class RetrievalEvaluator(SentenceEvaluator):
         filled = 0
         total = sum(len(b) for b in batches)
         for batch in batches:
-            if tokens is not None:
-                features = features_to_device(tokens, batch, device, encoder.padding_side)
-                with _autocast(device, dtype):
-                    emb = encoder.forward(features, kind)
-            else:
-                emb = _as_tensor(encoder.encode_texts([texts[i] for i in batch.tolist()], kind), device)
+            try:
+                if tokens is not None:
+                    features = features_to_device(tokens, batch, device, encoder.padding_side)
+                    with _autocast(device, dtype):
+                        emb = encoder.forward(features, kind)
+                else:
+                    emb = _as_tensor(encoder.encode_texts([texts[i] for i in batch.tolist()], kind), device)
+            except (TypeError, ValueError):
+                raise
+            except Exception as err:
+                raise RuntimeError(
+                    f"{type(encoder).__name__} failed to encode a batch of {len(batch)} {kind}s "
+                    f"({type(err).__name__}: {err})."
+                ) from err
             if emb.ndim != 2 or emb.shape[0] != len(batch):
                 raise ValueError(
                     f"{type(encoder).__name__} returned embeddings of shape {tuple(emb.shape)} for {len(batch)} "
@@ -458,7 +466,12 @@ class RetrievalEvaluator(SentenceEvaluator):
                 out = torch.empty((total, emb.shape[1]), dtype=torch.float32, device=device)
             out[filled : filled + len(batch)] = emb.float()
             filled += len(batch)
-        return out if out is not None else torch.zeros((0, 0), device=device)
+        if out is None:
+            return torch.zeros((0, 0), device=device)
+        if not bool(torch.isfinite(out).all()):
+            hint = " (fp16 overflow? try precision='bf16' or 'fp32')" if dtype == torch.float16 else ""
+            raise ValueError(f"{type(encoder).__name__} produced NaN or infinite {kind} embeddings{hint}.")
+        return out
 
     def _search_and_score(
         self,

@@ -38,7 +38,7 @@ def score_keys(scores: torch.Tensor, tie: torch.Tensor) -> torch.Tensor:
         >>> torch.argsort(keys, descending=True).tolist()
         [[1, 0, 2]]
     """
-    bits = scores.float().contiguous().view(torch.int32)
+    bits = (scores.float() + 0.0).contiguous().view(torch.int32)  # + 0.0 turns -0.0 into +0.0
     ordered = torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).to(torch.int64)
     return (ordered << 32) + tie.to(torch.int64)
 
