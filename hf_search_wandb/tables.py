@@ -185,7 +185,11 @@ def error_analysis_rows(
     error_k = _check_k("error_k", error_k, TABLE_ROW_LIMIT)
     max_rows = min(max(max_rows, 0), TABLE_ROW_LIMIT)
     misses: list[tuple[float, int, str, str, int | None]] = []
+    relevant_ranks = result.relevant_ranks
     for i, qid in enumerate(result.query_ids):
+        ranks = relevant_ranks.get(qid)
+        if ranks and min(ranks.values()) <= error_k:
+            continue  # a hit: the common case, decided without looking at the qrels
         doc, rank = _expected(qid, result, qrels)
         if doc is None or (rank is not None and rank <= error_k):
             continue
