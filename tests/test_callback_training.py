@@ -7,6 +7,7 @@ summary, run count, state. Nothing is mocked.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -214,7 +215,7 @@ def st_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunRecords, Any, A
             report_to="none", disable_tqdm=True,
         )  # fmt: skip
         callback = SearchWandbCallback(
-            evaluator, dataset_name="scifact", log_tables="off", model_artifact="end"
+            evaluator, dataset_name="scifact", log_tables="2", model_artifact="end"
         )
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=train, loss=losses.MultipleNegativesRankingLoss(model),
@@ -275,8 +276,16 @@ def test_st_trainer_evaluator_runs_once_per_evaluation(st_run: tuple[RunRecords,
 
 def test_st_trainer_model_artifact_at_end(st_run: tuple[RunRecords, Any, Any]) -> None:
     run, _, _ = st_run
-    names = [a.get("name") for a in run.artifacts]
+    names = [a.get("name") for a in run.artifacts if a.get("type") == "model"]
     assert names == [f"search-model-{run.summary_view['run_id']}"]
+
+
+def test_st_trainer_tables_every_second_evaluation(st_run: tuple[RunRecords, Any, Any]) -> None:
+    run, _, _ = st_run  # log_tables="2", two evaluations: media once, at the second one
+    rows = [r for r in run.history if "retrieval_examples._type" in r]
+    assert [r["train/global_step"] for r in rows] == [8]
+    for key in ("error_analysis", "score_distribution", "positive_scores", "negative_scores"):
+        assert f"{key}._type" in rows[0], key
 
 
 # --------------------------------------------------------------------------- plain Trainer
@@ -284,7 +293,7 @@ def test_st_trainer_model_artifact_at_end(st_run: tuple[RunRecords, Any, Any]) -
 
 def test_plain_trainer_runs_evaluator_and_feeds_best_model(wandb_offline: Path, tiny_bert_dir: Path) -> None:
     evaluator = make_evaluator()
-    callback = SearchWandbCallback(evaluator, dataset_name="scifact", log_tables="off", model_artifact="off")
+    callback = SearchWandbCallback(evaluator, dataset_name="scifact", log_histograms=False)
     trainer = plain_trainer(
         tiny_bert_dir, wandb_offline / "out", callback, save_strategy="steps", save_steps=3,
         metric_for_best_model="eval_val_mrr@10", load_best_model_at_end=True,
@@ -306,6 +315,14 @@ def test_plain_trainer_runs_evaluator_and_feeds_best_model(wandb_offline: Path, 
     assert run.config["pooling_mode"] == "mean" and run.config["train_size"] == 32
     assert_one_step_axis(run)
     assert (wandb_offline / "out" / "checkpoint-3" / RUN_FILE).is_file()
+    # default policies: media after every evaluation, a model artifact version on each new best
+    media = [r for r in run.history if "retrieval_examples._type" in r]
+    assert [r["train/global_step"] for r in media] == [3, 6]
+    assert not any("score_distribution._type" in r for r in media)
+    improvements = 1 + sum(b > a for a, b in itertools.pairwise(mrr))
+    models = [a for a in run.artifacts if a.get("type") == "model"]
+    assert len(models) == improvements
+    assert {a.get("name") for a in models} == {f"search-model-{run.summary_view['run_id']}"}
 
 
 # --------------------------------------------------------------------------- coexistence with WandbCallback
