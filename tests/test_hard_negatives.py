@@ -137,10 +137,16 @@ def test_dense_mining_with_a_sentence_transformer(scifact_subset: BeirData, tmp_
     from tests.tiny_models import make_tiny_sentence_transformer
 
     model = make_tiny_sentence_transformer(tmp_path, seed=0)
-    mined = mine_dense_negatives(
-        model, scifact_subset.queries, scifact_subset.corpus, scifact_subset.qrels, num_negatives=3
+    qids = sorted(scifact_subset.qrels)[:10]  # a small slice: encoding is the slow part on a shared CPU
+    qrels = {q: scifact_subset.qrels[q] for q in qids}
+    doc_ids = sorted({d for q in qids for d in qrels[q]} | set(sorted(scifact_subset.corpus)[:60]))
+    data = BeirData(
+        corpus={d: scifact_subset.corpus[d] for d in doc_ids},
+        queries={q: scifact_subset.queries[q] for q in qids},
+        qrels=qrels,
     )
-    _check_rows(mined, scifact_subset, 3)
+    mined = mine_dense_negatives(model, data.queries, data.corpus, data.qrels, num_negatives=3, batch_size=16)
+    _check_rows(mined, data, 3)
     assert mined.metadata["negative_sampling"] == "dense_hard"
     assert mined.metadata["num_hard_negatives"] == 3
     assert mined.params["miner"] == "SentenceTransformer"
