@@ -276,15 +276,27 @@ def _with_alias(name: str) -> tuple[str, str, str]:
     return full, base, alias
 
 
-def _is_offline(run: Any) -> bool:
+def _offline_reason(run: Any) -> str | None:
+    """Why nothing can be downloaded now (None when a server should answer), without waiting long."""
     if run is not None:
-        return bool(getattr(run, "offline", False) or getattr(run, "disabled", False))
-    return os.environ.get("WANDB_MODE", "").strip().lower() in {"offline", "dryrun", "disabled"}
+        if getattr(run, "offline", False) or getattr(run, "disabled", False):
+            return "wandb runs offline (or disabled) here"
+        return None
+    from .wandb_utils import resolve_mode
+
+    choice = resolve_mode()  # no prompt; at most a 2 s connection attempt
+    if choice.mode != "online":
+        return choice.reason.removesuffix(": logging offline") or f"wandb mode is {choice.mode}"
+    return None
 
 
-def _offline_error(name: str, wandb_dir: str | os.PathLike[str] | None = None) -> ArtifactUnavailableError:
+def _offline_error(
+    name: str,
+    reason: str = "wandb runs offline (or disabled) here",
+    wandb_dir: str | os.PathLike[str] | None = None,
+) -> ArtifactUnavailableError:
     message = (
-        f"Cannot download artifact {name!r}: wandb runs offline (or disabled) here, and artifacts are "
+        f"Cannot download artifact {name!r}: {reason}, and artifacts are "
         "downloaded from a W&B server. Either sync the run that logged it (`wandb sync "
         "./wandb/offline-run-*`) and fetch it again online, or load the model from the local "
         "directory it was saved to (e.g. the trainer's output_dir)."
@@ -313,9 +325,9 @@ def fetch_artifact(
     alias `latest` is used.
 
     Raises:
-        ArtifactUnavailableError: offline or disabled mode, or the server cannot be reached; the
-            message says what to do instead and points at a copy staged by an offline run when
-            one is found.
+        ArtifactUnavailableError: offline or disabled mode, no credentials, or the server cannot be
+            reached (checked first, within 2 s: never a prompt or a hang); the message says what to
+            do instead and points at a copy staged by an offline run when one is found.
 
     Example:
         >>> path = fetch_artifact("search-model-abc123:best", type="model")  # doctest: +SKIP
@@ -325,8 +337,9 @@ def fetch_artifact(
     full, _, _ = _with_alias(name)
     wandb = _require_wandb()
     active = run if run is not None else getattr(wandb, "run", None)
-    if _is_offline(active):
-        raise _offline_error(full)
+    reason = _offline_reason(active)
+    if reason is not None:
+        raise _offline_error(full, reason)
     try:
         if active is not None:
             artifact = active.use_artifact(full, type=type)

@@ -181,3 +181,20 @@ def test_write_jsonl_rejects_a_datasetdict(tmp_path: Path) -> None:
 
     with pytest.raises(TypeError, match="one split"):
         write_jsonl(DatasetDict({"train": Dataset.from_dict({"a": [1]})}), tmp_path / "x.jsonl")
+
+
+def test_fetch_without_a_run_fails_fast_offline_or_without_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wandb
+
+    assert wandb.run is None
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    with pytest.raises(ArtifactUnavailableError, match=r"offline.*wandb sync"):
+        fetch_artifact("training-data-msmarco:v2", type="dataset")
+    monkeypatch.delenv("WANDB_MODE")
+    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in
+    with pytest.raises(ArtifactUnavailableError, match="no wandb credentials"):
+        fetch_artifact("training-data-msmarco:v2", type="dataset")
