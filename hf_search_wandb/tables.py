@@ -119,9 +119,19 @@ def retrieval_example_rows(
         At most `min(num_examples * k, TABLE_ROW_LIMIT)` rows, queries in id order, ranks 1..k.
 
     Example:
-        >>> rows = retrieval_example_rows(result, ev.queries, ev.corpus, ev.qrels)  # doctest: +SKIP
-        >>> rows[0]  # doctest: +SKIP
-        ['0-dimensional biomaterials ...', 1, 'Microstructural development of ...', 0.61, True]
+        >>> import numpy as np
+        >>> from hf_search_wandb.results import RetrievalResult
+        >>> result = RetrievalResult(
+        ...     metrics={}, query_ids=["q1"], doc_ids=["d1", "d2", "d3"],
+        ...     top_indices=np.array([[1, 0, 2]]), top_scores=np.array([[0.75, 0.5, 0.25]], dtype=np.float32),
+        ...     relevant_ranks={"q1": {"d1": 2}}, positive_scores=np.array([0.5], dtype=np.float32),
+        ...     negative_scores=np.array([0.75, 0.25], dtype=np.float32), timings={})
+        >>> queries = {"q1": "what causes diabetes?"}
+        >>> corpus = {"d1": "Insulin resistance ...", "d2": "Obesity and sleep ...", "d3": "Stem cells ..."}
+        >>> for row in retrieval_example_rows(result, queries, corpus, {"q1": {"d1": 1}}, k=2):
+        ...     print(row)
+        ['what causes diabetes?', 1, 'Obesity and sleep ...', 0.75, False]
+        ['what causes diabetes?', 2, 'Insulin resistance ...', 0.5, True]
     """
     k = _check_k("k", k, result.top_indices.shape[1])
     num_examples = min(num_examples, TABLE_ROW_LIMIT // k)
@@ -177,9 +187,17 @@ def error_analysis_rows(
     first (unknown ranks first, then by descending rank) and capped at `max_rows`.
 
     Example:
-        >>> rows = error_analysis_rows(result, ev.queries, ev.corpus, ev.qrels)  # doctest: +SKIP
-        >>> rows[0][-1]  # doctest: +SKIP
-        4711
+        >>> import numpy as np
+        >>> from hf_search_wandb.results import RetrievalResult
+        >>> result = RetrievalResult(
+        ...     metrics={}, query_ids=["q1"], doc_ids=["d1", "d2", "d3"],
+        ...     top_indices=np.array([[1, 0, 2]]), top_scores=np.array([[0.75, 0.5, 0.25]], dtype=np.float32),
+        ...     relevant_ranks={"q1": {"d1": 2}}, positive_scores=np.array([0.5], dtype=np.float32),
+        ...     negative_scores=np.array([0.75, 0.25], dtype=np.float32), timings={})
+        >>> queries = {"q1": "what causes diabetes?"}
+        >>> corpus = {"d1": "Insulin resistance ...", "d2": "Obesity and sleep ...", "d3": "Stem cells ..."}
+        >>> error_analysis_rows(result, queries, corpus, {"q1": {"d1": 1}}, error_k=1)
+        [['what causes diabetes?', 'Insulin resistance ...', 'Obesity and sleep ...', 0.75, 2]]
     """
     depth = result.top_indices.shape[1]
     error_k = _check_k("error_k", error_k, TABLE_ROW_LIMIT)
@@ -342,7 +360,7 @@ def log_retrieval_examples(
 
     Example:
         >>> import wandb
-        >>> from hf_search_wandb import RetrievalEvaluator
+        >>> from hf_search_wandb.evaluator import RetrievalEvaluator
         >>> from hf_search_wandb.tables import log_retrieval_examples
         >>> evaluator = RetrievalEvaluator.from_beir("data/scifact", split="test")  # doctest: +SKIP
         >>> evaluator(model)  # doctest: +SKIP
