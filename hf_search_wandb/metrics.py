@@ -120,7 +120,23 @@ def parse_metric(name: str) -> Metric:
     return Metric(f"{measure}@{k}", measure, k)
 
 
-def _parse_all(metrics: Sequence[str] | str, depth: int) -> list[Metric]:
+def parse_metrics(metrics: Sequence[str] | str, depth: int = 100) -> list[Metric]:
+    """Validate a list of metric names against a ranking depth (what the scorers check first).
+
+    Args:
+        metrics: metric names (see `parse_metric`), or one name.
+        depth: the rank cut-off the rankings will have; every k must be <= depth.
+
+    Returns:
+        The parsed metrics, in order.
+
+    Raises:
+        ValueError: an invalid name, an empty list, depth < 1, or a k larger than depth.
+
+    Example:
+        >>> [m.name for m in parse_metrics(["MRR@10", "map"], depth=100)]
+        ['mrr@10', 'map']
+    """
     if isinstance(metrics, str):
         metrics = [metrics]
     parsed = [parse_metric(m) for m in metrics]
@@ -224,7 +240,7 @@ def ranked_report(
         >>> report.metrics, report.num_skipped
         ({'mrr@10': 0.5}, 1)
     """
-    parsed = _parse_all(metrics, depth)
+    parsed = parse_metrics(metrics, depth)
     ranked = np.asarray(ranked_relevance)
     if ranked.ndim != 2:
         raise ValueError(f"ranked_relevance must be 2-D (n_queries, n_ranked), got shape {ranked.shape}.")
@@ -380,7 +396,7 @@ def run_report(
         >>> report.metrics, report.num_skipped, report.query_ids
         ({'mrr@10': 0.5}, 1, ['q1', 'q2'])
     """
-    parsed = _parse_all(metrics, depth)
+    parsed = parse_metrics(metrics, depth)
     if not isinstance(qrels, Mapping) or not qrels:
         raise ValueError("qrels is empty: give {query_id: {doc_id: relevance}} with at least one query.")
     if not isinstance(run, Mapping):

@@ -15,6 +15,7 @@ from hf_search_wandb.metrics import (
     DEFAULT_METRICS,
     Metric,
     parse_metric,
+    parse_metrics,
     ranked_report,
     run_report,
     score_ranked,
@@ -298,6 +299,20 @@ def test_unknown_metric_lists_the_valid_forms(name: str) -> None:
         ValueError, match=r"Valid forms: mrr@k, ndcg@k, recall@k, precision@k, hit@k, map, map@k"
     ):
         parse_metric(name)
+
+
+def test_parse_metrics_checks_the_list_against_depth() -> None:
+    assert [m.name for m in parse_metrics(("MRR@10", "map", "recall@100"), depth=100)] == [
+        "mrr@10",
+        "map",
+        "recall@100",
+    ]
+    with pytest.raises(ValueError, match="No metrics requested"):
+        parse_metrics([], depth=10)
+    with pytest.raises(ValueError, match="depth must be an integer >= 1"):
+        parse_metrics(["map"], depth=0)
+    with pytest.raises(ValueError, match="ndcg@20 needs the top 20 documents but depth is 10"):
+        parse_metrics(["ndcg@20"], depth=10)
 
 
 def test_metric_without_cut_off_says_how_to_write_it() -> None:
