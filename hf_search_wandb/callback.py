@@ -14,6 +14,7 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from transformers import TrainerCallback
 
 from hf_search_wandb import coexistence
 from hf_search_wandb.config import SearchWandbConfig
+from hf_search_wandb.run_setup import CONFIG_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class SearchWandbCallback(TrainerCallback):
     Example:
         >>> from hf_search_wandb.callback import SearchWandbCallback
         >>> cb = SearchWandbCallback(mode="disabled", dataset_name="scifact")
-        >>> cb.options.dataset_name, cb.options.project
+        >>> cb.options.dataset_name, cb.options.wandb_project
         ('scifact', 'search-model-training')
     """
 
@@ -64,6 +66,10 @@ class SearchWandbCallback(TrainerCallback):
         self, evaluator: Any = None, *, config: SearchWandbConfig | None = None, **overrides: Any
     ) -> None:
         base = config if config is not None else SearchWandbConfig()
+        known = {f.name for f in fields(SearchWandbConfig)} | {"project"}
+        config_values = {k: overrides.pop(k) for k in list(overrides) if k not in known and k in CONFIG_KEYS}
+        if config_values:  # run-config keys (pooling_mode=..., seed=...) go straight into the config
+            overrides["config_overrides"] = {**base.overrides, **config_values}
         self.options = base.updated(**overrides) if overrides else base
         if self.options.mode != "disabled" and importlib.util.find_spec("wandb") is None:
             from hf_search_wandb.wandb_utils import INSTALL_HINT
@@ -228,6 +234,10 @@ class SearchWandbCallback(TrainerCallback):
                     info.get("last_logged_step", -1), latest.get("last_logged_step", -1)
                 )
         return info
+
+    def _write_run_file(self, directory: Path, state: Any) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / RUN_FILE).write_text(json.dumps(self._run_info(state), indent=2))
 
     def _run_info(self, state: Any) -> dict[str, Any]:
         return {
@@ -470,7 +480,7 @@ class SearchWandbCallback(TrainerCallback):
             return
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if checkpoint.is_dir():
-            (checkpoint / RUN_FILE).write_text(json.dumps(self._run_info(state), indent=2))
+            self._write_run_file(checkpoint, state)
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if self._restore_guards is not None:
@@ -491,7 +501,7 @@ class SearchWandbCallback(TrainerCallback):
             self._log_model(args)
         for key, value in self.best.items():
             self.run.summary[f"best/{key.removeprefix('best_')}"] = value
-        (Path(args.output_dir) / RUN_FILE).write_text(json.dumps(self._run_info(state), indent=2))
+        self._write_run_file(Path(args.output_dir), state)
         finish = self.options.finish_on_train_end
         if finish or (finish is None and self._created):
             self.run.finish()
@@ -512,8 +522,7 @@ class SearchWandbCallback(TrainerCallback):
                 self.run = run
                 if self._pending_val:
                     self._flush_val(trainer.state)
-                info = self._run_info(trainer.state)
+                self._write_run_file(Path(trainer.args.output_dir), trainer.state)
                 self.run = None
-                (Path(trainer.args.output_dir) / RUN_FILE).write_text(json.dumps(info, indent=2))
         finally:
             run.finish(exit_code=1)

@@ -8,7 +8,7 @@ documented fallback is wandb's own `WANDB_MODE`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import InitVar, dataclass, field, fields, replace
 from typing import Any
 
 MODEL_TYPES = ("bi-encoder", "cross-encoder", "colbert", "splade")
@@ -24,8 +24,8 @@ class SearchWandbConfig:
     Example:
         >>> from hf_search_wandb.config import SearchWandbConfig
         >>> cfg = SearchWandbConfig(model_type="bi-encoder", dataset_name="scifact", log_tables="2")
-        >>> cfg.tables_every
-        2
+        >>> cfg.tables_every, cfg.wandb_project
+        (2, 'search-model-training')
         >>> SearchWandbConfig(model_artifact="sometimes")
         Traceback (most recent call last):
         ...
@@ -33,7 +33,10 @@ class SearchWandbConfig:
     """
 
     # --- run set-up (wandb.init) ---
-    project: str = field(default="search-model-training", metadata={"help": "wandb project."})
+    wandb_project: str = field(
+        default="search-model-training",
+        metadata={"help": "wandb project (TrainingArguments already owns --project, trackio's)."},
+    )
     name: str | None = field(
         default=None,
         metadata={"help": "Run name. Default: {model_type}-{base_model_short}-{dataset}-{YYYYMMDD-HHMM}."},
@@ -124,9 +127,15 @@ class SearchWandbConfig:
         },
     )
 
-    def __post_init__(self) -> None:
-        if not self.project:
-            raise ValueError("project must be a non-empty string")
+    # `project=` is accepted as an alias of `wandb_project` in Python (not on the command line, where
+    # `TrainingArguments.project` already takes `--project`).
+    project: InitVar[str | None] = None
+
+    def __post_init__(self, project: str | None) -> None:
+        if project is not None:
+            self.wandb_project = project
+        if not self.wandb_project:
+            raise ValueError("wandb_project must be a non-empty string")
         if self.mode is not None and self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} or None, got {self.mode!r}")
         if self.model_type is not None and self.model_type not in MODEL_TYPES:
@@ -177,10 +186,10 @@ class SearchWandbConfig:
         """A copy with `changes` applied (validated again).
 
         Example:
-            >>> SearchWandbConfig().updated(project="p").project
+            >>> SearchWandbConfig().updated(project="p").wandb_project
             'p'
         """
-        known = {f.name for f in fields(self)}
+        known = {f.name for f in fields(self)} | {"project"}
         unknown = sorted(set(changes) - known)
         if unknown:
             raise TypeError(f"unknown SearchWandbConfig option(s): {', '.join(unknown)}")

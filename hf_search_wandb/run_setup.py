@@ -29,6 +29,15 @@ IN_BATCH_LOSSES = frozenset(
         "MegaBatchMarginLoss",
     }
 )
+# The run config keys SPEC §1 prescribes (the seed's names); each can be overridden by the user.
+CONFIG_KEYS = (
+    "model_name", "model_type", "base_model", "max_seq_length", "pooling_mode", "learning_rate", "batch_size",
+    "effective_batch_size", "gradient_accumulation_steps", "num_epochs", "warmup_ratio", "weight_decay",
+    "max_grad_norm", "scheduler", "loss_function", "negative_sampling", "num_hard_negatives", "amp_dtype",
+    "gradient_checkpointing", "dataset_name", "train_size", "val_size", "eval_metric", "eval_steps", "seed",
+    "torch_version", "transformers_version", "sentence_transformers_version", "cuda_version", "gpu_name",
+    "gpu_count", "accelerate_version", "wandb_version", "hf_search_wandb_version", "world_size", "mixed_precision",
+)  # fmt: skip
 _NOISE_TOKENS = frozenset(
     {"multilingual", "all", "sentence", "transformers", "uncased", "cased", "en", "unsupervised"}
 )
@@ -358,7 +367,7 @@ def init_run(
         run.config.update(run_config, allow_val_change=True)
         return run, False
     kwargs: dict[str, Any] = {
-        "project": options.project,
+        "project": options.wandb_project,
         "name": name,
         "tags": tags,
         "notes": options.notes,
