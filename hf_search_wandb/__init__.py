@@ -1,5 +1,59 @@
-"""hf_search_wandb: train and watch retrieval models with HuggingFace Trainer and Weights & Biases."""
+"""hf_search_wandb: train and watch retrieval models with HuggingFace Trainer and Weights & Biases.
+
+`trainer.add_callback(SearchWandbCallback(evaluator))` logs IR metrics that equal trec_eval, retrieval
+tables, score histograms, and the best model as an artifact; `RetrievalEvaluator` is the fast evaluator
+behind it. Importing this package has no side effects and does not import wandb.
+"""
 
 from hf_search_wandb._version import __version__
+from hf_search_wandb.artifacts import (
+    ArtifactUnavailableError,
+    fetch_artifact,
+    load_model_from_artifact,
+    log_dataset_artifact,
+    log_model_artifact,
+)
+from hf_search_wandb.callback import SearchWandbCallback
+from hf_search_wandb.config import SearchWandbConfig
+from hf_search_wandb.data import BeirData, load_beir
+from hf_search_wandb.encoders import HFEncoder, as_encoder
+from hf_search_wandb.evaluator import RetrievalEvaluator
+from hf_search_wandb.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
+from hf_search_wandb.metrics import DEFAULT_METRICS, parse_metric, score_ranked, score_run
+from hf_search_wandb.results import RetrievalResult
+from hf_search_wandb.tables import (
+    error_analysis_table,
+    log_evaluation_media,
+    log_retrieval_examples,
+    retrieval_examples_table,
+    score_histograms,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "DEFAULT_METRICS",
+    "ArtifactUnavailableError",
+    "BeirData",
+    "HFEncoder",
+    "HardNegatives",
+    "RetrievalEvaluator",
+    "RetrievalResult",
+    "SearchWandbCallback",
+    "SearchWandbConfig",
+    "__version__",
+    "as_encoder",
+    "error_analysis_table",
+    "fetch_artifact",
+    "load_beir",
+    "load_model_from_artifact",
+    "log_dataset_artifact",
+    "log_evaluation_media",
+    "log_model_artifact",
+    "log_retrieval_examples",
+    "mine_bm25_negatives",
+    "mine_dense_negatives",
+    "parse_metric",
+    "retrieval_examples_table",
+    "score_histograms",
+    "score_ranked",
+    "score_run",
+]
