@@ -1,0 +1,84 @@
+"""Run RetrievalEvaluator in every process and dump what each rank got (used by test_evaluator_distributed).
+
+Usage: `accelerate launch --cpu --num_processes 2 tests/scripts/evaluator_ddp.py TINY_BERT_DIR OUT_DIR`
+(or plain `python` for the 1-process reference). Each rank writes OUT_DIR/rank{r}.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def synthetic_data(words: tuple[str, ...], seed: int = 0):
+    """300 docs and 40 queries over the tiny models' vocabulary (so every token is known), each query's
+    words planted in 1-3 relevant docs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pick = lambda n: " ".join(rng.choice(words, size=n).tolist())  # noqa: E731
+    corpus = {f"doc{i}": pick(int(rng.integers(5, 40))) for i in range(300)}
+    queries, qrels = {}, {}
+    for q in range(40):
+        queries[f"q{q}"] = pick(int(rng.integers(2, 6)))
+        relevant = rng.choice(300, size=int(rng.integers(1, 4)), replace=False).tolist()
+        for d in relevant:
+            corpus[f"doc{d}"] += " " + queries[f"q{q}"]
+        qrels[f"q{q}"] = {f"doc{d}": int(rng.integers(1, 3)) for d in relevant}
+    return queries, corpus, qrels
+
+
+def main(model_dir: str, out_dir: str) -> None:
+    from accelerate import Accelerator
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoModel, AutoTokenizer
+
+    from hf_search_wandb.evaluator import RetrievalEvaluator
+    from tests.test_evaluator import KeywordEncoder
+    from tests.tiny_models import WORDS
+
+    torch.set_num_threads(1)  # same kernels in the 1- and 2-process runs
+    accelerator = Accelerator(cpu=True)
+    queries, corpus, qrels = synthetic_data(WORDS)
+    evaluator = RetrievalEvaluator(queries, corpus, qrels)
+
+    word = Transformer(model_dir, max_seq_length=64)
+    st_model = SentenceTransformer(
+        modules=[word, Pooling(word.get_embedding_dimension(), "mean")], device="cpu"
+    )
+    hf_model = accelerator.prepare(AutoModel.from_pretrained(model_dir))  # DDP-wrapped when 2 processes
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if len(tokenizer) < len(
+        WORDS
+    ):  # transformers 5 ignores BertTokenizerFast(vocab_file=...): reload the vocab
+        from transformers import BertTokenizer
+
+        tokenizer = BertTokenizer(vocab=str(Path(model_dir) / "vocab.txt"), do_lower_case=True)
+    word.processor = tokenizer
+    vocab = WORDS[10:40]
+
+    out = {"world_size": accelerator.num_processes, "wrapped": type(hf_model).__name__}
+    for name, model in (("st", st_model), ("hf", hf_model), ("keyword", KeywordEncoder(vocab))):
+        evaluator.tokenizer = tokenizer if name == "hf" else None
+        result = evaluator.evaluate(model)
+        out[name] = {
+            "metrics": result.metrics,
+            "top_indices": result.top_indices.tolist(),
+            "top_scores": result.top_scores.tolist(),
+            "relevant_ranks": result.relevant_ranks,
+            "positive_scores": result.positive_scores.tolist(),
+        }
+    path = Path(out_dir) / f"rank{accelerator.process_index}.json"
+    path.write_text(json.dumps(out))
+    accelerator.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,85 @@
+"""1 process vs 2 processes (DDP over gloo, CPU): identical metrics, rankings and true ranks on every rank.
+
+The 2-process run goes through `accelerate launch --multi_gpu --num_processes 2` with a script that builds
+`Accelerator(cpu=True)`: that is accelerate's multi-CPU DDP over gloo. (`accelerate launch --cpu
+--num_processes 2` starts ONE process in accelerate 1.x: its CPU launcher leaves multi-process CPU runs to
+mpirun, so it would not test sharding at all; the test checks the world size to catch exactly that.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).parent / "scripts" / "evaluator_ddp.py"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run(command: list[str], out: Path) -> list[dict]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))]
+
+
+@pytest.mark.distributed
+def test_two_processes_equal_one_process(tiny_bert_dir: Path, tmp_path: Path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    accelerate = Path(sys.executable).with_name("accelerate")
+    (single,) = _run([sys.executable, str(SCRIPT), str(tiny_bert_dir), str(one)], one)
+    ranks = _run(
+        [
+            str(accelerate),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            str(SCRIPT),
+            str(tiny_bert_dir),
+            str(two),
+        ],
+        two,
+    )
+    assert single["world_size"] == 1
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert (
+        ranks[0]["wrapped"] == "DistributedDataParallel"
+    )  # the plain HF model was DDP-wrapped and unwrapped
+    for model in ("st", "hf", "keyword"):
+        reference = single[model]
+        for rank in ranks:
+            assert rank[model]["metrics"] == reference["metrics"], model  # exactly, on every rank
+            assert rank[model]["top_indices"] == reference["top_indices"], model
+            assert rank[model]["relevant_ranks"] == reference["relevant_ranks"], model
+            np.testing.assert_allclose(rank[model]["top_scores"], reference["top_scores"], atol=1e-6)
+            np.testing.assert_allclose(
+                rank[model]["positive_scores"], reference["positive_scores"], atol=1e-6
+            )
+    for model in ("st", "hf"):  # real rankings (distinct scores), not one big tie
+        assert np.mean([len(np.unique(row)) for row in np.array(single[model]["top_scores"])]) > 50, model
+    assert (
+        single["st"]["metrics"] == single["hf"]["metrics"]
+    )  # same weights, same pooling: two adapters agree
