@@ -319,7 +319,7 @@ class RetrievalEvaluator(SentenceEvaluator):
         encoder = as_encoder(
             model, self.tokenizer, pooling=self.pooling, normalize=self.normalize, max_length=self.max_length
         )
-        shard = self._use_distributed(model)
+        shard = self._use_distributed(model) and self._use_distributed(getattr(encoder, "model", None))
         rank, world = (get_rank(), get_world_size()) if shard else (0, 1)
         timings: dict[str, float] = {}
         module = getattr(encoder, "module", None)
