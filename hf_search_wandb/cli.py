@@ -116,8 +116,13 @@ def _run(args: argparse.Namespace) -> int:
         except SweepConfigError as err:
             print(err, file=sys.stderr)
             return EXIT_INVALID
-        print(f"sweep {result.study_name}: this agent ran {result.ran} trial(s); all agents: {result.states()}; "
+        states = result.states()
+        print(f"sweep {result.study_name}: this agent ran {result.ran} trial(s); all agents: {states}; "
               f"best {cfg.metric} = {result.best_value} with {result.best_params}")
+        if result.ran and not (states.get("COMPLETE") or states.get("PRUNED")):
+            errors = {t.user_attrs.get("error") for t in result.trials if t.user_attrs.get("error")}
+            print(f"error: every trial failed: {'; '.join(sorted(errors))}", file=sys.stderr)
+            return 1
         return 0
     from hf_search_wandb.sweeps.online import run_online_sweep
     from hf_search_wandb.wandb_utils import resolve_mode
@@ -144,9 +149,7 @@ def _program(args: argparse.Namespace) -> Any:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--callback-option takes KEY=VALUE, got {item!r}")
-        import yaml
-
-        options[key] = yaml.safe_load(value)
+        options[key] = _scalar(value)
     kwargs: dict[str, Any] = {
         "output_dir": args.output_dir / "trials", "max_steps": args.max_steps, "eval_steps": args.eval_steps,
         "logging_steps": args.logging_steps, "max_train_pairs": args.max_train_pairs,
@@ -158,6 +161,16 @@ def _program(args: argparse.Namespace) -> Any:
     if args.model is not None:
         kwargs["model"] = args.model
     return BiEncoderProgram(**kwargs)
+
+
+def _scalar(text: str) -> Any:
+    """`3` -> 3, `0.5` -> 0.5, `true`/`false` -> bool, anything else stays text (`off` is not False)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def load_callable(spec: str) -> Any:

@@ -131,7 +131,8 @@ def run_local_sweep(
         storage: an Optuna storage URL (or storage object); default `sqlite:///{output_dir}/sweep.db`.
         count: the sweep's maximum number of trials (overrides the config's `count`).
         study_name: default: the config's `name`, else `sweep`.
-        seed: sampler seed; each agent samples with `seed + agent_id`.
+        seed: sampler seed; each agent samples with `seed + agent_id` (grid: `seed`, shared, so that
+            agents split the grid instead of repeating it).
         agent_id: give concurrent agents different ids, or seeded agents propose the same parameters.
         project: wandb project of the trial runs.
         wandb_mode: `offline` (default), `online`, `disabled`, or None for wandb's own default.
@@ -154,14 +155,8 @@ def run_local_sweep(
     check_local_support(cfg)
     name = study_name or cfg.name
     url = storage if storage is not None else default_storage(output_dir)
-    study = optuna.create_study(
-        study_name=name,
-        storage=_rdb_storage(optuna, url, grace_period) if isinstance(url, str) else url,
-        sampler=_sampler(optuna, cfg, seed + agent_id),
-        pruner=_pruner(optuna, cfg),
-        direction=cfg.direction,
-        load_if_exists=True,
-    )
+    sampler_seed = seed if cfg.method == "grid" else seed + agent_id
+    study = _open_study(optuna, url, name, cfg, sampler_seed, grace_period)
     _check_same_sweep(study, cfg)
 
     objective = _Objective(cfg, program, project=project, wandb_mode=wandb_mode, agent_id=agent_id)
@@ -187,15 +182,45 @@ def run_local_sweep(
     )
 
 
+def _open_study(optuna: Any, url: Any, name: str, cfg: SweepConfig, seed: int, grace_period: int) -> Any:
+    """Create or load the study; retried, because agents starting together on a fresh database race to
+    create its tables (SQLite answers the loser with an IntegrityError)."""
+    import random
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(6):
+        try:
+            return optuna.create_study(
+                study_name=name,
+                storage=_rdb_storage(optuna, url, grace_period) if isinstance(url, str) else url,
+                sampler=_sampler(optuna, cfg, seed),
+                pruner=_pruner(optuna, cfg),
+                direction=cfg.direction,
+                load_if_exists=True,
+            )
+        except SQLAlchemyError:
+            if attempt == 5:
+                raise
+            time.sleep(0.5 * (attempt + 1) + random.random())
+    raise AssertionError("unreachable")
+
+
 def _rdb_storage(optuna: Any, url: str, grace_period: int) -> Any:
+    import warnings
+
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, grace_period // 3), grace_period=grace_period
-    )
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we rely on them knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, grace_period // 3), grace_period=grace_period
+        )
 
 
 def _sampler(optuna: Any, cfg: SweepConfig, seed: int) -> Any:
     if cfg.method == "grid":
+        # GridSampler gives trial n the n-th point of a seeded shuffle: every agent needs the same seed.
         space = {p.name: p.grid_values() for p in cfg.parameters.values() if p.distribution != "constant"}
         return optuna.samplers.GridSampler(space, seed=seed)
     if cfg.method == "random":
