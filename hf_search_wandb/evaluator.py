@@ -24,7 +24,7 @@ import torch
 
 from hf_search_wandb.distributed import all_gather_rows, all_reduce, get_rank, get_world_size, is_distributed
 from hf_search_wandb.encoders import Encoder, Kind, TokenEncoder, Tokenized, as_encoder, features_to_device
-from hf_search_wandb.metrics import DEFAULT_METRICS, parse_metric, ranked_report
+from hf_search_wandb.metrics import DEFAULT_METRICS, parse_metric, parse_metrics, ranked_report
 from hf_search_wandb.results import RetrievalResult
 from hf_search_wandb.retrieval import key_scores, key_ties, search, tie_positions
 
@@ -148,7 +148,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             names.append(primary)
         self.metrics = names
         self.depth = depth
-        ranked_report(np.zeros((1, 1)), [np.ones(1)], metrics=names, depth=depth)  # validates k <= depth
+        parse_metrics(names, depth)  # every k <= depth, depth >= 1
         self.name = name
         self.primary_metric = f"{name}_{primary}" if name else primary
         self.greater_is_better = True
@@ -175,6 +175,8 @@ class RetrievalEvaluator(SentenceEvaluator):
         self._query_ids = list(self.queries)
         self._doc_ids = list(self.corpus)
         self._doc_ties = tie_positions(self._doc_ids)
+        self._tie_to_doc = np.argsort(self._doc_ties)
+        self._pairs = self._relevant_pairs()
         self._token_cache: dict[Hashable, Tokenized] = {}
         self.last_result: RetrievalResult | None = None
 
@@ -473,14 +475,8 @@ class RetrievalEvaluator(SentenceEvaluator):
             raise ValueError(f"{type(encoder).__name__} produced NaN or infinite {kind} embeddings{hint}.")
         return out
 
-    def _search_and_score(
-        self,
-        query_emb: torch.Tensor,
-        doc_emb: torch.Tensor,
-        doc_rows: np.ndarray,
-        device: torch.device,
-        shard: bool,
-    ) -> RetrievalResult:
+    def _relevant_pairs(self) -> tuple[list[int], list[int], list[tuple[str, str]]]:
+        """(query row, doc row, (qid, doc id)) of every relevant judged doc present in the corpus."""
         doc_index = {d: i for i, d in enumerate(self._doc_ids)}
         pair_q, pair_d, pair_ids = [], [], []
         for qi, qid in enumerate(self._query_ids):
@@ -489,6 +485,17 @@ class RetrievalEvaluator(SentenceEvaluator):
                     pair_q.append(qi)
                     pair_d.append(doc_index[did])
                     pair_ids.append((qid, did))
+        return pair_q, pair_d, pair_ids
+
+    def _search_and_score(
+        self,
+        query_emb: torch.Tensor,
+        doc_emb: torch.Tensor,
+        doc_rows: np.ndarray,
+        device: torch.device,
+        shard: bool,
+    ) -> RetrievalResult:
+        pair_q, pair_d, pair_ids = self._pairs
         local_of = np.full(len(self._doc_ids), -1, dtype=np.int64)
         local_of[doc_rows] = np.arange(doc_rows.size)
         pair_local = local_of[np.asarray(pair_d, dtype=np.int64)] if pair_d else np.zeros(0, dtype=np.int64)
@@ -502,7 +509,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             pair_docs=torch.from_numpy(pair_local),
             chunk_elements=self.chunk_elements,
         )
-        tie_to_doc = np.argsort(self._doc_ties)
+        tie_to_doc = self._tie_to_doc
         top_keys = hits.top_keys.cpu()
         top_indices = tie_to_doc[key_ties(top_keys).numpy()]
         top_scores = key_scores(top_keys).numpy().astype(np.float32)

@@ -124,7 +124,7 @@ def search(
         >>> d = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5]])
         >>> hits = search(q, d, torch.arange(3), 2, pair_queries=torch.tensor([0]), pair_docs=torch.tensor([2]))
         >>> key_ties(hits.top_keys).tolist(), hits.pair_ranks.tolist()
-        [[0, 2], [1, 2]], [2]
+        ([[0, 2], [1, 2]], [2])
     """
     device = queries.device
     n_queries, n_docs = queries.shape[0], docs.shape[0]
