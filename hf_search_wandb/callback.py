@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 
 from hf_search_wandb import coexistence
 from hf_search_wandb.config import SearchWandbConfig
+from hf_search_wandb.log_queue import BackgroundLogger
 from hf_search_wandb.run_setup import CONFIG_KEYS
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class SearchWandbCallback(TrainerCallback):
         self._skip_until = -1
         self._cuda = False
         self._epoch: dict[str, Any] = {}
+        self._bg: BackgroundLogger | None = None
         # A run the user started before building the callback is theirs: reused, never finished by us.
         running = getattr(sys.modules.get("wandb"), "run", None)
         self._user_run_id: str | None = getattr(running, "id", None)
@@ -110,8 +112,20 @@ class SearchWandbCallback(TrainerCallback):
         if self.run is None or step <= self._skip_until or not row:
             return
         row["train/global_step"] = step
-        self.run.log(row)
+        if self._bg is not None:
+            self._bg.log(row)
+        else:
+            self.run.log(row)
         self._last_logged = max(self._last_logged, step)
+
+    def _drain(self, *, stop: bool = False) -> None:
+        """Wait until queued rows reached wandb (before direct logging, artifacts and finish)."""
+        if self._bg is not None:
+            if stop:
+                self._bg.close()
+                self._bg = None
+            else:
+                self._bg.flush()
 
     def _evaluators(self) -> list[Any]:
         found = [self.evaluator, getattr(self._trainer, "evaluator", None)]
@@ -158,10 +172,10 @@ class SearchWandbCallback(TrainerCallback):
         choice = resolve_mode(self.options.mode)
         if choice.reason:
             self._say(choice.reason)
-        self._wandb = wandb = require_wandb()
-        if choice.mode == "disabled" and wandb.run is None:
+        if choice.mode == "disabled":
             self._say("wandb disabled: nothing will be logged")
             return
+        self._wandb = wandb = require_wandb()
         import torch
 
         self._cuda = torch.cuda.is_available()
@@ -196,6 +210,7 @@ class SearchWandbCallback(TrainerCallback):
             for metric in getattr(ev, "metrics", ()) or ():
                 self._define(f"val/{metric}")
         self._define("val/loss")
+        self._bg = BackgroundLogger(self.run) if self.options.log_in_background else None
         self._restore_guards = coexistence.guard_trainer(trainer, self._fail) if trainer is not None else None
         if self.options.dataset_artifact:
             self._log_dataset(trainer)
@@ -416,6 +431,7 @@ class SearchWandbCallback(TrainerCallback):
             self._say("hf_search_wandb.tables is not available: retrieval tables are skipped")
             return
         o = self.options
+        self._drain()
         tables.log_evaluation_media(
             self.run, result, ev, step=step, num_examples=o.num_examples, k=o.examples_k,
             error_k=o.error_k, histograms=o.log_histograms, seed=o.table_seed,
@@ -454,6 +470,7 @@ class SearchWandbCallback(TrainerCallback):
             "base_model": self.run_config.get("base_model"),
             **self.best,
         }
+        self._drain()
         description = f"Best model ({metric.upper()}: {value:.4f})" if value is not None else "Final model"
         artifacts.log_model_artifact(self.run, target, metadata=metadata, description=description)
 
@@ -502,6 +519,7 @@ class SearchWandbCallback(TrainerCallback):
         for key, value in self.best.items():
             self.run.summary[f"best/{key.removeprefix('best_')}"] = value
         self._write_run_file(Path(args.output_dir), state)
+        self._drain(stop=True)
         finish = self.options.finish_on_train_end
         if finish or (finish is None and self._created):
             self.run.finish()
@@ -512,17 +530,17 @@ class SearchWandbCallback(TrainerCallback):
         if self._restore_guards is not None:
             self._restore_guards()
             self._restore_guards = None
-        run, self.run = self.run, None
-        if run is None:
+        if self.run is None:
             return
+        run = self.run
         self._say(f"training raised {type(error).__name__}: finishing wandb run {run.id} as failed")
         try:
             trainer = self._trainer
             if trainer is not None:
-                self.run = run
                 if self._pending_val:
                     self._flush_val(trainer.state)
                 self._write_run_file(Path(trainer.args.output_dir), trainer.state)
-                self.run = None
+            self._drain(stop=True)
         finally:
+            self.run = None
             run.finish(exit_code=1)

@@ -97,6 +97,10 @@ class SearchWandbConfig:
         default=False,
         metadata={"help": "Also log system/throughput with every train log, not only per epoch."},
     )
+    log_in_background: bool = field(
+        default=True,
+        metadata={"help": "Hand rows to wandb from a worker thread, so training never waits on wandb.log."},
+    )
     # --- tables and histograms (content: hf_search_wandb.tables) ---
     log_tables: str = field(
         default="every",

@@ -6,6 +6,7 @@ import datetime
 import logging
 import re
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -231,4 +232,6 @@ def test_missing_wandb_names_the_install(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     with pytest.raises(ImportError, match="pip install wandb"):
         SearchWandbCallback()
-    assert SearchWandbCallback(mode="disabled").options.mode == "disabled"
+    disabled = SearchWandbCallback(mode="disabled")
+    _drive(disabled, Path(tempfile.mkdtemp()))  # runs a whole (event-level) training without wandb
+    assert disabled.run is None
