@@ -252,6 +252,7 @@ def _wait_for(condition, study_name: str, storage: str, timeout: float = 400) ->
     raise AssertionError(f"timed out waiting on study {study_name}")
 
 
+@pytest.mark.slow
 def test_agents_race_for_the_last_slots_and_never_exceed_count(tmp_path):
     """Two processes on one SQLite store with a cheap program: count holds exactly under contention."""
     config = tmp_path / "race.yaml"
@@ -286,6 +287,7 @@ def test_restart_continues_the_sweep_and_keeps_finished_trials(tmp_path, wandb_o
     assert len(run_dirs(wandb_offline)) == 3
 
 
+@pytest.mark.slow
 def test_killed_agent_loses_no_finished_trial(tmp_path):
     """SIGKILL an agent mid-trial: its finished trials stay; the heartbeat fails the orphaned trial and a
     restarted agent runs that slot again, so the sweep still ends with exactly `count` trials."""
