@@ -61,18 +61,18 @@ def training_arguments(
         >>> args.learning_rate, args.per_device_train_batch_size, args.num_train_epochs
         (3e-05, 16, 2)
     """
-    if args_class is None:
-        from transformers import TrainingArguments
+    from transformers import TrainingArguments
 
-        args_class = TrainingArguments
-    fields = {f.name for f in dataclasses.fields(args_class)}
+    cls: type = args_class if args_class is not None else TrainingArguments
+    fields = {f.name for f in dataclasses.fields(cls)}
+    has_ratio = "warmup_ratio" in {f.name for f in dataclasses.fields(TrainingArguments)}  # transformers < 5
     kwargs: dict[str, Any] = {"output_dir": str(output_dir), "report_to": "none", "save_strategy": "no"}
     for key, value in config.items():
         if key in _MODEL_KEYS:
             continue
         if key == "warmup_ratio":
             # transformers 5 folds the ratio into warmup_steps (a float < 1 is a ratio).
-            kwargs["warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"] = float(value)
+            kwargs["warmup_ratio" if has_ratio else "warmup_steps"] = float(value)
         elif key in _RENAMED:
             kwargs[_RENAMED[key]] = value
             if key == "batch_size":
@@ -82,7 +82,7 @@ def training_arguments(
     kwargs.update(overrides)
     if kwargs.get("eval_steps") and "eval_strategy" not in overrides:
         kwargs["eval_strategy"] = "steps"
-    return args_class(**kwargs)
+    return cls(**kwargs)
 
 
 def build_bi_encoder(model_path: str | Path, *, max_seq_length: int | None = None, pooling_mode: str = "mean") -> Any:
