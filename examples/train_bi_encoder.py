@@ -123,10 +123,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
     from hf_search_wandb.data import load_beir
-    from hf_search_wandb.distributed import is_main_process
 
     set_seed(args.seed)
-    main_proc = is_main_process()
+    main_proc = int(os.environ.get("RANK", "0")) == 0  # set by accelerate/torchrun before any process group
     say = print if main_proc else (lambda *a, **k: None)
 
     train, test = load_beir(args.data, args.train_split), load_beir(args.data, args.eval_split)

@@ -56,6 +56,7 @@ class BiEncoder(nn.Module):
         query_attention_mask: torch.Tensor,
         doc_input_ids: torch.Tensor,
         doc_attention_mask: torch.Tensor,
+        return_loss: bool = True,  # tells Trainer the loss needs no labels, so evaluate() reports eval_loss
         **_: Any,
     ) -> dict[str, torch.Tensor]:
         q = self.embed(query_input_ids, query_attention_mask)
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> Any:
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        warmup_ratio=0.1,
+        warmup_steps=0.1,  # a float < 1 is a ratio of the total steps (transformers 5)
         eval_strategy=strategy,
         eval_steps=args.eval_steps or None,
         save_strategy=strategy,

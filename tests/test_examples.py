@@ -1,0 +1,115 @@
+"""Every example runs end to end on tiny budgets (tiny random BERT, a slice of SciFact, a few steps),
+as accelerate's own `tests/test_examples.py` does: one process, and two CPU processes via
+`accelerate launch --cpu --num_processes 2`, each writing exactly one offline wandb run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, SCIFACT
+from tests.wandb_records import read_run, run_dirs
+
+TINY_ARGS = [
+    "--data", str(SCIFACT),
+    "--max-steps", "3",
+    "--batch-size", "4",
+    "--eval-steps", "3",
+    "--logging-steps", "1",
+    "--corpus-cap", "40",
+    "--max-queries", "12",
+    "--max-train-pairs", "24",
+    "--max-seq-length", "48",
+    "--wandb-mode", "offline",
+]
+
+
+def _env(wandb_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        WANDB_MODE="offline",
+        WANDB_DIR=str(wandb_dir),
+        WANDB_SILENT="true",
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    return env
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd[:4])} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def _one_run(wandb_dir: Path):
+    runs = run_dirs(wandb_dir)
+    assert len(runs) == 1, f"expected exactly one wandb run, found {[p.name for p in runs]}"
+    return read_run(runs[0])
+
+
+@pytest.mark.parametrize("hard_negatives", ["bm25", "none"])
+def test_train_bi_encoder_example(tmp_path: Path, tiny_bert_dir: Path, hard_negatives: str) -> None:
+    metrics_json = tmp_path / "metrics.json"
+    cmd = [
+        sys.executable, "examples/train_bi_encoder.py", *TINY_ARGS,
+        "--model", str(tiny_bert_dir),
+        "--hard-negatives", hard_negatives,
+        "--num-hard-negatives", "1",
+        "--output-dir", str(tmp_path / "out"),
+        "--metrics-json", str(metrics_json),
+    ]
+    _run(cmd, _env(tmp_path))
+    results = json.loads(metrics_json.read_text())
+    assert set(results["before"]) >= {"mrr@10", "ndcg@10", "recall@100", "map", "hit@10"}
+    assert 0.0 <= results["after"]["ndcg@10"] <= 1.0
+
+    run = _one_run(tmp_path)
+    assert run.series("val/ndcg@10"), "no val/ndcg@10 in the run history"
+    assert len(run.series("val/ndcg@10")) == 2  # eval_on_start (the base model) and after step 3
+    assert run.series("train/loss")
+    config = run.config
+    assert config["dataset_name"] == "scifact"
+    assert config["negative_sampling"] == ("in-batch + bm25_hard" if hard_negatives == "bm25" else "in-batch")
+    assert any(a["type"] == "dataset" for a in run.artifacts), "dataset artifact missing"
+
+
+@pytest.mark.distributed
+def test_train_bi_encoder_two_cpu_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    cmd = [
+        accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "examples/train_bi_encoder.py", *TINY_ARGS,
+        "--model", str(tiny_bert_dir),
+        "--hard-negatives", "none",
+        "--output-dir", str(tmp_path / "out"),
+        "--metrics-json", str(tmp_path / "metrics.json"),
+    ]
+    _run(cmd, _env(tmp_path), timeout=900)
+    run = _one_run(tmp_path)
+    assert run.config["world_size"] == 2
+    assert run.series("val/mrr@10")
+
+
+def test_train_hf_trainer_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    cmd = [
+        sys.executable, "examples/train_hf_trainer.py",
+        "--data", str(SCIFACT), "--model", str(tiny_bert_dir),
+        "--max-steps", "3", "--batch-size", "4", "--eval-steps", "3", "--logging-steps", "1",
+        "--corpus-cap", "40", "--max-queries", "12", "--max-train-pairs", "24", "--max-seq-length", "48",
+        "--wandb-mode", "offline", "--output-dir", str(tmp_path / "out"),
+    ]
+    _run(cmd, _env(tmp_path))
+    run = _one_run(tmp_path)
+    for key in ("val/mrr@10", "val/ndcg@10", "val/loss", "train/loss"):
+        assert run.series(key), f"{key} missing from the run history"
+    assert run.config["pooling_mode"] == "mean"
