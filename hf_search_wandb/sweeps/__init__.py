@@ -8,6 +8,7 @@ from hf_search_wandb.sweeps.config import (
     recommended_config_path,
 )
 from hf_search_wandb.sweeps.local import LocalSweepResult, run_local_sweep
+from hf_search_wandb.sweeps.online import run_online_sweep
 from hf_search_wandb.sweeps.pruning import OptunaPruningCallback
 from hf_search_wandb.sweeps.training import BiEncoderProgram, Program, training_arguments
 
@@ -22,5 +23,6 @@ __all__ = [
     "load_sweep_config",
     "recommended_config_path",
     "run_local_sweep",
+    "run_online_sweep",
     "training_arguments",
 ]
