@@ -59,11 +59,29 @@ def train_pairs(n: int) -> Any:
     return Dataset.from_dict({"anchor": anchors, "positive": positives})
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) plus its children (wandb's service process)."""
+    import psutil
+
+    proc = psutil.Process()
+    total = time.process_time()
+    for child in proc.children(recursive=True):
+        try:
+            times = child.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
 class StepClock:
-    """A TrainerCallback recording perf_counter at each step end (added after every other callback)."""
+    """A TrainerCallback recording wall and CPU time at each step end (added after every other callback).
+
+    CPU seconds barely move with the load other processes put on a shared machine, wall seconds do."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.cpu: list[float] = []
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("on_"):
@@ -72,6 +90,7 @@ class StepClock:
 
     def on_step_end(self, *args: Any, **kwargs: Any) -> None:
         self.times.append(time.perf_counter())
+        self.cpu.append(cpu_seconds())
 
 
 def run_once(base: Any, data: Any, args: argparse.Namespace, workdir: Path, with_callback: bool) -> dict[str, float]:
@@ -114,6 +133,7 @@ def run_once(base: Any, data: Any, args: argparse.Namespace, workdir: Path, with
     return {
         "samples_per_s": samples / steady,
         "step_ms": 1000 * steady / (len(clock.times) - args.warmup),
+        "cpu_step_ms": 1000 * (clock.cpu[-1] - clock.cpu[args.warmup - 1]) / (len(clock.times) - args.warmup),
         # steady state: the logs after the warm-up steps, without the final end-of-training log
         "on_log_ms": 1000 * statistics.mean(in_log[args.warmup : args.steps]) if in_log else 0.0,
         "one_off_s": total - (clock.times[-1] - clock.times[0]),
@@ -147,6 +167,7 @@ def main() -> None:
             results[with_callback].append(res)
             label = "callback" if with_callback else "none    "
             print(f"repeat {repeat} {label} {res['samples_per_s']:8.2f} samples/s  step {res['step_ms']:7.1f} ms"
+                  f"  cpu/step {res['cpu_step_ms']:7.1f} ms"
                   f"  on_log {res['on_log_ms']:6.3f} ms  one-off {res['one_off_s']:5.2f} s", flush=True)  # fmt: skip
     none = statistics.median(r["samples_per_s"] for r in results[False])
     with_cb = statistics.median(r["samples_per_s"] for r in results[True])
@@ -161,6 +182,10 @@ def main() -> None:
           f"{'foreground' if args.foreground else 'background'} logging")  # fmt: skip
     print(f"throughput report_to=none: {none:.2f} samples/s; with callback: {with_cb:.2f} samples/s")
     print(f"overhead (median throughput): {100 * (1 - with_cb / none):+.2f}%")
+    cpu_none = statistics.median(r["cpu_step_ms"] for r in results[False])
+    cpu_cb = statistics.median(r["cpu_step_ms"] for r in results[True])
+    print(f"CPU per step (process + wandb service): {cpu_none:.1f} ms without, {cpu_cb:.1f} ms with: "
+          f"{100 * (cpu_cb / cpu_none - 1):+.2f}%")  # fmt: skip
     print(f"time inside on_log: {on_log_ms:.3f} ms per log = {100 * on_log_ms / step_ms:.3f}% of a {step_ms:.1f} ms step")
     print(f"one-off (wandb.init + finish, per run): {one_off:.2f} s")
 

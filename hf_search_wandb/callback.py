@@ -9,7 +9,6 @@ at `train/global_step`. Only the main process touches wandb.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import shutil
 import sys
@@ -23,27 +22,13 @@ from transformers import TrainerCallback
 from hf_search_wandb import coexistence
 from hf_search_wandb.config import SearchWandbConfig
 from hf_search_wandb.log_queue import BackgroundLogger
+from hf_search_wandb.metric_names import STEP_KEY, split_logs, summary_goal
+from hf_search_wandb.resume import read_resume_info, write_run_file
 from hf_search_wandb.run_setup import CONFIG_KEYS
 
 logger = logging.getLogger(__name__)
 
-RUN_FILE = "wandb_run.json"
 BEST_MODEL_DIR = "wandb-best-model"
-_TRAIN_KEYS = {
-    "loss": "train/loss",
-    "learning_rate": "train/lr",
-    "grad_norm": "train/grad_norm",
-    "epoch": "train/epoch",
-}
-_SUMMARY_KEYS = {  # transformers' end-of-training log: summary values, not series
-    "train_runtime": "train/runtime",
-    "train_samples_per_second": "train/samples_per_second",
-    "train_steps_per_second": "train/steps_per_second",
-    "train_loss": "train/mean_loss",
-    "total_flos": "train/total_flos",
-}
-_EVAL_SYSTEM = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time")
-_LOWER_IS_BETTER = ("loss",)
 
 
 class SearchWandbCallback(TrainerCallback):
@@ -111,7 +96,7 @@ class SearchWandbCallback(TrainerCallback):
     def _log(self, row: dict[str, Any], step: int) -> None:
         if self.run is None or step <= self._skip_until or not row:
             return
-        row["train/global_step"] = step
+        row[STEP_KEY] = step
         if self._bg is not None:
             self._bg.log(row)
         else:
@@ -131,22 +116,11 @@ class SearchWandbCallback(TrainerCallback):
         found = [self.evaluator, getattr(self._trainer, "evaluator", None)]
         return [e for i, e in enumerate(found) if e is not None and all(e is not f for f in found[:i])]
 
-    def _val_key(self, key: str) -> str:
-        name = key[len("eval_") :]
-        if name in _EVAL_SYSTEM:
-            return f"system/eval_{name}"
-        for ev in self._evaluators():
-            prefix = f"{getattr(ev, 'name', '') or ''}_"
-            if prefix != "_" and name.startswith(prefix):
-                return "val/" + name[len(prefix) :]
-        return "val/" + (name[len("val_") :] if name.startswith("val_") else name)
-
     def _define(self, key: str) -> None:
         if key in self._defined or self.run is None:
             return
         self._defined.add(key)
-        lower = key.split("/", 1)[-1] in _LOWER_IS_BETTER
-        self.run.define_metric(key, step_metric="train/global_step", summary="min" if lower else "max")
+        self.run.define_metric(key, step_metric=STEP_KEY, summary=summary_goal(key))
 
     # ------------------------------------------------------------------ run set-up
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -164,7 +138,9 @@ class SearchWandbCallback(TrainerCallback):
         self._trainer = coexistence.find_trainer()
         handler = coexistence.find_handler()
         took_over = bool(handler is not None and coexistence.silence_wandb_callbacks(handler))
-        self._epoch, self._pending_val, self._n_evals = {}, {}, 0
+        # each train() call is one run: per-run state starts afresh (hyperparameter search re-trains)
+        self._epoch, self._pending_val, self._n_evals, self.best = {}, {}, 0, {}
+        self._last_logged, self._skip_until = -1, -1
         if not state.is_world_process_zero:
             return
         from hf_search_wandb.wandb_utils import require_wandb, resolve_mode
@@ -189,8 +165,9 @@ class SearchWandbCallback(TrainerCallback):
         tags = self.options.tags if self.options.tags is not None else default_tags(self.run_config)
         resume = self._resume_info(args, state)
         existing = wandb.run is not None
+        options = self.options.updated(project=resume["project"]) if resume.get("project") else self.options
         self.run, created = init_run(
-            wandb, self.options, mode=choice.mode, name=name, tags=tags, run_config=self.run_config,
+            wandb, options, mode=choice.mode, name=name, tags=tags, run_config=self.run_config,
             run_id=resume.get("run_id") if not existing else None,
         )  # fmt: skip
         self._created = created or self.run.id != self._user_run_id
@@ -204,8 +181,8 @@ class SearchWandbCallback(TrainerCallback):
             self._skip_until = max(int(resume.get("last_logged_step", -1)), int(state.global_step))
             self._say(f"resumed wandb run {self.run.id}; steps up to {self._skip_until} are already logged")
         self._defined = set()
-        self.run.define_metric("train/global_step")
-        self.run.define_metric("*", step_metric="train/global_step", step_sync=True)
+        self.run.define_metric(STEP_KEY)
+        self.run.define_metric("*", step_metric=STEP_KEY, step_sync=True)
         for ev in self._evaluators():
             for metric in getattr(ev, "metrics", ()) or ():
                 self._define(f"val/{metric}")
@@ -233,26 +210,10 @@ class SearchWandbCallback(TrainerCallback):
     def _resume_info(self, args: Any, state: Any) -> dict[str, Any]:
         if not self.options.resume or state.global_step <= 0:
             return {}
-        checkpoint = coexistence.find_resume_checkpoint()
-        candidates = [Path(checkpoint)] if checkpoint else []
-        candidates.append(Path(args.output_dir) / f"checkpoint-{state.global_step}")
-        info: dict[str, Any] = {}
-        for path in candidates:
-            if (path / RUN_FILE).is_file():
-                info = json.loads((path / RUN_FILE).read_text())
-                break
-        crash = Path(args.output_dir) / RUN_FILE
-        if info and crash.is_file():
-            latest = json.loads(crash.read_text())
-            if latest.get("run_id") == info.get("run_id"):
-                info["last_logged_step"] = max(
-                    info.get("last_logged_step", -1), latest.get("last_logged_step", -1)
-                )
-        return info
+        return read_resume_info(args.output_dir, state.global_step, coexistence.find_resume_checkpoint())
 
     def _write_run_file(self, directory: Path, state: Any) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / RUN_FILE).write_text(json.dumps(self._run_info(state), indent=2))
+        write_run_file(directory, self._run_info(state))
 
     def _run_info(self, state: Any) -> dict[str, Any]:
         return {
@@ -308,21 +269,14 @@ class SearchWandbCallback(TrainerCallback):
             return
         if self._pending_val:
             self._flush_val(state)
-        row: dict[str, Any] = {}
-        val: dict[str, Any] = {}
-        for key, value in logs.items():
-            if key in _SUMMARY_KEYS:
-                self.run.summary[_SUMMARY_KEYS[key]] = value
-            elif key.startswith("eval_"):
-                val[self._val_key(key)] = value
-            elif key in _TRAIN_KEYS:
-                if key != "grad_norm" or self.options.log_grad_norm:
-                    row[_TRAIN_KEYS[key]] = value
-            elif isinstance(value, (int, float)):
-                row[f"train/{key}"] = value
-        if val:
-            self._pending_val = val
+        names = [str(getattr(ev, "name", "") or "") for ev in self._evaluators()]
+        split = split_logs(logs, names, grad_norm=self.options.log_grad_norm)
+        for key, value in split.summary.items():
+            self.run.summary[key] = value
+        if split.val:
+            self._pending_val = split.val
             return
+        row = split.train
         if not row.keys() - {"train/epoch"}:
             return
         if "train/loss" in row and self._epoch:
@@ -375,7 +329,7 @@ class SearchWandbCallback(TrainerCallback):
         previous = self.best.get(f"best_{self.options.eval_metric}")
         if previous is None:
             return True
-        lower = self.options.eval_metric in _LOWER_IS_BETTER
+        lower = summary_goal(self.options.eval_metric) == "min"
         return value < previous if lower else value > previous
 
     def _evaluate_if_needed(

@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from hf_search_wandb.callback import RUN_FILE, SearchWandbCallback
+from hf_search_wandb.callback import SearchWandbCallback
+from hf_search_wandb.resume import RUN_FILE
 from tests.conftest import SCIFACT
 from tests.wandb_records import RunRecords, read_run, run_dirs
 

@@ -1,0 +1,74 @@
+"""Which wandb run a checkpoint belongs to: `wandb_run.json` next to the trainer's checkpoint files.
+
+The callback writes the file into each `checkpoint-N/` it sees saved, and into `output_dir/` when training
+ends or fails (with the last step it logged). Resuming from a checkpoint reads it back to continue the same
+run (`wandb.init(id=..., resume="allow")`) and to skip the steps that run already holds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "wandb_run.json"
+
+
+def write_run_file(directory: str | Path, info: dict[str, Any]) -> Path:
+    """Write `info` (run id, project, name, last logged step, ...) to `directory/wandb_run.json`.
+
+    Example:
+        >>> import tempfile
+        >>> path = write_run_file(tempfile.mkdtemp(), {"run_id": "abc", "last_logged_step": 7})
+        >>> path.name
+        'wandb_run.json'
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / RUN_FILE
+    path.write_text(json.dumps(info, indent=2, default=str))
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_resume_info(
+    output_dir: str | Path, global_step: int, checkpoint: str | Path | None = None
+) -> dict[str, Any]:
+    """The run a resumed training continues, or `{}`.
+
+    Looks in `checkpoint` (the `resume_from_checkpoint` path), else in `output_dir/checkpoint-{global_step}`.
+    `last_logged_step` is raised to what `output_dir/wandb_run.json` records for the same run (a session
+    that crashed after the checkpoint logged further steps).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> out = Path(tempfile.mkdtemp())
+        >>> _ = write_run_file(out / "checkpoint-2", {"run_id": "abc", "last_logged_step": 2})
+        >>> _ = write_run_file(out, {"run_id": "abc", "last_logged_step": 5})
+        >>> read_resume_info(out, 2)["last_logged_step"]
+        5
+    """
+    output_dir = Path(output_dir)
+    candidates = [Path(checkpoint)] if checkpoint else []
+    candidates.append(output_dir / f"checkpoint-{global_step}")
+    info: dict[str, Any] = {}
+    for path in candidates:
+        info = _read(path / RUN_FILE)
+        if info.get("run_id"):
+            break
+    if not info.get("run_id"):
+        return {}
+    latest = _read(output_dir / RUN_FILE)
+    if latest.get("run_id") == info["run_id"]:
+        info["last_logged_step"] = max(
+            int(info.get("last_logged_step", -1)), int(latest.get("last_logged_step", -1))
+        )
+    return info
