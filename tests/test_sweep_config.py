@@ -235,3 +235,8 @@ def test_grid_combinations_counts_discrete_ranges():
                                 "parameters": {"q": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25},
                                                "i": {"distribution": "int_uniform", "min": 2, "max": 4}}})
     assert grid_combinations(config.parameters) == 15
+
+
+def test_numbers_written_without_a_dot_reach_wandb_as_numbers(seed):
+    sent = load_sweep_config(seed, count=3).to_wandb()
+    assert sent["parameters"]["learning_rate"] == {"distribution": "log_uniform_values", "min": 1e-6, "max": 5e-5}

@@ -231,6 +231,8 @@ def load_sweep_config(
     metric_name, goal = _check_metric(raw.get("metric"), extra_metrics, problems)
 
     parameters: dict[str, ParameterSpec] = {}
+    if isinstance(raw.get("parameters"), Mapping):
+        raw["parameters"] = _normalized(raw["parameters"])  # what wandb.sweep receives, too
     params_raw = raw.get("parameters")
     if not isinstance(params_raw, Mapping) or not params_raw:
         problems.append("parameters must be a non-empty mapping of parameter name -> search space")
@@ -278,6 +280,19 @@ def _numeric(value: Any) -> Any:
             return value
         return int(number) if number.is_integer() and re.fullmatch(r"[+-]?\d+", value.strip()) else number
     return value
+
+
+def _normalized(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter specs with numeric strings (`"1e-6"`) turned into numbers, nested blocks included."""
+    out: dict[str, Any] = {}
+    for name, spec in params.items():
+        if not isinstance(spec, Mapping):
+            out[name] = spec
+        elif isinstance(spec.get("parameters"), Mapping):
+            out[name] = {**spec, "parameters": _normalized(spec["parameters"])}
+        else:
+            out[name] = {k: _numeric(v) if k in _NUMERIC_KEYS else v for k, v in spec.items()}
+    return out
 
 
 def _is_number(value: Any) -> bool:
