@@ -12,6 +12,7 @@ Recall@k, Precision@k and Accuracy@k (= hit@k). They differ in two documented pl
 from __future__ import annotations
 
 import random
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pytest
 from hf_search_wandb.data import load_beir
 from hf_search_wandb.metrics import score_run
 from tests.conftest import SCIFACT
+from tests.tiny_models import tokens
 
 DEPTH = 100
 KS = (1, 3, 5, 10, 100)
@@ -49,21 +51,32 @@ def _top_run(
     model, queries: dict[str, str], corpus: dict[str, str], depth: int = DEPTH
 ) -> dict[str, dict[str, float]]:
     """Encode once (cosine similarity, as both evaluators use) and keep the top `depth` per query."""
-    import torch
+    doc_ids, qids = list(corpus), list(queries)
+    docs = np.asarray(model.encode([corpus[d] for d in doc_ids], batch_size=64, normalize_embeddings=True))
+    qs = np.asarray(model.encode([queries[q] for q in qids], batch_size=64, normalize_embeddings=True))
+    scores = qs @ docs.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+    return {q: {doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
 
-    doc_ids = list(corpus)
-    docs = model.encode(
-        [corpus[d] for d in doc_ids], batch_size=64, convert_to_tensor=True, normalize_embeddings=True
-    )
-    qids = list(queries)
-    qs = model.encode(
-        [queries[q] for q in qids], batch_size=64, convert_to_tensor=True, normalize_embeddings=True
-    )
-    scores, idx = torch.topk(qs @ docs.T, min(depth, len(doc_ids)), dim=1)
-    return {
-        q: {doc_ids[j]: float(s) for j, s in zip(idx[i].tolist(), scores[i].tolist(), strict=True)}
-        for i, q in enumerate(qids)
-    }
+
+class RandomProjectionEncoder:
+    """A tiny random model: hashed bag of words times a fixed Gaussian matrix (seeded). Lexically similar
+    texts get similar vectors, so rankings are far from trivial, and encoding 1,000 docs is instant."""
+
+    def __init__(self, dim: int = 256, buckets: int = 1 << 14, seed: int = 0) -> None:
+        self.buckets = buckets
+        self.projection = np.random.default_rng(seed).standard_normal((buckets, dim)).astype(np.float32)
+
+    def encode(self, texts: list[str], normalize_embeddings: bool = False, **_: object) -> np.ndarray:
+        out = np.stack(
+            [
+                self.projection[[zlib.crc32(w.encode()) % self.buckets for w in tokens(t)] or [0]].sum(0)
+                for t in texts
+            ]
+        )
+        if normalize_embeddings:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
 
 
 def _compare(run: dict[str, dict[str, float]], queries: dict, corpus: dict, qrels: dict) -> dict[str, float]:
@@ -120,10 +133,8 @@ def test_map_at_k_denominators_differ() -> None:
     assert score_run(qrels, run, metrics=["map@1"]) == {"map@1": pytest.approx(1 / 3)}
 
 
-def test_same_numbers_as_sentence_transformers_on_scifact_subset(tmp_path: Path) -> None:
+def test_same_numbers_as_sentence_transformers_on_scifact_subset() -> None:
     """Fast: a tiny random model, 100 SciFact test queries and 1,000 docs (their relevant docs included)."""
-    from tests.tiny_models import make_tiny_sentence_transformer
-
     data = load_beir(SCIFACT, "test")
     rng = random.Random(0)
     qids = sorted(rng.sample(sorted(data.qrels), 100))
@@ -133,13 +144,10 @@ def test_same_numbers_as_sentence_transformers_on_scifact_subset(tmp_path: Path)
     doc_ids = sorted(needed) + rng.sample(others, 1000 - len(needed))
     corpus = {d: data.corpus[d] for d in doc_ids}
     queries = {q: data.queries[q] for q in qids}
-    model = make_tiny_sentence_transformer(tmp_path, seed=0)
-    run = _top_run(model, queries, corpus)
-    if _has_ties(run):  # equal embeddings: keep one of each tie so the two tie rules cannot matter
-        run = {q: {d: s + 1e-12 * i for i, (d, s) in enumerate(docs.items())} for q, docs in run.items()}
-        assert not _has_ties(run)
+    run = _top_run(RandomProjectionEncoder(), queries, corpus)
+    assert not _has_ties(run)  # distinct scores: the two tie rules cannot matter here
     ours = _compare(run, queries, corpus, qrels)
-    assert 0.0 <= ours["ndcg@10"] <= 1.0
+    assert ours["ndcg@10"] > 0.1 and ours["mrr@100"] > ours["mrr@1"] > 0.0  # a real ranking, not all zeros
 
 
 @pytest.mark.slow
