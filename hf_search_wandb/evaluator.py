@@ -357,8 +357,9 @@ class RetrievalEvaluator(SentenceEvaluator):
     def _precision_dtype(self, encoder: Any, device: torch.device) -> torch.dtype | None:
         if self.precision != "auto":
             return _DTYPES[self.precision]
-        if torch.is_autocast_enabled(device.type):
-            return torch.get_autocast_dtype(device.type)
+        active = _active_autocast_dtype(device)
+        if active is not None:
+            return active
         if getattr(encoder, "dtype", torch.float32) in (torch.bfloat16, torch.float16):
             return None  # weights already in half precision
         try:
@@ -542,6 +543,20 @@ class RetrievalEvaluator(SentenceEvaluator):
             f"RetrievalEvaluator(name={self.name!r}, {len(self.queries):,} queries, {len(self.corpus):,} docs, "
             f"metrics={self.metrics}, depth={self.depth})"
         )
+
+
+def _active_autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype of an enclosing autocast context on `device`, if any (torch >= 2.4 API, older fallback)."""
+    try:
+        if torch.is_autocast_enabled(device.type):
+            return torch.get_autocast_dtype(device.type)
+        return None
+    except (TypeError, AttributeError):  # torch < 2.4: per-device functions without arguments
+        if device.type == "cuda" and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
+        if device.type == "cpu" and torch.is_autocast_cpu_enabled():
+            return torch.get_autocast_cpu_dtype()
+        return None
 
 
 def _sync(device: torch.device) -> None:

@@ -221,3 +221,22 @@ def test_auto_precision_follows_accelerate_mixed_precision(tiny, monkeypatch):
         AcceleratorState._shared_state, "_mixed_precision", "bf16"
     )  # as inside a bf16 Trainer
     assert _dtype_seen(model, lambda: evaluator.evaluate(model)) == torch.bfloat16
+
+
+def test_auto_precision_follows_an_enclosing_autocast(tiny):
+    model, tokenizer = tiny
+    evaluator = RetrievalEvaluator(
+        {"q": "cell"},
+        {"a": "cell growth", "b": "brain"},
+        {"q": {"a": 1}},
+        metrics=["mrr@2"],
+        depth=2,
+        primary_metric="mrr@2",
+        tokenizer=tokenizer,
+    )
+
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            evaluator.evaluate(model)
+
+    assert _dtype_seen(model, run) == torch.bfloat16
