@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `hf-search-wandb`; returns the exit code.
 
     Example:
-        >>> main(["sweep", "validate", str(recommended_config_path())])  # doctest: +SKIP
+        >>> from hf_search_wandb.sweeps.config import recommended_config_path
+        >>> main(["sweep", "validate", str(recommended_config_path())])  # doctest: +ELLIPSIS
+        /...recommended.yaml: valid (bayes, val/mrr@10 maximize, 8 parameters, count 30)
         0
     """
     args = build_parser().parse_args(argv)

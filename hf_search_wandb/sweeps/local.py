@@ -143,9 +143,14 @@ def run_local_sweep(
         A `LocalSweepResult` with every trial of the study.
 
     Example:
-        >>> result = run_local_sweep("sweep.yaml", BiEncoderProgram(max_steps=50), count=4)  # doctest: +SKIP
-        >>> result.states()  # doctest: +SKIP
-        {'COMPLETE': 3, 'PRUNED': 1}
+        >>> import tempfile
+        >>> sweep = {"method": "random", "count": 3, "metric": {"name": "val/mrr@10", "goal": "maximize"},
+        ...          "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+        >>> def program(config, callbacks):  # a real one trains: see BiEncoderProgram
+        ...     return {"eval_val_mrr@10": config["x"]}
+        >>> result = run_local_sweep(sweep, program, output_dir=tempfile.mkdtemp(), wandb_mode="disabled")
+        >>> result.states(), result.ran
+        ({'COMPLETE': 3}, 3)
     """
     optuna = require_optuna()
     if isinstance(config, SweepConfig):
