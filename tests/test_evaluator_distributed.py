@@ -83,3 +83,26 @@ def test_two_processes_equal_one_process(tiny_bert_dir: Path, tmp_path: Path):
     assert (
         single["st"]["metrics"] == single["hf"]["metrics"]
     )  # same weights, same pooling: two adapters agree
+
+
+def test_rank_zero_only_runs_on_rank_zero_and_returns_default_elsewhere(monkeypatch):
+    import torch
+
+    from hf_search_wandb.distributed import all_gather_rows, all_reduce, broadcast_object, rank_zero_only
+
+    calls = []
+
+    @rank_zero_only(default="skipped")
+    def log(value):
+        calls.append(value)
+        return "logged"
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    assert log(1) == "skipped" and calls == []
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    assert log(2) == "logged" and calls == [2]
+    # one process: collectives are identities
+    tensor = torch.arange(6).reshape(3, 2)
+    assert [t.tolist() for t in all_gather_rows(tensor)] == [tensor.tolist()]
+    assert all_reduce(tensor, "max").tolist() == tensor.tolist()
+    assert broadcast_object({"a": 1}) == {"a": 1}
