@@ -395,6 +395,12 @@ class SearchWandbCallback(TrainerCallback):
         """Save the current (best) model to `{output_dir}/wandb-best-model`, replacing the previous best."""
         if model is None:
             return
+        trainer = self._trainer
+        if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
+            self._say(
+                "sharded model (FSDP/DeepSpeed): the model artifact is skipped, save it with the trainer"
+            )
+            return
         target = Path(args.output_dir) / BEST_MODEL_DIR
         if target.exists():
             shutil.rmtree(target)

@@ -7,6 +7,7 @@ summary, run count, state. Nothing is mocked.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from pathlib import Path
@@ -63,16 +64,23 @@ VAL_METRICS = ("val/mrr@10", "val/ndcg@10", "val/recall@100", "val/map", "val/hi
 TRAIN_METRICS = ("train/loss", "train/lr", "train/global_step", "train/grad_norm", "train/epoch_loss")
 
 
+@functools.lru_cache(maxsize=2)
+def scifact(split: str) -> Any:
+    """SciFact parsed once per test session (each scenario builds a fresh evaluator from it)."""
+    from hf_search_wandb.data import load_beir
+
+    return load_beir(SCIFACT, split)
+
+
 def make_evaluator() -> Any:
     from hf_search_wandb.evaluator import RetrievalEvaluator
 
-    return RetrievalEvaluator.from_beir(SCIFACT, "test", max_queries=12, corpus_sample=40)
+    data = scifact("test")
+    return RetrievalEvaluator(data.queries, data.corpus, data.qrels, max_queries=12, corpus_sample=40)
 
 
 def pairs(n: int = 32) -> list[dict[str, str]]:
-    from hf_search_wandb.data import load_beir
-
-    data = load_beir(SCIFACT, "train")
+    data = scifact("train")
     rows = []
     for qid, docs in data.qrels.items():
         doc = next(iter(docs))
