@@ -235,3 +235,21 @@ def test_missing_wandb_names_the_install(monkeypatch: pytest.MonkeyPatch) -> Non
     disabled = SearchWandbCallback(mode="disabled")
     _drive(disabled, Path(tempfile.mkdtemp()))  # runs a whole (event-level) training without wandb
     assert disabled.run is None
+
+
+def test_a_run_you_started_is_reused_and_left_open(wandb_offline: Path) -> None:
+    import wandb
+
+    run = wandb.init(project="mine", mode="offline", dir=str(wandb_offline))
+    try:
+        cb = SearchWandbCallback(log_system_every_log=True)
+        _drive(cb, wandb_offline / "out")
+        assert wandb.run is run  # not finished: the user still logs test results to it
+        run.log({"test/mrr@10": 0.5})
+    finally:
+        run.finish()
+    (run_dir,) = run_dirs(wandb_offline)
+    records = read_run(run_dir)
+    assert records.series("train/loss") == [1.0, 0.5] and records.series("test/mrr@10") == [0.5]
+    assert len(records.series("system/throughput")) == 3  # each log, plus the epoch row
+    assert records.config["eval_metric"] == "mrr@10" and records.summary_view["project"] == "mine"
