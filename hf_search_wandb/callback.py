@@ -65,7 +65,6 @@ class SearchWandbCallback(TrainerCallback):
         self.run: Any = None
         self.run_config: dict[str, Any] = {}
         self.best: dict[str, Any] = {}
-        self._wandb: Any = None
         self._created = False
         self._restore_guards: Any = None
         self._trainer: Any = None
@@ -151,7 +150,7 @@ class SearchWandbCallback(TrainerCallback):
         if choice.mode == "disabled":
             self._say("wandb disabled: nothing will be logged")
             return
-        self._wandb = wandb = require_wandb()
+        wandb = require_wandb()
         import torch
 
         self._cuda = torch.cuda.is_available()
