@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    parser.add_argument("--show", type=int, default=0, help="print this many rows of each table (markdown)")
     args = parser.parse_args()
 
     import torch
@@ -114,7 +115,15 @@ def main() -> None:
     for name, seconds in part_s.items():
         print(f"  build {name:<22}        {seconds * 1000:10.2f} ms")
     print(f"tables + histograms built and logged:  {media_s * 1000:10.2f} ms")
-    print(f"overhead: {100 * media_s / eval_s:.2f}% of one evaluation (target < 2%)")
+    print(f"overhead: {100 * media_s / eval_s:.3g}% of one evaluation (target < 2%)")
+    for key, table in logged.items():
+        if args.show and hasattr(table, "data"):
+            print(f"\n{key} (first {args.show} of {len(table.data)} rows)\n")
+            print("| " + " | ".join(table.columns) + " |")
+            print("|" + "---|" * len(table.columns))
+            for row in table.data[: args.show]:
+                cells = [f"{v:.4f}" if isinstance(v, float) else str(v)[:60].replace("|", "/") for v in row]
+                print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
