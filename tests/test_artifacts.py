@@ -130,10 +130,10 @@ def test_dataset_artifact_from_dataset_list_and_beir(wandb_offline: Path) -> Non
     assert json.loads(third["metadata"])["val_size"] == 3
 
 
-def test_helpers_are_noops_without_an_enabled_run(tmp_path: Path) -> None:
+def test_helpers_are_noops_without_an_enabled_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import wandb
 
-    assert wandb.run is None
+    monkeypatch.setattr(wandb, "run", None)  # no active run, whatever ran before
     assert log_model_artifact(None, tmp_path, metadata={}) is None
     run = wandb.init(mode="disabled")
     try:
@@ -188,7 +188,7 @@ def test_fetch_without_a_run_fails_fast_offline_or_without_login(
 ) -> None:
     import wandb
 
-    assert wandb.run is None
+    monkeypatch.setattr(wandb, "run", None)  # no active run, whatever ran before
     monkeypatch.setenv("WANDB_MODE", "offline")
     with pytest.raises(ArtifactUnavailableError, match=r"offline.*wandb sync"):
         fetch_artifact("training-data-msmarco:v2", type="dataset")
