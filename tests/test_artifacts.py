@@ -198,3 +198,24 @@ def test_fetch_without_a_run_fails_fast_offline_or_without_login(
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in
     with pytest.raises(ArtifactUnavailableError, match="no wandb credentials"):
         fetch_artifact("training-data-msmarco:v2", type="dataset")
+
+
+def test_each_version_keeps_its_own_files_when_the_directory_is_reused(wandb_offline: Path) -> None:
+    # The callback re-saves every new best model into the same directory: each logged version must keep
+    # the files it had when it was logged (wandb copies them into its staging area at log time).
+    import wandb
+
+    model_dir = wandb_offline / "best"
+    model_dir.mkdir()
+    run = wandb.init(project="artifacts-test", dir=wandb_offline)
+    for value in (0.25, 0.5):
+        (model_dir / "weights.bin").write_text(f"weights for {value}")
+        log_model_artifact(run, model_dir, metadata={"best_mrr@10": value})
+    run.finish()
+    first, second = (a for a in read_run(run_dirs(wandb_offline)[-1]).artifacts if a["type"] == "model")
+    staged = [Path(a["manifest"]["contents"][0]["local_path"]).read_text() for a in (first, second)]
+    assert staged == ["weights for 0.25", "weights for 0.5"]
+    assert [a["description"] for a in (first, second)] == [
+        "Best model (MRR@10: 0.2500)",
+        "Best model (MRR@10: 0.5000)",
+    ]
