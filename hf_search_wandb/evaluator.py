@@ -509,6 +509,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             pair_queries=torch.tensor(pair_q, dtype=torch.int64),
             pair_docs=torch.from_numpy(pair_local),
             chunk_elements=self.chunk_elements,
+            distributed=shard,
         )
         tie_to_doc = self._tie_to_doc
         top_keys = hits.top_keys.cpu()

@@ -104,6 +104,7 @@ def search(
     pair_queries: torch.Tensor | None = None,
     pair_docs: torch.Tensor | None = None,
     chunk_elements: int = 1 << 25,
+    distributed: bool = True,
 ) -> SearchHits:
     """Top-`k` docs for every query by inner product, plus the true rank of given (query, doc) pairs.
 
@@ -115,6 +116,8 @@ def search(
         pair_queries: `(n_pairs,)` query row of each relevant pair.
         pair_docs: `(n_pairs,)` LOCAL doc row of each pair on this rank, -1 where another rank holds it.
         chunk_elements: scores held at once (query block x doc block); bounds the memory.
+        distributed: merge with the other ranks of the process group (a no-op without one); False searches
+            this process's docs only, even inside a process group.
 
     Returns:
         `SearchHits`, the same on every rank.
@@ -132,7 +135,9 @@ def search(
         pair_queries = torch.zeros(0, dtype=torch.int64, device=device)
         pair_docs = torch.zeros(0, dtype=torch.int64, device=device)
     pair_queries, pair_docs = pair_queries.to(device), pair_docs.to(device)
-    total_docs = int(all_reduce(torch.tensor([n_docs], dtype=torch.int64)).item())
+    gather = all_gather_rows if distributed else (lambda t: [t])
+    reduce = all_reduce if distributed else (lambda t, op="sum": t)
+    total_docs = int(reduce(torch.tensor([n_docs], dtype=torch.int64)).item())
     k = min(k, total_docs)
     q_block, d_block = _blocks(n_queries, n_docs, chunk_elements)
     doc_ties = doc_ties.to(device)
@@ -160,10 +165,10 @@ def search(
     local_top = torch.cat(top_rows) if top_rows else torch.zeros((0, 0), dtype=torch.int64, device=device)
 
     # Merge the shards' lists (a no-op in one process) and share the pair keys.
-    shards = [s.T for s in all_gather_rows(local_top.T.contiguous())]
+    shards = [s.T for s in gather(local_top.T.contiguous())]
     merged = torch.cat(shards, dim=1)
     top_keys = torch.topk(merged, k, dim=1).values if merged.shape[1] else merged
-    pair_keys = all_reduce(pair_keys, "max")
+    pair_keys = reduce(pair_keys, "max")
 
     # True ranks: inside the top-k the position says it; otherwise count larger keys (pass 2).
     found = pair_keys != _MISSING
@@ -173,7 +178,7 @@ def search(
         in_top = (row_top == pair_keys[:, None]) & found[:, None]
         pair_ranks = torch.where(in_top.any(dim=1), in_top.int().argmax(dim=1) + 1, pair_ranks)
     need = found & (pair_ranks == 0)
-    if bool(all_reduce(need.any().to(torch.int64).reshape(1), "max").item()):
+    if bool(reduce(need.any().to(torch.int64).reshape(1), "max").item()):
         counts = torch.zeros_like(pair_keys)
         todo = torch.nonzero(need).squeeze(1)
         for qs in range(0, n_queries, q_block):
@@ -185,6 +190,6 @@ def search(
                 de = min(ds + d_block, n_docs)
                 keys = score_keys(queries[qs:qe] @ docs[ds:de].T, doc_ties[ds:de])
                 counts[rows] += (keys[pair_queries[rows] - qs] > pair_keys[rows, None]).sum(dim=1)
-        counts = all_reduce(counts, "sum")
+        counts = reduce(counts, "sum")
         pair_ranks = torch.where(need, counts + 1, pair_ranks)
     return SearchHits(top_keys=top_keys, pair_keys=pair_keys, pair_ranks=pair_ranks)

@@ -1,7 +1,8 @@
 """1 process vs 2 processes (DDP over gloo, CPU): identical metrics, rankings and true ranks on every rank.
 
-The 2-process run goes through `accelerate launch --multi_gpu --num_processes 2` with a script that builds
-`Accelerator(cpu=True)`: that is accelerate's multi-CPU DDP over gloo. (`accelerate launch --cpu
+Each rank evaluates sharded over both processes, then alone (`distributed=False`, the 1-process reference,
+without a second launch). The run goes through `accelerate launch --multi_gpu --num_processes 2` with a
+script that builds `Accelerator(cpu=True)`: that is accelerate's multi-CPU DDP over gloo. (`accelerate launch --cpu
 --num_processes 2` starts ONE process in accelerate 1.x: its CPU launcher leaves multi-process CPU runs to
 mpirun, so it would not test sharding at all; the test checks the world size to catch exactly that.)
 """
@@ -37,53 +38,26 @@ def _run(command: list[str], out: Path) -> list[dict]:
 
 @pytest.mark.distributed
 def test_two_processes_equal_one_process(tiny_bert_dir: Path, tmp_path: Path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    one.mkdir()
-    two.mkdir()
     accelerate = Path(sys.executable).with_name("accelerate")
-    (single,) = _run([sys.executable, str(SCRIPT), str(tiny_bert_dir), str(one)], one)
-    ranks = _run(
-        [
-            str(accelerate),
-            "launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(_free_port()),
-            str(SCRIPT),
-            str(tiny_bert_dir),
-            str(two),
-        ],
-        two,
-    )
-    assert single["world_size"] == 1
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+               str(SCRIPT), str(tiny_bert_dir), str(tmp_path)]  # fmt: skip
+    ranks = _run(command, tmp_path)
     assert [r["world_size"] for r in ranks] == [2, 2]
-    assert (
-        ranks[0]["wrapped"] == "DistributedDataParallel"
-    )  # the plain HF model was DDP-wrapped and unwrapped
+    assert ranks[0]["wrapped"] == "DistributedDataParallel"  # the plain HF model was DDP-wrapped, then unwrapped
     for model in ("st", "hf", "keyword"):
-        reference = single[model]
+        reference = ranks[0][f"{model}_local"]  # the same evaluation in one process, no collectives
+        assert ranks[1][f"{model}_local"]["metrics"] == reference["metrics"]
         for rank in ranks:
-            assert rank[model]["metrics"] == reference["metrics"], model  # exactly, on every rank
-            assert rank[model]["top_indices"] == reference["top_indices"], model
-            assert rank[model]["relevant_ranks"] == reference["relevant_ranks"], model
-            np.testing.assert_allclose(rank[model]["top_scores"], reference["top_scores"], atol=1e-6)
-            np.testing.assert_allclose(
-                rank[model]["positive_scores"], reference["positive_scores"], atol=1e-6
-            )
+            sharded = rank[model]
+            assert sharded["metrics"] == reference["metrics"], model  # exactly, and on every rank
+            assert sharded["top_indices"] == reference["top_indices"], model
+            assert sharded["relevant_ranks"] == reference["relevant_ranks"], model
+            np.testing.assert_allclose(sharded["top_scores"], reference["top_scores"], atol=1e-6)
+            np.testing.assert_allclose(sharded["positive_scores"], reference["positive_scores"], atol=1e-6)
     for model in ("st", "hf"):  # real rankings (distinct scores), not one big tie
-        assert np.mean([len(np.unique(row)) for row in np.array(single[model]["top_scores"])]) > 50, model
-    assert (
-        single["st"]["metrics"] == single["hf"]["metrics"]
-    )  # same weights, same pooling: two adapters agree
-
+        assert np.mean([len(np.unique(row)) for row in np.array(ranks[0][model]["top_scores"])]) > 50, model
+    assert ranks[0]["st"]["metrics"] == ranks[0]["hf"]["metrics"]  # same weights and pooling: adapters agree
 
 def test_rank_zero_only_runs_on_rank_zero_and_returns_default_elsewhere(monkeypatch):
     import torch

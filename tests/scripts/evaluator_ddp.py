@@ -1,7 +1,8 @@
 """Run RetrievalEvaluator in every process and dump what each rank got (used by test_evaluator_distributed).
 
-Usage: `accelerate launch --cpu --num_processes 2 tests/scripts/evaluator_ddp.py TINY_BERT_DIR OUT_DIR`
-(or plain `python` for the 1-process reference). Each rank writes OUT_DIR/rank{r}.json.
+Usage: `accelerate launch --multi_gpu --num_processes 2 tests/scripts/evaluator_ddp.py TINY_BERT_DIR OUT_DIR`
+(the script builds `Accelerator(cpu=True)`: gloo on CPU). Each rank evaluates every model twice — sharded over
+both processes, then alone with `distributed=False` (the 1-process reference) — and writes OUT_DIR/rank{r}.json.
 """
 
 from __future__ import annotations
@@ -67,14 +68,17 @@ def main(model_dir: str, out_dir: str) -> None:
     out = {"world_size": accelerator.num_processes, "wrapped": type(hf_model).__name__}
     for name, model in (("st", st_model), ("hf", hf_model), ("keyword", KeywordEncoder(vocab))):
         evaluator.tokenizer = tokenizer if name == "hf" else None
-        result = evaluator.evaluate(model)
-        out[name] = {
-            "metrics": result.metrics,
-            "top_indices": result.top_indices.tolist(),
-            "top_scores": result.top_scores.tolist(),
-            "relevant_ranks": result.relevant_ranks,
-            "positive_scores": result.positive_scores.tolist(),
-        }
+        # sharded over the process group (when there is one), then this process alone: the 1-process reference
+        for suffix, distributed in (("", None), ("_local", False)):
+            evaluator.distributed = distributed
+            result = evaluator.evaluate(model)
+            out[name + suffix] = {
+                "metrics": result.metrics,
+                "top_indices": result.top_indices.tolist(),
+                "top_scores": result.top_scores.tolist(),
+                "relevant_ranks": result.relevant_ranks,
+                "positive_scores": result.positive_scores.tolist(),
+            }
     path = Path(out_dir) / f"rank{accelerator.process_index}.json"
     path.write_text(json.dumps(out))
     accelerator.wait_for_everyone()
