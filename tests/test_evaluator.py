@@ -258,11 +258,8 @@ def test_tiny_sentence_transformer_tokenises_once_and_restores_training_mode(tmp
 
 def test_sentence_transformer_trainer_selects_the_best_model(tmp_path):
     from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-        losses,
-    )
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from tests.tiny_models import make_tiny_sentence_transformer
 
@@ -291,7 +288,7 @@ def test_sentence_transformer_trainer_selects_the_best_model(tmp_path):
         model=model,
         args=args,
         train_dataset=train,
-        loss=losses.MultipleNegativesRankingLoss(model),
+        loss=MultipleNegativesRankingLoss(model),
         evaluator=evaluator,
     )
     trainer.train()
