@@ -63,6 +63,7 @@ class SearchWandbCallback(TrainerCallback):
             raise ImportError(INSTALL_HINT)
         self.evaluator = evaluator
         self.run: Any = None
+        self.run_dir: Path | None = None
         self.run_config: dict[str, Any] = {}
         self.best: dict[str, Any] = {}
         self._created = False
@@ -170,6 +171,8 @@ class SearchWandbCallback(TrainerCallback):
             run_id=resume.get("run_id") if not existing else None,
         )  # fmt: skip
         self._created = created or self.run.id != self._user_run_id
+        # where the run lives on disk (offline: what `wandb sync` takes); kept after the run finishes
+        self.run_dir = Path(self.run.dir).parent if getattr(self.run, "dir", None) else None
         if took_over:
             self._say(
                 f"took over transformers' WandbCallback: its run {self.run.id} is reused and renamed {name}"
@@ -343,6 +346,10 @@ class SearchWandbCallback(TrainerCallback):
         primary = getattr(ev, "primary_metric", None) or f"{name}_mrr@10"
         if f"eval_{primary}" in metrics or any(k.startswith(f"eval_{name}_") for k in metrics):
             return None  # a SentenceTransformerTrainer ran it already: reuse, never recompute
+        if getattr(self._trainer, "evaluator", None) is not None:
+            # A SentenceTransformerTrainer runs its own evaluator on rank 0 only; where its metrics were not
+            # broadcast (accelerate's CPU DDP), evaluating here would start collectives rank 0 never joins.
+            return None
         target = model
         if tokenizer is not None and getattr(ev, "tokenizer", None) is None:
             from hf_search_wandb.encoders import as_encoder
