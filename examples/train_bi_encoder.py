@@ -7,7 +7,7 @@ logged to wandb in offline mode.
 
     python examples/train_bi_encoder.py                       # the main job, on CPU or GPU
     accelerate launch --config_file examples/accelerate/single_gpu_bf16.yaml examples/train_bi_encoder.py
-    accelerate launch --cpu --num_processes 2 examples/train_bi_encoder.py --max-steps 4 --corpus-cap 200
+    accelerate launch --config_file examples/accelerate/cpu_2proc.yaml examples/train_bi_encoder.py --max-steps 4 --corpus-cap 200
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         save_strategy="no",
         report_to="none",
         seed=args.seed,
+        use_cpu=not cuda,  # on a CPU-only machine this also makes multi-process launches DDP over gloo
         disable_tqdm=not main_proc,
         dataloader_drop_last=torch.distributed.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
     )

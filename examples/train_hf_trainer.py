@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> Any:
         remove_unused_columns=False,
         report_to="none",
         seed=args.seed,
+        use_cpu=not torch.cuda.is_available(),  # CPU-only: multi-process launches become DDP over gloo
     )
     callback = SearchWandbCallback(
         evaluator,

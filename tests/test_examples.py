@@ -1,11 +1,13 @@
 """Every example runs end to end on tiny budgets (tiny random BERT, a slice of SciFact, a few steps),
 as accelerate's own `tests/test_examples.py` does: one process, and two CPU processes via
-`accelerate launch --cpu --num_processes 2`, each writing exactly one offline wandb run."""
+`accelerate launch --multi_gpu --num_processes 2` on a machine without CUDA (accelerate's multi-CPU DDP over
+gloo; its `--cpu` launcher starts a single process in accelerate 1.x), each writing exactly one offline wandb run."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +52,12 @@ def _run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.
     return proc
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _one_run(wandb_dir: Path):
     runs = run_dirs(wandb_dir)
     assert len(runs) == 1, f"expected exactly one wandb run, found {[p.name for p in runs]}"
@@ -86,8 +94,8 @@ def test_train_bi_encoder_example(tmp_path: Path, tiny_bert_dir: Path, hard_nega
 def test_train_bi_encoder_two_cpu_processes(tmp_path: Path, tiny_bert_dir: Path) -> None:
     accelerate = str(Path(sys.executable).with_name("accelerate"))
     cmd = [
-        accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
+        accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
         "examples/train_bi_encoder.py", *TINY_ARGS,
         "--model", str(tiny_bert_dir),
         "--hard-negatives", "none",
@@ -97,7 +105,8 @@ def test_train_bi_encoder_two_cpu_processes(tmp_path: Path, tiny_bert_dir: Path)
     _run(cmd, _env(tmp_path), timeout=900)
     run = _one_run(tmp_path)
     assert run.config["world_size"] == 2
-    assert run.series("val/mrr@10")
+    assert run.config["effective_batch_size"] == 8  # 4 per device x 2 processes
+    assert len(run.series("val/mrr@10")) == 2
 
 
 def test_train_hf_trainer_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
