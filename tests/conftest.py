@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,18 @@ SCIFACT = REPO_ROOT / "data" / "scifact"
 
 
 @pytest.fixture
-def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """wandb in offline mode, writing under a fresh directory (returned). Read runs with
     `tests.wandb_records.read_run` / `run_dirs`."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.delenv("WANDB_RUN_ID", raising=False)
     monkeypatch.delenv("WANDB_RESUME", raising=False)
-    return tmp_path
+    # wandb reads WANDB_DIR once per process: tear its singleton down so this test's runs land here.
+    wandb = pytest.importorskip("wandb")
+    wandb.teardown()
+    yield tmp_path
+    wandb.teardown()
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,7 @@ from pathlib import Path
 
 import torch
 
-WORDS = (
-    "the a of and in to is for with on by cell cells gene genes protein cancer tumor risk dose drug "
-    "patients mice brain blood heart virus immune response increase decrease reduces causes treatment "
-    "therapy study trial effect expression levels high low human disease infection vaccine insulin "
-    "diabetes obesity mutation dna rna receptor signal pathway growth death stem neurons memory sleep"
-).split()
+WORDS = ["the", "a", "of", "and", "in", "to", "is", "for", "with", "on", "by", "cell", "cells", "gene", "genes", "protein", "cancer", "tumor", "risk", "dose", "drug", "patients", "mice", "brain", "blood", "heart", "virus", "immune", "response", "increase", "decrease", "reduces", "causes", "treatment", "therapy", "study", "trial", "effect", "expression", "levels", "high", "low", "human", "disease", "infection", "vaccine", "insulin", "diabetes", "obesity", "mutation", "dna", "rna", "receptor", "signal", "pathway", "growth", "death", "stem", "neurons", "memory", "sleep"]
 
 
 def _vocab() -> list[str]:
@@ -27,7 +22,9 @@ def make_tiny_bert(directory: str | Path, *, seed: int = 0, hidden_size: int = 3
     directory.mkdir(parents=True, exist_ok=True)
     vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(_vocab()) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    # transformers 5 ignores `vocab_file=` here (the tokenizer would hold 5 tokens and map every word to
+    # [UNK]); `vocab=` builds the WordPiece model from the file.
+    tokenizer = BertTokenizerFast(vocab=str(vocab_file), do_lower_case=True)
     tokenizer.model_max_length = 128
     config = BertConfig(
         vocab_size=len(_vocab()),
