@@ -192,9 +192,10 @@ class SentenceTransformerEncoder(TokenEncoder):
         torch.Size([1, 32])
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, max_length: int | None = None) -> None:
         self.model = model
         self.module = model
+        self.max_length = max_length  # evaluation truncation; None: the model's own max_seq_length
         name = getattr(model, "similarity_fn_name", "cosine") or "cosine"
         name = str(getattr(name, "value", name))
         if name not in ("cosine", "dot"):
@@ -223,13 +224,31 @@ class SentenceTransformerEncoder(TokenEncoder):
             id(tokenizer),
             getattr(tokenizer, "name_or_path", None),
             len(tokenizer) if tokenizer is not None else None,
-            self.model.max_seq_length,
+            self.max_length or self.model.max_seq_length,
             kind,
             prompt,
         )
 
     def tokenize(self, texts: Sequence[str], kind: Kind, prompt: str | None = None) -> Tokenized:
         texts = list(texts)
+        trained_length = self.model.max_seq_length
+        if self.max_length:
+            self.model.max_seq_length = min(self.max_length, self._position_limit())
+        try:
+            return self._tokenize(texts, kind, prompt)
+        finally:
+            self.model.max_seq_length = trained_length
+
+    def _position_limit(self) -> int:
+        """The longest input the model can embed: its position embeddings (special tokens included)."""
+        for module in self.model.modules():
+            config = getattr(module, "config", None)
+            limit = getattr(config, "max_position_embeddings", None)
+            if isinstance(limit, int) and limit > 0:
+                return limit
+        return 1 << 20
+
+    def _tokenize(self, texts: list[str], kind: Kind, prompt: str | None) -> Tokenized:
         batches = []
         for start in range(0, len(texts), _TOKENIZE_CHUNK):
             chunk = texts[start : start + _TOKENIZE_CHUNK]
@@ -437,7 +456,7 @@ def as_encoder(
         from sentence_transformers import SentenceTransformer
 
         if isinstance(model, SentenceTransformer):
-            return SentenceTransformerEncoder(model)
+            return SentenceTransformerEncoder(model, max_length=max_length)
     except ImportError:  # pragma: no cover - sentence-transformers is a dependency
         pass
     from transformers import PreTrainedModel

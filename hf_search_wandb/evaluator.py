@@ -86,8 +86,11 @@ class RetrievalEvaluator(SentenceEvaluator):
             `"drop"` (remove them from the qrels) or `"keep"` (absent docs stay in the qrels, count in the
             ideal DCG and recall, and can never be retrieved, as BEIR scores them).
         query_prompt / corpus_prompt: text prepended to queries / docs (default: the model's own prompts).
-        pooling / normalize / tokenizer / max_length: used when `evaluate` receives a plain transformers
-            model (see `encoders.as_encoder`).
+        pooling / normalize / tokenizer: used when `evaluate` receives a plain transformers model (see
+            `encoders.as_encoder`).
+        max_length: evaluation truncation in tokens, for any model (None: a SentenceTransformer's own
+            `max_seq_length`, or the tokenizer's limit). Lets a model train on short inputs and still be
+            evaluated at full length.
         distributed: shard the work over the `torch.distributed` ranks (None: when a process group with
             several processes runs; every rank must then call the evaluator).
         chunk_elements: scores held in memory at once during the search.

@@ -240,3 +240,21 @@ def test_auto_precision_follows_an_enclosing_autocast(tiny):
             evaluator.evaluate(model)
 
     assert _dtype_seen(model, run) == torch.bfloat16
+
+
+def test_evaluation_max_length_overrides_a_sentence_transformers_training_length(tmp_path) -> None:
+    """A model trained at 16 tokens is still evaluated at the length the evaluator asks for, and the
+    model's own `max_seq_length` is left as training set it."""
+    from hf_search_wandb.encoders import SentenceTransformerEncoder
+    from tests.tiny_models import make_tiny_sentence_transformer
+
+    st = make_tiny_sentence_transformer(tmp_path)
+    st.max_seq_length = 16
+    long_text = " ".join(["cancer cells grow"] * 60)
+    short = SentenceTransformerEncoder(st).tokenize([long_text], "document")
+    full = SentenceTransformerEncoder(st, max_length=64).tokenize([long_text], "document")
+    assert short.lengths.tolist() == [16]
+    assert full.lengths.tolist() == [64]
+    assert st.max_seq_length == 16
+    capped = SentenceTransformerEncoder(st, max_length=10_000).tokenize([long_text], "document")
+    assert capped.lengths.tolist() == [128]  # never past the tiny BERT's 128 position embeddings
