@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         max_queries=args.max_queries,
         max_length=args.eval_max_seq_length,
         seed=args.seed,
+        show_progress_bar=main_proc,
     )
 
     results: dict[str, Any] = {"model": args.model}

@@ -94,6 +94,7 @@ class RetrievalEvaluator(SentenceEvaluator):
         distributed: shard the work over the `torch.distributed` ranks (None: when a process group with
             several processes runs; every rank must then call the evaluator).
         chunk_elements: scores held in memory at once during the search.
+        show_progress_bar: a tqdm bar per encoding pass (documents, then queries), on rank 0 only.
 
     Example:
         >>> from hf_search_wandb.data import BUNDLED_SCIFACT
@@ -128,6 +129,7 @@ class RetrievalEvaluator(SentenceEvaluator):
         max_length: int | None = None,
         distributed: bool | None = None,
         chunk_elements: int = 1 << 25,
+        show_progress_bar: bool = False,
     ) -> None:
         super().__init__()
         if precision not in ("auto", *_DTYPES):
@@ -168,6 +170,7 @@ class RetrievalEvaluator(SentenceEvaluator):
         )
         self.distributed = distributed
         self.chunk_elements = chunk_elements
+        self.show_progress_bar = show_progress_bar
         self.corpus_sample, self.max_queries, self.seed, self.missing = (
             corpus_sample,
             max_queries,
@@ -448,6 +451,12 @@ class RetrievalEvaluator(SentenceEvaluator):
         out: torch.Tensor | None = None
         filled = 0
         total = sum(len(b) for b in batches)
+        progress = None
+        if self.show_progress_bar and get_rank() == 0:
+            from tqdm.auto import tqdm
+
+            noun = "queries" if kind == "query" else "documents"
+            progress = tqdm(total=total, desc=f"{self.name}: encoding {noun}", unit=noun[:3], leave=False)
         for batch in batches:
             try:
                 if tokens is not None:
@@ -472,6 +481,10 @@ class RetrievalEvaluator(SentenceEvaluator):
                 out = torch.empty((total, emb.shape[1]), dtype=torch.float32, device=device)
             out[filled : filled + len(batch)] = emb.float()
             filled += len(batch)
+            if progress is not None:
+                progress.update(len(batch))
+        if progress is not None:
+            progress.close()
         if out is None:
             return torch.zeros((0, 0), device=device)
         if not bool(torch.isfinite(out).all()):

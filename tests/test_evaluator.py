@@ -300,3 +300,31 @@ def test_sentence_transformer_trainer_selects_the_best_model(tmp_path):
     assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best_step}")
     # the loaded best model scores what it scored when it was the best
     assert evaluator(model)["val_mrr@10"] == pytest.approx(trainer.state.best_metric, abs=1e-6)
+
+
+def test_progress_bar_counts_every_encoded_text(capsys) -> None:
+    """`show_progress_bar=True` shows one bar per encoding pass (docs, then queries) sized to its texts."""
+    from hf_search_wandb.evaluator import RetrievalEvaluator
+
+    corpus = {f"d{i}": f"cancer cells grow {i}" for i in range(7)}
+    queries = {"q1": "cancer", "q2": "cells"}
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    evaluator = RetrievalEvaluator(queries, corpus, qrels, show_progress_bar=True)
+    evaluator.evaluate(_KeywordProgressEncoder())
+    err = capsys.readouterr().err
+    assert "val: encoding documents" in err and "/7 " in err
+    assert "val: encoding queries" in err and "/2 " in err
+    quiet = RetrievalEvaluator(queries, corpus, qrels)
+    quiet.evaluate(_KeywordProgressEncoder())
+    assert "encoding" not in capsys.readouterr().err
+
+
+class _KeywordProgressEncoder:
+    """A text-level encoder: counts of two keywords."""
+
+    similarity = "dot"
+
+    def encode_texts(self, texts, kind):
+        import torch
+
+        return torch.tensor([[t.count("cancer") + 0.1, t.count("cells") + 0.1] for t in texts])
