@@ -19,7 +19,14 @@ from hf_search_wandb.data import BeirData, load_beir
 from hf_search_wandb.encoders import HFEncoder, as_encoder
 from hf_search_wandb.evaluator import RetrievalEvaluator
 from hf_search_wandb.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
-from hf_search_wandb.metrics import DEFAULT_METRICS, parse_metric, score_ranked, score_run
+from hf_search_wandb.metrics import (
+    DEFAULT_METRICS,
+    MetricReport,
+    parse_metric,
+    parse_metrics,
+    score_ranked,
+    score_run,
+)
 from hf_search_wandb.results import RetrievalResult
 from hf_search_wandb.tables import (
     error_analysis_table,
@@ -35,6 +42,7 @@ __all__ = [
     "BeirData",
     "HFEncoder",
     "HardNegatives",
+    "MetricReport",
     "RetrievalEvaluator",
     "RetrievalResult",
     "SearchWandbCallback",
@@ -52,6 +60,7 @@ __all__ = [
     "mine_bm25_negatives",
     "mine_dense_negatives",
     "parse_metric",
+    "parse_metrics",
     "retrieval_examples_table",
     "score_histograms",
     "score_ranked",
