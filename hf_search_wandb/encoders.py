@@ -233,20 +233,11 @@ class SentenceTransformerEncoder(TokenEncoder):
         texts = list(texts)
         trained_length = self.model.max_seq_length
         if self.max_length:
-            self.model.max_seq_length = min(self.max_length, self._position_limit())
+            self.model.max_seq_length = min(self.max_length, _position_limit(self.model) or self.max_length)
         try:
             return self._tokenize(texts, kind, prompt)
         finally:
             self.model.max_seq_length = trained_length
-
-    def _position_limit(self) -> int:
-        """The longest input the model can embed: its position embeddings (special tokens included)."""
-        for module in self.model.modules():
-            config = getattr(module, "config", None)
-            limit = getattr(config, "max_position_embeddings", None)
-            if isinstance(limit, int) and limit > 0:
-                return limit
-        return 1 << 20
 
     def _tokenize(self, texts: list[str], kind: Kind, prompt: str | None) -> Tokenized:
         batches = []
@@ -363,10 +354,20 @@ def _default_max_length(model: torch.nn.Module, tokenizer: Any) -> int:
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and 0 < model_max < 100_000:
         limits.append(model_max)
-    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
+    positions = _position_limit(model)
+    if positions is not None:
         limits.append(positions)
     return min(limits) if limits else 512
+
+
+def _position_limit(model: torch.nn.Module) -> int | None:
+    """The longest input the model can embed: the first `config.max_position_embeddings` among its modules
+    (the model itself first), special tokens included; None when no module says."""
+    for module in model.modules():
+        limit = getattr(getattr(module, "config", None), "max_position_embeddings", None)
+        if isinstance(limit, int) and limit > 0:
+            return limit
+    return None
 
 
 def unwrap_model(model: Any) -> Any:
