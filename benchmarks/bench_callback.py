@@ -46,7 +46,7 @@ def load_model(kind: str, workdir: Path) -> Any:
 def train_pairs(n: int) -> Any:
     from datasets import Dataset
 
-    from hf_search_wandb.data import BUNDLED_SCIFACT, load_beir
+    from hf_search_wandb.core.data import BUNDLED_SCIFACT, load_beir
 
     data = load_beir(BUNDLED_SCIFACT, "train")
     anchors, positives = [], []
@@ -96,7 +96,7 @@ class StepClock:
 def run_once(base: Any, data: Any, args: argparse.Namespace, workdir: Path, with_callback: bool) -> dict[str, float]:
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
 
-    from hf_search_wandb.callback import SearchWandbCallback
+    from hf_search_wandb.trainer.callback import SearchWandbCallback
 
     model = copy.deepcopy(base)
     training_args = SentenceTransformerTrainingArguments(

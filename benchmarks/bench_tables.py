@@ -71,9 +71,9 @@ def main() -> None:
     import torch
     import wandb
 
-    from hf_search_wandb import tables
-    from hf_search_wandb.data import BUNDLED_SCIFACT
-    from hf_search_wandb.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.data import BUNDLED_SCIFACT
+    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.tracking import tables
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, model_name = load_model(args.model, device)

@@ -6,20 +6,11 @@ behind it. Importing this package has no side effects and does not import wandb.
 """
 
 from hf_search_wandb._version import __version__
-from hf_search_wandb.artifacts import (
-    ArtifactUnavailableError,
-    fetch_artifact,
-    load_model_from_artifact,
-    log_dataset_artifact,
-    log_model_artifact,
-)
-from hf_search_wandb.callback import SearchWandbCallback
-from hf_search_wandb.config import SearchWandbConfig
-from hf_search_wandb.data import BeirData, load_beir
-from hf_search_wandb.encoders import HFEncoder, as_encoder
-from hf_search_wandb.evaluator import RetrievalEvaluator
-from hf_search_wandb.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
-from hf_search_wandb.metrics import (
+from hf_search_wandb.core.data import BeirData, load_beir
+from hf_search_wandb.core.encoders import HFEncoder, as_encoder
+from hf_search_wandb.core.evaluator import RetrievalEvaluator
+from hf_search_wandb.core.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
+from hf_search_wandb.core.metrics import (
     DEFAULT_METRICS,
     MetricReport,
     parse_metric,
@@ -27,14 +18,23 @@ from hf_search_wandb.metrics import (
     score_ranked,
     score_run,
 )
-from hf_search_wandb.results import RetrievalResult
-from hf_search_wandb.tables import (
+from hf_search_wandb.core.results import RetrievalResult
+from hf_search_wandb.tracking.artifacts import (
+    ArtifactUnavailableError,
+    fetch_artifact,
+    load_model_from_artifact,
+    log_dataset_artifact,
+    log_model_artifact,
+)
+from hf_search_wandb.tracking.tables import (
     error_analysis_table,
     log_evaluation_media,
     log_retrieval_examples,
     retrieval_examples_table,
     score_histograms,
 )
+from hf_search_wandb.trainer.callback import SearchWandbCallback
+from hf_search_wandb.trainer.options import SearchWandbConfig
 
 __all__ = [
     "DEFAULT_METRICS",

@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         return 0
     from hf_search_wandb.sweeps.online import run_online_sweep
-    from hf_search_wandb.wandb_utils import resolve_mode
+    from hf_search_wandb.tracking.wandb_api import resolve_mode
 
     choice = resolve_mode(None)
     if choice.mode != "online":

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.artifacts import (
+from hf_search_wandb.core.data import load_beir
+from hf_search_wandb.tracking.artifacts import (
     ArtifactUnavailableError,
     dataset_artifact_name,
     fetch_artifact,
@@ -19,7 +20,6 @@ from hf_search_wandb.artifacts import (
     restore_staged_artifact,
     write_jsonl,
 )
-from hf_search_wandb.data import load_beir
 from tests.conftest import SCIFACT
 from tests.wandb_records import read_run, run_dirs
 

@@ -13,10 +13,15 @@ from typing import Any
 
 import pytest
 
-from hf_search_wandb.callback import SearchWandbCallback
-from hf_search_wandb.config import SearchWandbConfig
-from hf_search_wandb.run_setup import base_model_short, collect_config, default_run_name, default_tags
-from hf_search_wandb.wandb_utils import require_wandb, resolve_mode
+from hf_search_wandb.tracking.run_setup import (
+    base_model_short,
+    collect_config,
+    default_run_name,
+    default_tags,
+)
+from hf_search_wandb.tracking.wandb_api import require_wandb, resolve_mode
+from hf_search_wandb.trainer.callback import SearchWandbCallback
+from hf_search_wandb.trainer.options import SearchWandbConfig
 from tests.wandb_records import read_run, run_dirs
 
 
@@ -181,7 +186,7 @@ def test_resolve_mode_honours_argument_and_environment(
     assert resolve_mode("offline").mode == "offline"  # the argument wins
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    monkeypatch.setattr("hf_search_wandb.wandb_utils.server_reachable", lambda **_: True)
+    monkeypatch.setattr("hf_search_wandb.tracking.wandb_api.server_reachable", lambda **_: True)
     assert resolve_mode().mode == "online"
     with pytest.raises(ValueError, match="online, offline or disabled"):
         resolve_mode("sometimes")
@@ -210,7 +215,7 @@ def test_callback_without_login_logs_offline_and_says_so_once(
 ) -> None:
     monkeypatch.setenv("WANDB_DIR", str(no_login / "w"))
     cb = SearchWandbCallback(mode="online")
-    with caplog.at_level(logging.WARNING, logger="hf_search_wandb.callback"):
+    with caplog.at_level(logging.WARNING, logger="hf_search_wandb.trainer.callback"):
         _drive(cb, no_login / "out")
     assert caplog.text.count("no wandb credentials") == 1
     (run_dir,) = run_dirs(no_login / "w")

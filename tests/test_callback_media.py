@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from hf_search_wandb import tables
-from hf_search_wandb.callback import SearchWandbCallback
-from hf_search_wandb.tables import ERROR_COLUMNS, EXAMPLE_COLUMNS
+from hf_search_wandb.tracking import tables
+from hf_search_wandb.tracking.tables import ERROR_COLUMNS, EXAMPLE_COLUMNS
+from hf_search_wandb.trainer.callback import SearchWandbCallback
 from tests.test_callback_training import make_evaluator, only_run, pairs, plain_trainer
 from tests.wandb_records import RunRecords
 

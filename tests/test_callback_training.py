@@ -17,8 +17,8 @@ import pytest
 import torch
 from torch import nn
 
-from hf_search_wandb.callback import SearchWandbCallback
-from hf_search_wandb.resume import RUN_FILE
+from hf_search_wandb.trainer.callback import SearchWandbCallback
+from hf_search_wandb.trainer.resume import RUN_FILE
 from tests.conftest import SCIFACT
 from tests.wandb_records import RunRecords, read_run, run_dirs
 
@@ -67,13 +67,13 @@ TRAIN_METRICS = ("train/loss", "train/lr", "train/global_step", "train/grad_norm
 @functools.lru_cache(maxsize=2)
 def scifact(split: str) -> Any:
     """SciFact parsed once per test session (each scenario builds a fresh evaluator from it)."""
-    from hf_search_wandb.data import load_beir
+    from hf_search_wandb.core.data import load_beir
 
     return load_beir(SCIFACT, split)
 
 
 def make_evaluator() -> Any:
-    from hf_search_wandb.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluator import RetrievalEvaluator
 
     data = scifact("test")
     return RetrievalEvaluator(data.queries, data.corpus, data.qrels, max_queries=12, corpus_sample=40)
@@ -350,7 +350,7 @@ def test_report_to_wandb_gives_one_run_without_duplicates(
         make_evaluator(), dataset_name="scifact", log_tables="off", model_artifact="off"
     )
     trainer = plain_trainer(tiny_bert_dir, wandb_offline / "out", callback, late=late, report_to=["wandb"])
-    with caplog.at_level("WARNING", logger="hf_search_wandb.callback"):
+    with caplog.at_level("WARNING", logger="hf_search_wandb.trainer.callback"):
         trainer.train()
     assert not any(isinstance(cb, WandbCallback) for cb in trainer.callback_handler.callbacks)
     run = only_run(wandb_offline)

@@ -62,7 +62,7 @@ def test_two_processes_equal_one_process(tiny_bert_dir: Path, tmp_path: Path):
 def test_rank_zero_only_runs_on_rank_zero_and_returns_default_elsewhere(monkeypatch):
     import torch
 
-    from hf_search_wandb.distributed import all_gather_rows, all_reduce, broadcast_object, rank_zero_only
+    from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, broadcast_object, rank_zero_only
 
     calls = []
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_search_wandb.evaluator import RetrievalEvaluator
-from hf_search_wandb.metrics import score_run
+from hf_search_wandb.core.evaluator import RetrievalEvaluator
+from hf_search_wandb.core.metrics import score_run
 from tests.conftest import SCIFACT
 
 

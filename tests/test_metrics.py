@@ -1,4 +1,4 @@
-"""`hf_search_wandb.metrics` equals trec_eval (through pytrec_eval) and fails clearly on bad input."""
+"""`hf_search_wandb.core.metrics` equals trec_eval (through pytrec_eval) and fails clearly on bad input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hf_search_wandb.metrics import (
+from hf_search_wandb.core.metrics import (
     DEFAULT_METRICS,
     Metric,
     parse_metric,
@@ -222,7 +222,7 @@ def test_queries_without_relevant_docs_are_skipped_counted_and_logged(
 ) -> None:
     qrels = {"q1": {"d1": 1}, "q2": {"d2": 0}, "q3": {}}
     run = {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}, "q3": {"d9": 1.0}}
-    with caplog.at_level(logging.WARNING, logger="hf_search_wandb.metrics"):
+    with caplog.at_level(logging.WARNING, logger="hf_search_wandb.core.metrics"):
         report = run_report(qrels, run, metrics=["mrr@10"])
     assert report.metrics == {"mrr@10": 1.0}
     assert (report.num_queries, report.num_skipped) == (1, 2)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from transformers import TrainerCallback
 
-from hf_search_wandb.data import load_beir
+from hf_search_wandb.core.data import load_beir
 from hf_search_wandb.sweeps.config import SweepConfigError, load_sweep_config
 from hf_search_wandb.sweeps.local import check_local_support, run_local_sweep, suggest
 from hf_search_wandb.sweeps.pruning import OptunaPruningCallback, metric_value
@@ -125,8 +125,8 @@ def trainer_program(config: dict, callbacks: list) -> dict:
     from datasets import Dataset
     from transformers import Trainer
 
-    from hf_search_wandb.callback import SearchWandbCallback
     from hf_search_wandb.sweeps.training import training_arguments
+    from hf_search_wandb.trainer.callback import SearchWandbCallback
 
     class OneWeight(torch.nn.Module):
         def __init__(self) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.results import RetrievalResult
-from hf_search_wandb.tables import (
+from hf_search_wandb.core.results import RetrievalResult
+from hf_search_wandb.tracking.tables import (
     ERROR_COLUMNS,
     EXAMPLE_COLUMNS,
     TABLE_ROW_LIMIT,
@@ -139,7 +139,7 @@ def test_error_rows_are_the_misses_with_true_ranks(setup: FakeEvaluator) -> None
 def test_tables_equal_what_wandb_validates_row_by_row(setup: FakeEvaluator) -> None:
     import wandb
 
-    from hf_search_wandb.tables import error_analysis_table, retrieval_examples_table
+    from hf_search_wandb.tracking.tables import error_analysis_table, retrieval_examples_table
 
     ev, res = setup, setup.last_result
     fast = retrieval_examples_table(res, ev.queries, ev.corpus, ev.qrels)
@@ -228,7 +228,7 @@ def test_no_run_or_disabled_run_logs_nothing(setup: FakeEvaluator, monkeypatch: 
 def test_logging_media_never_encodes_again(tmp_path: Path, wandb_offline: Path) -> None:
     import wandb
 
-    from hf_search_wandb.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluator import RetrievalEvaluator
     from tests.conftest import SCIFACT
     from tests.tiny_models import make_tiny_sentence_transformer
 

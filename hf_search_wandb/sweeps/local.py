@@ -318,7 +318,7 @@ class _Objective:
         return value
 
     def _init_run(self, trial: Any, params: dict[str, Any]) -> Any:
-        from hf_search_wandb.wandb_utils import require_wandb
+        from hf_search_wandb.tracking.wandb_api import require_wandb
 
         wandb = require_wandb()
         kwargs: dict[str, Any] = {}

@@ -34,7 +34,7 @@ def agent_function(program: Program, *, project: str | None = None, entity: str 
     """
 
     def train() -> None:
-        from hf_search_wandb.wandb_utils import require_wandb
+        from hf_search_wandb.tracking.wandb_api import require_wandb
 
         wandb = require_wandb()
         run = wandb.init(project=project, entity=entity, job_type="sweep-trial")
@@ -74,7 +74,7 @@ def run_online_sweep(
     Example:
         >>> sweep_id = run_online_sweep("sweep.yaml", BiEncoderProgram(), count=20)  # doctest: +SKIP
     """
-    from hf_search_wandb.wandb_utils import require_wandb
+    from hf_search_wandb.tracking.wandb_api import require_wandb
 
     cfg = config if isinstance(config, SweepConfig) else load_sweep_config(config, count=count)
     runs = count if count is not None else cfg.count

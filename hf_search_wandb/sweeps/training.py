@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.data import BUNDLED_SCIFACT, BeirData, load_beir
+from hf_search_wandb.core.data import BUNDLED_SCIFACT, BeirData, load_beir
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class BiEncoderProgram:
         """Train one trial with `config`; returns the trainer's final evaluation metrics."""
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-        from hf_search_wandb.evaluator import RetrievalEvaluator
+        from hf_search_wandb.core.evaluator import RetrievalEvaluator
 
         loss_function = str(config.get("loss_function", "MultipleNegativesRankingLoss"))
         model = build_bi_encoder(
@@ -285,7 +285,7 @@ class BiEncoderProgram:
         return last_eval_metrics(trainer.state.log_history)
 
     def _search_callback(self, evaluator: Any, loss_function: str) -> Any:
-        from hf_search_wandb.callback import SearchWandbCallback
+        from hf_search_wandb.trainer.callback import SearchWandbCallback
 
         options: dict[str, Any] = {"model_artifact": self.model_artifact, "dataset_name": Path(self.data).name,
                                    "negative_sampling": "random"}

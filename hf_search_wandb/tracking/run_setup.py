@@ -13,9 +13,7 @@ import os
 import re
 from collections.abc import Sized
 from pathlib import Path
-from typing import Any
-
-from hf_search_wandb.config import SearchWandbConfig
+from typing import Any, Protocol
 
 # Losses whose other in-batch examples act as negatives.
 IN_BATCH_LOSSES = frozenset(
@@ -43,6 +41,27 @@ _NOISE_TOKENS = frozenset(
 )
 _SIZE_TOKENS = ("xsmall", "small", "base", "large", "xlarge", "xxl", "mini", "tiny")
 
+
+
+class RunOptions(Protocol):
+    """What run set-up reads from the callback's options (`trainer.options.SearchWandbConfig` has these);
+    declared here so this layer never imports the trainer layer."""
+
+    wandb_project: str
+    name: str | None
+    notes: str | None
+    group: str | None
+    entity: str | None
+    dir: str | None
+    model_type: str | None
+    base_model: str | None
+    dataset_name: str | None
+    negative_sampling: str | None
+    num_hard_negatives: int | None
+    eval_metric: str
+
+    @property
+    def overrides(self) -> dict[str, Any]: ...
 
 def base_model_short(base_model: str | None) -> str:
     """A short, readable model family name for run names.
@@ -229,7 +248,7 @@ def collect_config(
     train_dataset: Any = None,
     eval_dataset: Any = None,
     evaluator: Any = None,
-    options: SearchWandbConfig | None = None,
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """The run config of SPEC §1 from `TrainingArguments` and what the trainer holds, then the overrides.
 
@@ -240,7 +259,11 @@ def collect_config(
         >>> cfg["effective_batch_size"], cfg["eval_metric"], cfg["amp_dtype"]
         (32, 'mrr@10', 'fp32')
     """
-    options = options or SearchWandbConfig()
+    if options is None:
+        from types import SimpleNamespace
+
+        options = SimpleNamespace(num_hard_negatives=None, negative_sampling=None, base_model=None,
+                                  dataset_name=None, model_type=None, eval_metric="mrr@10", overrides={})
     world_size = int(getattr(args, "world_size", 1) or 1)
     batch = int(args.per_device_train_batch_size)
     accum = int(args.gradient_accumulation_steps)
@@ -344,7 +367,7 @@ def environment_info(*, world_size: int = 1, mixed_precision: str | None = None)
 
 def init_run(
     wandb: Any,
-    options: SearchWandbConfig,
+    options: RunOptions,
     *,
     mode: str,
     name: str,

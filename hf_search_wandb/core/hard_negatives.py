@@ -91,7 +91,7 @@ def _check(queries: Mapping[str, str], corpus: Mapping[str, str], qrels: Qrels, 
     for name, value in (("queries", queries), ("corpus", corpus), ("qrels", qrels)):
         if not isinstance(value, Mapping) or not value:
             raise ValueError(
-                f"{name} is empty: give a non-empty mapping (see hf_search_wandb.data.load_beir)."
+                f"{name} is empty: give a non-empty mapping (see hf_search_wandb.core.data.load_beir)."
             )
     if len(corpus) <= num_negatives:
         raise ValueError(

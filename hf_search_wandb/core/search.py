@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hf_search_wandb.distributed import all_gather_rows, all_reduce
+from hf_search_wandb.core.distributed import all_gather_rows, all_reduce
 
 _LOW_MASK = (1 << 32) - 1
 _MISSING = torch.iinfo(torch.int64).min

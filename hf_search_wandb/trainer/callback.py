@@ -19,12 +19,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from hf_search_wandb import coexistence
-from hf_search_wandb.config import SearchWandbConfig
-from hf_search_wandb.log_queue import BackgroundLogger
-from hf_search_wandb.metric_names import STEP_KEY, split_logs, summary_goal
-from hf_search_wandb.resume import read_resume_info, write_run_file
-from hf_search_wandb.run_setup import CONFIG_KEYS
+from hf_search_wandb.tracking.background_logger import BackgroundLogger
+from hf_search_wandb.tracking.run_setup import CONFIG_KEYS
+from hf_search_wandb.trainer import trainer_link
+from hf_search_wandb.trainer.log_keys import STEP_KEY, split_logs, summary_goal
+from hf_search_wandb.trainer.options import SearchWandbConfig
+from hf_search_wandb.trainer.resume import read_resume_info, write_run_file
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class SearchWandbCallback(TrainerCallback):
         config: a `SearchWandbConfig`; `**overrides` replace its fields.
 
     Example:
-        >>> from hf_search_wandb.callback import SearchWandbCallback
+        >>> from hf_search_wandb.trainer.callback import SearchWandbCallback
         >>> cb = SearchWandbCallback(mode="disabled", dataset_name="scifact")
         >>> cb.options.dataset_name, cb.options.wandb_project
         ('scifact', 'search-model-training')
@@ -58,7 +58,7 @@ class SearchWandbCallback(TrainerCallback):
             overrides["config_overrides"] = {**base.overrides, **config_values}
         self.options = base.updated(**overrides) if overrides else base
         if self.options.mode != "disabled" and importlib.util.find_spec("wandb") is None:
-            from hf_search_wandb.wandb_utils import INSTALL_HINT
+            from hf_search_wandb.tracking.wandb_api import INSTALL_HINT
 
             raise ImportError(INSTALL_HINT)
         self.evaluator = evaluator
@@ -124,10 +124,10 @@ class SearchWandbCallback(TrainerCallback):
 
     # ------------------------------------------------------------------ run set-up
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        handler = coexistence.find_handler()
+        handler = trainer_link.find_handler()
         if (
             handler is not None
-            and coexistence.silence_wandb_callbacks(handler)
+            and trainer_link.silence_wandb_callbacks(handler)
             and state.is_world_process_zero
         ):
             self._say(
@@ -135,15 +135,15 @@ class SearchWandbCallback(TrainerCallback):
             )
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self._trainer = coexistence.find_trainer()
-        handler = coexistence.find_handler()
-        took_over = bool(handler is not None and coexistence.silence_wandb_callbacks(handler))
+        self._trainer = trainer_link.find_trainer()
+        handler = trainer_link.find_handler()
+        took_over = bool(handler is not None and trainer_link.silence_wandb_callbacks(handler))
         # each train() call is one run: per-run state starts afresh (hyperparameter search re-trains)
         self._epoch, self._pending_val, self._n_evals, self.best = {}, {}, 0, {}
         self._last_logged, self._skip_until = -1, -1
         if not state.is_world_process_zero:
             return
-        from hf_search_wandb.wandb_utils import require_wandb, resolve_mode
+        from hf_search_wandb.tracking.wandb_api import require_wandb, resolve_mode
 
         choice = resolve_mode(self.options.mode)
         if choice.reason:
@@ -157,7 +157,7 @@ class SearchWandbCallback(TrainerCallback):
         self._cuda = torch.cuda.is_available()
         trainer = self._trainer
         self.run_config = self._collect(args, model, kwargs.get("processing_class"), trainer)
-        from hf_search_wandb.run_setup import default_run_name, default_tags, init_run
+        from hf_search_wandb.tracking.run_setup import default_run_name, default_tags, init_run
 
         name = self.options.name or default_run_name(
             self.run_config["model_type"], self.run_config["base_model"], self.run_config["dataset_name"]
@@ -190,12 +190,12 @@ class SearchWandbCallback(TrainerCallback):
                 self._define(f"val/{metric}")
         self._define("val/loss")
         self._bg = BackgroundLogger(self.run) if self.options.log_in_background else None
-        self._restore_guards = coexistence.guard_trainer(trainer, self._fail) if trainer is not None else None
+        self._restore_guards = trainer_link.guard_trainer(trainer, self._fail) if trainer is not None else None
         if self.options.dataset_artifact:
             self._log_dataset(trainer)
 
     def _collect(self, args: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, Any]:
-        from hf_search_wandb.run_setup import collect_config
+        from hf_search_wandb.tracking.run_setup import collect_config
 
         evaluator = next(iter(self._evaluators()), None)
         return collect_config(
@@ -212,7 +212,7 @@ class SearchWandbCallback(TrainerCallback):
     def _resume_info(self, args: Any, state: Any) -> dict[str, Any]:
         if not self.options.resume or state.global_step <= 0:
             return {}
-        return read_resume_info(args.output_dir, state.global_step, coexistence.find_resume_checkpoint())
+        return read_resume_info(args.output_dir, state.global_step, trainer_link.find_resume_checkpoint())
 
     def _write_run_file(self, directory: Path, state: Any) -> None:
         write_run_file(directory, self._run_info(state))
@@ -352,7 +352,7 @@ class SearchWandbCallback(TrainerCallback):
             return None
         target = model
         if tokenizer is not None and getattr(ev, "tokenizer", None) is None:
-            from hf_search_wandb.encoders import as_encoder
+            from hf_search_wandb.core.encoders import as_encoder
 
             target = as_encoder(
                 model, tokenizer, pooling=getattr(ev, "pooling", "mean"),
@@ -386,9 +386,9 @@ class SearchWandbCallback(TrainerCallback):
         if result is None or step <= self._skip_until:
             return
         try:
-            from hf_search_wandb import tables
+            from hf_search_wandb.tracking import tables
         except ImportError:
-            self._say("hf_search_wandb.tables is not available: retrieval tables are skipped")
+            self._say("hf_search_wandb.tracking.tables is not available: retrieval tables are skipped")
             return
         o = self.options
         self._drain()
@@ -425,9 +425,9 @@ class SearchWandbCallback(TrainerCallback):
         if not target.is_dir():
             return
         try:
-            from hf_search_wandb import artifacts
+            from hf_search_wandb.tracking import artifacts
         except ImportError:
-            self._say("hf_search_wandb.artifacts is not available: the model artifact is skipped")
+            self._say("hf_search_wandb.tracking.artifacts is not available: the model artifact is skipped")
             return
         metric = self.options.eval_metric
         value = self.best.get(f"best_{metric}")
@@ -442,9 +442,9 @@ class SearchWandbCallback(TrainerCallback):
 
     def _log_dataset(self, trainer: Any) -> None:
         try:
-            from hf_search_wandb import artifacts
+            from hf_search_wandb.tracking import artifacts
         except ImportError:
-            self._say("hf_search_wandb.artifacts is not available: the dataset artifact is skipped")
+            self._say("hf_search_wandb.tracking.artifacts is not available: the dataset artifact is skipped")
             return
         train = getattr(trainer, "train_dataset", None)
         if train is None:

@@ -22,11 +22,24 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from hf_search_wandb.distributed import all_gather_rows, all_reduce, get_rank, get_world_size, is_distributed
-from hf_search_wandb.encoders import Encoder, Kind, TokenEncoder, Tokenized, as_encoder, features_to_device
-from hf_search_wandb.metrics import DEFAULT_METRICS, parse_metric, parse_metrics, ranked_report
-from hf_search_wandb.results import RetrievalResult
-from hf_search_wandb.retrieval import key_scores, key_ties, search, tie_positions
+from hf_search_wandb.core.distributed import (
+    all_gather_rows,
+    all_reduce,
+    get_rank,
+    get_world_size,
+    is_distributed,
+)
+from hf_search_wandb.core.encoders import (
+    Encoder,
+    Kind,
+    TokenEncoder,
+    Tokenized,
+    as_encoder,
+    features_to_device,
+)
+from hf_search_wandb.core.metrics import DEFAULT_METRICS, parse_metric, parse_metrics, ranked_report
+from hf_search_wandb.core.results import RetrievalResult
+from hf_search_wandb.core.search import key_scores, key_ties, search, tie_positions
 
 try:  # sentence-transformers >= 6: BaseEvaluator (SentenceEvaluator is its deprecated alias)
     from sentence_transformers.base.evaluation import BaseEvaluator as SentenceEvaluator
@@ -97,7 +110,7 @@ class RetrievalEvaluator(SentenceEvaluator):
         show_progress_bar: a tqdm bar per encoding pass (documents, then queries), on rank 0 only.
 
     Example:
-        >>> from hf_search_wandb.data import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
         >>> evaluator = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=20, corpus_sample=200)
         >>> evaluator.primary_metric, len(evaluator.queries)
         ('val_mrr@10', 20)
@@ -194,11 +207,11 @@ class RetrievalEvaluator(SentenceEvaluator):
         """Build from a BEIR folder (or Hub dataset name) via `data.load_beir`; `kwargs` go to `__init__`.
 
         Example:
-            >>> from hf_search_wandb.data import BUNDLED_SCIFACT
+            >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
             >>> RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test").primary_metric
             'val_mrr@10'
         """
-        from hf_search_wandb.data import load_beir
+        from hf_search_wandb.core.data import load_beir
 
         data = load_beir(Path(source), split)
         return cls(data.queries, data.corpus, data.qrels, **kwargs)
@@ -282,7 +295,7 @@ class RetrievalEvaluator(SentenceEvaluator):
 
         Example:
             >>> import tempfile
-            >>> from hf_search_wandb.data import BUNDLED_SCIFACT
+            >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
             >>> from tests.tiny_models import make_tiny_sentence_transformer
             >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, max_queries=5, corpus_sample=50)
             >>> sorted(ev(make_tiny_sentence_transformer(tempfile.mkdtemp())))[:2]

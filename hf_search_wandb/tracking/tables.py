@@ -1,6 +1,6 @@
 """Retrieval-example and error-analysis tables and score histograms, built from a kept evaluation.
 
-Everything here reads a :class:`~hf_search_wandb.results.RetrievalResult` (the rankings and scores
+Everything here reads a :class:`~hf_search_wandb.core.results.RetrievalResult` (the rankings and scores
 the evaluator already computed) plus the query / document texts: nothing is encoded again. The
 row builders (`retrieval_example_rows`, `error_analysis_rows`) are pure Python; the `*_table` and
 `score_histograms` functions wrap them in `wandb` objects without needing a run; the `log_*`
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .results import RetrievalResult
+    from hf_search_wandb.core.results import RetrievalResult
 
 #: wandb truncates a table logged to a run beyond this many rows (`wandb.Table.MAX_ROWS`).
 TABLE_ROW_LIMIT = 10_000
@@ -36,7 +36,7 @@ Qrels = Mapping[str, Mapping[str, int]]
 
 
 def _require_wandb() -> Any:
-    from .wandb_utils import require_wandb
+    from hf_search_wandb.tracking.wandb_api import require_wandb
 
     return require_wandb()
 
@@ -120,7 +120,7 @@ def retrieval_example_rows(
 
     Example:
         >>> import numpy as np
-        >>> from hf_search_wandb.results import RetrievalResult
+        >>> from hf_search_wandb.core.results import RetrievalResult
         >>> result = RetrievalResult(
         ...     metrics={}, query_ids=["q1"], doc_ids=["d1", "d2", "d3"],
         ...     top_indices=np.array([[1, 0, 2]]), top_scores=np.array([[0.75, 0.5, 0.25]], dtype=np.float32),
@@ -188,7 +188,7 @@ def error_analysis_rows(
 
     Example:
         >>> import numpy as np
-        >>> from hf_search_wandb.results import RetrievalResult
+        >>> from hf_search_wandb.core.results import RetrievalResult
         >>> result = RetrievalResult(
         ...     metrics={}, query_ids=["q1"], doc_ids=["d1", "d2", "d3"],
         ...     top_indices=np.array([[1, 0, 2]]), top_scores=np.array([[0.75, 0.5, 0.25]], dtype=np.float32),
@@ -360,8 +360,8 @@ def log_retrieval_examples(
 
     Example:
         >>> import wandb
-        >>> from hf_search_wandb.evaluator import RetrievalEvaluator
-        >>> from hf_search_wandb.tables import log_retrieval_examples
+        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> from hf_search_wandb.tracking.tables import log_retrieval_examples
         >>> evaluator = RetrievalEvaluator.from_beir("data/scifact", split="test")  # doctest: +SKIP
         >>> evaluator(model)  # doctest: +SKIP
         >>> with wandb.init(project="search-model-training") as run:  # doctest: +SKIP

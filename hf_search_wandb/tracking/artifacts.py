@@ -48,7 +48,7 @@ class ArtifactUnavailableError(RuntimeError):
 
 
 def _require_wandb() -> Any:
-    from .wandb_utils import require_wandb
+    from hf_search_wandb.tracking.wandb_api import require_wandb
 
     return require_wandb()
 
@@ -282,7 +282,7 @@ def _offline_reason(run: Any) -> str | None:
         if getattr(run, "offline", False) or getattr(run, "disabled", False):
             return "wandb runs offline (or disabled) here"
         return None
-    from .wandb_utils import resolve_mode
+    from hf_search_wandb.tracking.wandb_api import resolve_mode
 
     choice = resolve_mode()  # no prompt; at most a 2 s connection attempt
     if choice.mode != "online":

@@ -16,7 +16,7 @@ from pathlib import Path
 Qrels = dict[str, dict[str, int]]
 
 #: The SciFact copy that ships with this repository (BEIR format; licence in its README).
-BUNDLED_SCIFACT = Path(__file__).resolve().parent.parent / "data" / "scifact"
+BUNDLED_SCIFACT = Path(__file__).resolve().parents[2] / "data" / "scifact"
 
 
 @dataclass

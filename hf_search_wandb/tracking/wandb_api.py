@@ -27,7 +27,7 @@ def require_wandb() -> ModuleType:
     """Return the `wandb` module, or raise an ImportError that says how to install it.
 
     Example:
-        >>> from hf_search_wandb.wandb_utils import require_wandb
+        >>> from hf_search_wandb.tracking.wandb_api import require_wandb
         >>> require_wandb().__name__
         'wandb'
     """
@@ -61,7 +61,7 @@ def has_credentials(base_url: str | None = None) -> bool:
 
     Example:
         >>> import os
-        >>> from hf_search_wandb.wandb_utils import has_credentials
+        >>> from hf_search_wandb.tracking.wandb_api import has_credentials
         >>> isinstance(has_credentials(), bool)
         True
     """
@@ -102,7 +102,7 @@ def resolve_mode(mode: str | None = None, *, timeout: float = 2.0) -> ModeChoice
     transformers spelling) means disabled.
 
     Example:
-        >>> from hf_search_wandb.wandb_utils import resolve_mode
+        >>> from hf_search_wandb.tracking.wandb_api import resolve_mode
         >>> resolve_mode("disabled").mode
         'disabled'
         >>> resolve_mode("offline").mode

@@ -22,7 +22,7 @@ class SearchWandbConfig:
     """Options of `SearchWandbCallback`. Every field has a default; `None` means "fill automatically".
 
     Example:
-        >>> from hf_search_wandb.config import SearchWandbConfig
+        >>> from hf_search_wandb.trainer.options import SearchWandbConfig
         >>> cfg = SearchWandbConfig(model_type="bi-encoder", dataset_name="scifact", log_tables="2")
         >>> cfg.tables_every, cfg.wandb_project
         (2, 'search-model-training')
@@ -101,7 +101,7 @@ class SearchWandbConfig:
         default=True,
         metadata={"help": "Hand rows to wandb from a worker thread, so training never waits on wandb.log."},
     )
-    # --- tables and histograms (content: hf_search_wandb.tables) ---
+    # --- tables and histograms (content: hf_search_wandb.tracking.tables) ---
     log_tables: str = field(
         default="every",
         metadata={"help": "Retrieval tables and histograms: every | end | off | N (every N evaluations)."},
@@ -113,7 +113,7 @@ class SearchWandbConfig:
     )
     log_histograms: bool = field(default=True, metadata={"help": "Log the score histograms with the tables."})
     table_seed: int = field(default=0, metadata={"help": "Seed of the fixed sample of example queries."})
-    # --- artifacts (content: hf_search_wandb.artifacts) ---
+    # --- artifacts (content: hf_search_wandb.tracking.artifacts) ---
     model_artifact: str = field(
         default="best", metadata={"help": "Best-model artifact: best (on each new best) | end | off."}
     )
