@@ -5,36 +5,75 @@ tables, score histograms, and the best model as an artifact; `RetrievalEvaluator
 behind it. Importing this package has no side effects and does not import wandb.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from hf_search_wandb._version import __version__
-from hf_search_wandb.core.data import BeirData, load_beir
-from hf_search_wandb.core.encoders import HFEncoder, as_encoder
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
-from hf_search_wandb.core.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
-from hf_search_wandb.core.metrics import (
-    DEFAULT_METRICS,
-    MetricReport,
-    parse_metric,
-    parse_metrics,
-    score_ranked,
-    score_run,
-)
-from hf_search_wandb.core.results import RetrievalResult
-from hf_search_wandb.tracking.artifacts import (
-    ArtifactUnavailableError,
-    fetch_artifact,
-    load_model_from_artifact,
-    log_dataset_artifact,
-    log_model_artifact,
-)
-from hf_search_wandb.tracking.tables import (
-    error_analysis_table,
-    log_evaluation_media,
-    log_retrieval_examples,
-    retrieval_examples_table,
-    score_histograms,
-)
-from hf_search_wandb.trainer.callback import SearchWandbCallback
-from hf_search_wandb.trainer.options import SearchWandbConfig
+
+if TYPE_CHECKING:
+    from hf_search_wandb.core.data import BeirData, load_beir
+    from hf_search_wandb.core.encoders import HFEncoder, as_encoder
+    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
+    from hf_search_wandb.core.metrics import (
+        DEFAULT_METRICS,
+        MetricReport,
+        parse_metric,
+        parse_metrics,
+        score_ranked,
+        score_run,
+    )
+    from hf_search_wandb.core.results import RetrievalResult
+    from hf_search_wandb.tracking.artifacts import (
+        ArtifactUnavailableError,
+        fetch_artifact,
+        load_model_from_artifact,
+        log_dataset_artifact,
+        log_model_artifact,
+    )
+    from hf_search_wandb.tracking.tables import (
+        error_analysis_table,
+        log_evaluation_media,
+        log_retrieval_examples,
+        retrieval_examples_table,
+        score_histograms,
+    )
+    from hf_search_wandb.trainer.callback import SearchWandbCallback
+    from hf_search_wandb.trainer.options import SearchWandbConfig
+
+# public name -> the module that defines it; imported on first use (PEP 562), so `import hf_search_wandb`
+# loads no layer it does not need and a `core` module can be imported without `tracking` or `trainer`.
+_EXPORTS: dict[str, str] = {
+    "ArtifactUnavailableError": "hf_search_wandb.tracking.artifacts",
+    "BeirData": "hf_search_wandb.core.data",
+    "DEFAULT_METRICS": "hf_search_wandb.core.metrics",
+    "HFEncoder": "hf_search_wandb.core.encoders",
+    "HardNegatives": "hf_search_wandb.core.hard_negatives",
+    "MetricReport": "hf_search_wandb.core.metrics",
+    "RetrievalEvaluator": "hf_search_wandb.core.evaluator",
+    "RetrievalResult": "hf_search_wandb.core.results",
+    "SearchWandbCallback": "hf_search_wandb.trainer.callback",
+    "SearchWandbConfig": "hf_search_wandb.trainer.options",
+    "as_encoder": "hf_search_wandb.core.encoders",
+    "error_analysis_table": "hf_search_wandb.tracking.tables",
+    "fetch_artifact": "hf_search_wandb.tracking.artifacts",
+    "load_beir": "hf_search_wandb.core.data",
+    "load_model_from_artifact": "hf_search_wandb.tracking.artifacts",
+    "log_dataset_artifact": "hf_search_wandb.tracking.artifacts",
+    "log_evaluation_media": "hf_search_wandb.tracking.tables",
+    "log_model_artifact": "hf_search_wandb.tracking.artifacts",
+    "log_retrieval_examples": "hf_search_wandb.tracking.tables",
+    "mine_bm25_negatives": "hf_search_wandb.core.hard_negatives",
+    "mine_dense_negatives": "hf_search_wandb.core.hard_negatives",
+    "parse_metric": "hf_search_wandb.core.metrics",
+    "parse_metrics": "hf_search_wandb.core.metrics",
+    "retrieval_examples_table": "hf_search_wandb.tracking.tables",
+    "score_histograms": "hf_search_wandb.tracking.tables",
+    "score_ranked": "hf_search_wandb.core.metrics",
+    "score_run": "hf_search_wandb.core.metrics",
+}
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -66,3 +105,16 @@ __all__ = [
     "score_ranked",
     "score_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
