@@ -1,8 +1,9 @@
 """Load retrieval data in BEIR format: `corpus.jsonl`, `queries.jsonl`, `qrels/{split}.tsv`.
 
 The loaders return plain dicts (`{id: text}` and `{query_id: {doc_id: relevance}}`), the shape the
-evaluator and `score_run` take. A folder is read directly; any other string is treated as a Hugging Face
-Hub dataset in BEIR layout (`BeIR/scifact` + `BeIR/scifact-qrels`), which needs network access.
+evaluator and `score_run` take. A BEIR folder is read directly; any other string is a Hugging Face Hub dataset
+in BEIR layout (`BeIR/scifact` + `BeIR/scifact-qrels`) or MTEB layout (`mteb/scifact`, qrels in the same
+repository), which needs network access, or a local copy of such a repository (`core.hf_datasets`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 Qrels = dict[str, dict[str, int]]
 
-#: The SciFact copy that ships with this repository (BEIR format; licence in its README).
+#: The SciFact copy of the source repository (BEIR format; licence in its README). It is NOT in the wheel
+#: (CC BY-NC data): an installed package has no such folder, and `load_beir` says so.
 BUNDLED_SCIFACT = Path(__file__).resolve().parents[2] / "data" / "scifact"
 
 
@@ -87,8 +89,9 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
     """Load one split of a BEIR dataset from a folder, or from the Hub by name.
 
     Args:
-        source: a folder with `corpus.jsonl`, `queries.jsonl` and `qrels/{split}.tsv`, or a Hub dataset
-            name such as `"BeIR/scifact"` (qrels from `"{name}-qrels"`).
+        source: a folder with `corpus.jsonl`, `queries.jsonl` and `qrels/{split}.tsv`; a Hub dataset
+            name in BEIR layout (`"BeIR/scifact"`, qrels from `"BeIR/scifact-qrels"`) or MTEB layout
+            (`"mteb/scifact"`, qrels in its `default` config); or a local copy of such a repository.
         split: the qrels split (`train`, `dev`, `test`).
 
     Returns:
@@ -100,6 +103,10 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
         (5183, 300)
     """
     path = Path(source)
+    if path.is_dir() and not (path / "corpus.jsonl").exists():
+        from hf_search_wandb.core.hf_datasets import load_beir_hub
+
+        return load_beir_hub(path, split)  # a local copy of a Hub repository (parquet / jsonl + README configs)
     if path.is_dir():
         qrels_path = path / "qrels" / f"{split}.tsv"
         if not qrels_path.exists():
@@ -113,31 +120,13 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
             qrels=qrels,
             name=path.name,
         )
+    if path == BUNDLED_SCIFACT:
+        raise FileNotFoundError(
+            f"The bundled SciFact copy ({path}) ships with the source repository only, not with an installed "
+            "package: pass a BEIR folder of your own (`--data` on the command line, `data=` in Python)."
+        )
     if path.exists() or str(source).startswith((".", "/")):
         raise FileNotFoundError(f"{source} is not a BEIR folder (expected corpus.jsonl, queries.jsonl, qrels/).")
-    return _load_beir_from_hub(str(source), split)
+    from hf_search_wandb.core.hf_datasets import load_beir_hub
 
-
-def _load_beir_from_hub(name: str, split: str) -> BeirData:
-    """BEIR datasets on the Hub: `{name}` has `corpus` and `queries` configs, `{name}-qrels` the splits."""
-    try:
-        from datasets import load_dataset
-
-        corpus_ds = load_dataset(name, "corpus", split="corpus")
-        queries_ds = load_dataset(name, "queries", split="queries")
-        qrels_ds = load_dataset(f"{name}-qrels", split=split)
-    except Exception as err:  # offline, unknown name, or no such split
-        raise RuntimeError(
-            f"Could not load {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}). "
-            "Offline, pass a local BEIR folder instead (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."
-        ) from err
-    qrels: Qrels = {}
-    for row in qrels_ds:
-        qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
-    queries = {str(r["_id"]): str(r["text"]) for r in queries_ds}
-    return BeirData(
-        corpus={str(r["_id"]): doc_text(r) for r in corpus_ds},
-        queries={qid: queries[qid] for qid in qrels if qid in queries},
-        qrels=qrels,
-        name=name.split("/")[-1],
-    )
+    return load_beir_hub(str(source), split)

@@ -37,6 +37,7 @@ from hf_search_wandb.core.encoders import (
     as_encoder,
     features_to_device,
 )
+from hf_search_wandb.core.hf_datasets import to_plain_data
 from hf_search_wandb.core.metrics import DEFAULT_METRICS, parse_metric, parse_metrics, ranked_report
 from hf_search_wandb.core.results import RetrievalResult
 from hf_search_wandb.core.search import key_scores, key_ties, search, tie_positions
@@ -79,9 +80,10 @@ class RetrievalEvaluator(SentenceEvaluator):
     """Dense-retrieval metrics (MRR, nDCG, recall, MAP, hit, precision) of a model on a query/corpus set.
 
     Args:
-        queries: `{query_id: text}`.
-        corpus: `{doc_id: text}`.
-        qrels: `{query_id: {doc_id: grade}}`; grade > 0 is relevant (graded for nDCG).
+        queries: `{query_id: text}`, or a `datasets.Dataset` with BEIR columns `_id`, `text`.
+        corpus: `{doc_id: text}`, or a `datasets.Dataset` with `_id`, `title` (optional), `text`.
+        qrels: `{query_id: {doc_id: grade}}`, or a `datasets.Dataset` with `query-id`, `corpus-id`, `score`;
+            grade > 0 is relevant (graded for nDCG). See `from_datasets` for `DatasetDict`s.
         name: key prefix: metrics come back as `{name}_{metric}` (e.g. `val_mrr@10`).
         metrics: metric names (`metrics.parse_metric`); the primary one is added if missing.
         depth: docs ranked per query (the run `map` and `recall@k` see); every k must be <= depth.
@@ -190,6 +192,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             seed,
             missing,
         )
+        queries, corpus, qrels = to_plain_data(queries, corpus, qrels)
         self.queries, self.corpus, self.qrels = self._prepare(queries, corpus, qrels)
         self._query_ids = list(self.queries)
         self._doc_ids = list(self.corpus)
@@ -215,6 +218,31 @@ class RetrievalEvaluator(SentenceEvaluator):
 
         data = load_beir(Path(source), split)
         return cls(data.queries, data.corpus, data.qrels, **kwargs)
+
+    @classmethod
+    def from_datasets(
+        cls, corpus: Any, queries: Any, qrels: Any, split: str = "test", **kwargs: Any
+    ) -> RetrievalEvaluator:
+        """Build from `datasets` objects as the Hub holds them (BEIR or MTEB layout); `kwargs` go to `__init__`.
+
+        Args:
+            corpus: `load_dataset(name, "corpus")` (a `DatasetDict` with one split, or that split).
+            queries: `load_dataset(name, "queries")`.
+            qrels: the qrels `DatasetDict` (`load_dataset("mteb/...", "default")` or
+                `load_dataset("BeIR/...-qrels")`) or one split of it.
+            split: the qrels split to evaluate on when `qrels` holds several.
+
+        Example:
+            >>> from datasets import Dataset, DatasetDict
+            >>> corpus = Dataset.from_dict({"_id": ["d1", "d2"], "title": ["", ""], "text": ["cells", "mice"]})
+            >>> queries = Dataset.from_dict({"_id": ["q1"], "text": ["cell growth"]})
+            >>> qrels = DatasetDict(test=Dataset.from_dict({"query-id": ["q1"], "corpus-id": ["d1"], "score": [1]}))
+            >>> len(RetrievalEvaluator.from_datasets(corpus, queries, qrels, "test").corpus)
+            2
+        """
+        from hf_search_wandb.core.hf_datasets import is_hf_dataset, qrels_from_dataset
+
+        return cls(queries, corpus, qrels_from_dataset(qrels, split) if is_hf_dataset(qrels) else qrels, **kwargs)
 
     def _prepare(
         self, queries: Mapping[str, str], corpus: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
