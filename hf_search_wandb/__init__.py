@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         score_run,
     )
     from hf_search_wandb.core.results import RetrievalResult
+    from hf_search_wandb.hf_evaluate import evaluate_module_path, load_evaluate_metric
     from hf_search_wandb.tracking.artifacts import (
         ArtifactUnavailableError,
         fetch_artifact,
@@ -58,8 +59,10 @@ _EXPORTS: dict[str, str] = {
     "SearchWandbConfig": "hf_search_wandb.trainer.options",
     "as_encoder": "hf_search_wandb.core.encoders",
     "error_analysis_table": "hf_search_wandb.tracking.tables",
+    "evaluate_module_path": "hf_search_wandb.hf_evaluate",
     "fetch_artifact": "hf_search_wandb.tracking.artifacts",
     "load_beir": "hf_search_wandb.core.data",
+    "load_evaluate_metric": "hf_search_wandb.hf_evaluate",
     "load_model_from_artifact": "hf_search_wandb.tracking.artifacts",
     "log_dataset_artifact": "hf_search_wandb.tracking.artifacts",
     "log_evaluation_media": "hf_search_wandb.tracking.tables",
@@ -89,8 +92,10 @@ __all__ = [
     "__version__",
     "as_encoder",
     "error_analysis_table",
+    "evaluate_module_path",
     "fetch_artifact",
     "load_beir",
+    "load_evaluate_metric",
     "load_model_from_artifact",
     "log_dataset_artifact",
     "log_evaluation_media",
