@@ -52,3 +52,33 @@ def make_tiny_sentence_transformer(directory: str | Path, *, seed: int = 0, pool
 
 def tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def make_tiny_mlm(directory: str | Path, *, seed: int = 0, hidden_size: int = 32) -> Path:
+    """Save a random 2-layer `BertForMaskedLM` (MLM head over the tiny vocabulary) and its tokenizer.
+
+    SPLADE on it is sparse like a trained model (about 43 of 126 dims active per doc, 18 per query).
+    """
+    from transformers import BertForMaskedLM
+
+    directory = make_tiny_bert(directory, seed=seed, hidden_size=hidden_size)
+    config = BertForMaskedLM.config_class.from_pretrained(directory)
+    torch.manual_seed(seed)
+    model = BertForMaskedLM(config)
+    with torch.no_grad():  # a negative output bias: ~1/3 of the vocabulary active per doc, ~1/7 per query
+        model.cls.predictions.bias.fill_(-0.2)
+    model.save_pretrained(directory)
+    return directory
+
+
+def make_tiny_sparse_encoder(
+    directory: str | Path, *, seed: int = 0, pooling: str = "max", activation: str = "relu"
+):
+    """A SPLADE `SparseEncoder` (tiny random BERT MLM + `SpladePooling`), vocabulary-sized sparse outputs."""
+    from sentence_transformers.sparse_encoder import SparseEncoder
+    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
+
+    path = make_tiny_mlm(Path(directory) / "mlm", seed=seed)
+    word = Transformer(str(path), max_seq_length=64, transformer_task="fill-mask")
+    pool = SpladePooling(pooling_strategy=pooling, activation_function=activation)
+    return SparseEncoder(modules=[word, pool], device="cpu")

@@ -430,6 +430,7 @@ def as_encoder(
 
     * an `Encoder` / `TokenEncoder` is returned as is;
     * a `SentenceTransformer` -> `SentenceTransformerEncoder` (its own tokenizer, prompts, pooling);
+    * a sentence-transformers `SparseEncoder` -> `sparse_encoding.SparseEncoderAdapter` (sparse evaluation);
     * a transformers `PreTrainedModel` (+ `tokenizer`) -> `HFEncoder` with `pooling` / `normalize`;
     * a custom `nn.Module` holding a `PreTrainedModel` as `encoder`, `model` or `backbone` (and optionally
       a `pooling` string attribute, a `normalize` bool and a `tokenizer`) -> `HFEncoder` on that attribute;
@@ -453,6 +454,10 @@ def as_encoder(
     if not isinstance(model, torch.nn.Module) and isinstance(model, Encoder):
         return model
     model = unwrap_model(model)
+    from hf_search_wandb.core.sparse_encoding import SparseEncoderAdapter, is_sparse_encoder
+
+    if is_sparse_encoder(model):
+        return SparseEncoderAdapter(model, max_length=max_length)
     try:
         from sentence_transformers import SentenceTransformer
 

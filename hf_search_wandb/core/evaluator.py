@@ -40,7 +40,8 @@ from hf_search_wandb.core.encoders import (
 from hf_search_wandb.core.hf_datasets import to_plain_data
 from hf_search_wandb.core.metrics import DEFAULT_METRICS, parse_metric, parse_metrics, ranked_report
 from hf_search_wandb.core.results import RetrievalResult
-from hf_search_wandb.core.search import key_scores, key_ties, search, tie_positions
+from hf_search_wandb.core.search import SearchHits, key_scores, key_ties, search, tie_positions
+from hf_search_wandb.core.sparse_evaluation import evaluate_sparse
 
 try:  # sentence-transformers >= 6: BaseEvaluator (SentenceEvaluator is its deprecated alias)
     from sentence_transformers.base.evaluation import BaseEvaluator as SentenceEvaluator
@@ -77,7 +78,7 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int, max_batch_size: int) ->
 
 
 class RetrievalEvaluator(SentenceEvaluator):
-    """Dense-retrieval metrics (MRR, nDCG, recall, MAP, hit, precision) of a model on a query/corpus set.
+    """Dense- or sparse-retrieval metrics (MRR, nDCG, recall, MAP, hit, precision) of a model on a query/corpus set.
 
     Args:
         queries: `{query_id: text}`, or a `datasets.Dataset` with BEIR columns `_id`, `text`.
@@ -377,6 +378,12 @@ class RetrievalEvaluator(SentenceEvaluator):
             if isinstance(module, torch.nn.Module):
                 module.eval()
             with torch.inference_mode():
+                if getattr(encoder, "sparse", False):  # a SparseEncoder (SPLADE): core/sparse_evaluation.py
+                    sparse = evaluate_sparse(self, encoder, rank, world, shard, timings)  # type: ignore[arg-type]
+                    timings["total_s"] = time.perf_counter() - start
+                    sparse.timings = timings
+                    self.last_result = sparse
+                    return sparse
                 query_emb, doc_emb, doc_rows, device = self._encode_all(encoder, rank, world, shard, timings)
                 similarity = self.similarity or getattr(encoder, "similarity", "cosine")
                 if similarity == "cosine":
@@ -553,21 +560,31 @@ class RetrievalEvaluator(SentenceEvaluator):
         device: torch.device,
         shard: bool,
     ) -> RetrievalResult:
-        pair_q, pair_d, pair_ids = self._pairs
-        local_of = np.full(len(self._doc_ids), -1, dtype=np.int64)
-        local_of[doc_rows] = np.arange(doc_rows.size)
-        pair_local = local_of[np.asarray(pair_d, dtype=np.int64)] if pair_d else np.zeros(0, dtype=np.int64)
-        ties = torch.from_numpy(self._doc_ties[doc_rows])
+        pair_queries, pair_docs, ties = self._pair_inputs(doc_rows)
         hits = search(
             query_emb,
             doc_emb,
             ties,
             self.depth,
-            pair_queries=torch.tensor(pair_q, dtype=torch.int64),
-            pair_docs=torch.from_numpy(pair_local),
+            pair_queries=pair_queries,
+            pair_docs=pair_docs,
             chunk_elements=self.chunk_elements,
             distributed=shard,
         )
+        return self._result_from_hits(hits)
+
+    def _pair_inputs(self, doc_rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(query row, LOCAL doc row or -1) of each relevant pair, and the tie positions of the local docs."""
+        pair_q, pair_d, _ = self._pairs
+        local_of = np.full(len(self._doc_ids), -1, dtype=np.int64)
+        local_of[doc_rows] = np.arange(doc_rows.size)
+        pair_local = local_of[np.asarray(pair_d, dtype=np.int64)] if pair_d else np.zeros(0, dtype=np.int64)
+        ties = torch.from_numpy(self._doc_ties[doc_rows])
+        return torch.tensor(pair_q, dtype=torch.int64), torch.from_numpy(pair_local), ties
+
+    def _result_from_hits(self, hits: SearchHits) -> RetrievalResult:
+        """Score the merged top-k against the qrels (trec_eval's order) and keep the rankings."""
+        pair_ids = self._pairs[2]
         tie_to_doc = self._tie_to_doc
         top_keys = hits.top_keys.cpu()
         top_indices = tie_to_doc[key_ties(top_keys).numpy()]

@@ -17,6 +17,7 @@ top-k lists, merges them, and all-reduces the rank counts, so every rank returns
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,8 +130,47 @@ def search(
         >>> key_ties(hits.top_keys).tolist(), hits.pair_ranks.tolist()
         ([[0, 2], [1, 2]], [2])
     """
-    device = queries.device
-    n_queries, n_docs = queries.shape[0], docs.shape[0]
+    queries, docs = queries.float(), docs.float()
+    q_block, d_block = _blocks(queries.shape[0], docs.shape[0], chunk_elements)
+    return search_blocks(
+        lambda qs, qe, ds, de: queries[qs:qe] @ docs[ds:de].T,
+        queries.shape[0],
+        docs.shape[0],
+        doc_ties,
+        k,
+        q_block=q_block,
+        d_block=d_block,
+        device=queries.device,
+        pair_queries=pair_queries,
+        pair_docs=pair_docs,
+        distributed=distributed,
+    )
+
+
+ScoreBlock = Callable[[int, int, int, int], torch.Tensor]
+
+
+@torch.inference_mode()
+def search_blocks(
+    score: ScoreBlock,
+    n_queries: int,
+    n_docs: int,
+    doc_ties: torch.Tensor,
+    k: int,
+    *,
+    q_block: int,
+    d_block: int,
+    device: torch.device,
+    pair_queries: torch.Tensor | None = None,
+    pair_docs: torch.Tensor | None = None,
+    distributed: bool = True,
+) -> SearchHits:
+    """`search` over any scorer: `score(qs, qe, ds, de)` returns the float32 `(qe - qs, de - ds)` scores of
+    queries `qs:qe` against local docs `ds:de`; blocks start at multiples of `q_block` / `d_block`.
+
+    The tie rule, the shard merge and the true ranks are those of `search` (the sparse evaluator ranks
+    through this same function, so dense and sparse rankings follow one rule).
+    """
     if pair_queries is None or pair_docs is None:
         pair_queries = torch.zeros(0, dtype=torch.int64, device=device)
         pair_docs = torch.zeros(0, dtype=torch.int64, device=device)
@@ -139,9 +179,7 @@ def search(
     reduce = all_reduce if distributed else (lambda t, op="sum": t)
     total_docs = int(reduce(torch.tensor([n_docs], dtype=torch.int64)).item())
     k = min(k, total_docs)
-    q_block, d_block = _blocks(n_queries, n_docs, chunk_elements)
     doc_ties = doc_ties.to(device)
-    queries, docs = queries.float(), docs.float()
 
     # Pass 1: local top-k and the key of every pair this rank owns.
     pair_keys = torch.full((pair_queries.numel(),), _MISSING, dtype=torch.int64, device=device)
@@ -152,7 +190,7 @@ def search(
         in_block = (pair_queries >= qs) & (pair_queries < qe) & (pair_docs >= 0)
         for ds in range(0, n_docs, d_block):
             de = min(ds + d_block, n_docs)
-            keys = score_keys(queries[qs:qe] @ docs[ds:de].T, doc_ties[ds:de])
+            keys = score_keys(score(qs, qe, ds, de), doc_ties[ds:de])
             candidates.append(torch.topk(keys, min(k, de - ds), dim=1).values)
             here = torch.nonzero(in_block & (pair_docs >= ds) & (pair_docs < de)).squeeze(1)
             if here.numel():
@@ -188,7 +226,7 @@ def search(
                 continue
             for ds in range(0, n_docs, d_block):
                 de = min(ds + d_block, n_docs)
-                keys = score_keys(queries[qs:qe] @ docs[ds:de].T, doc_ties[ds:de])
+                keys = score_keys(score(qs, qe, ds, de), doc_ties[ds:de])
                 counts[rows] += (keys[pair_queries[rows] - qs] > pair_keys[rows, None]).sum(dim=1)
         counts = reduce(counts, "sum")
         pair_ranks = torch.where(need, counts + 1, pair_ranks)

@@ -1,0 +1,190 @@
+"""The sparse (SPLADE) path of `RetrievalEvaluator`, and what it keeps: `SparseRetrievalResult`.
+
+`RetrievalEvaluator.evaluate` sends a `SparseEncoder` here. Same machinery as the dense path (texts
+tokenised once and cached, token-budget batches cut from length-sorted texts, the trainer's precision,
+corpus sharded over ranks), but every batch's `(batch, vocabulary)` output becomes `SparseRows` at once,
+ranking is `sparse_search.sparse_search` (exact, same tie rule), and the SPLADE health figures are added
+to the metrics: `query_active_dims`, `corpus_active_dims` (mean non-zeros per text) and `flops`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, get_rank
+from hf_search_wandb.core.encoders import Kind, Tokenized, features_to_device
+from hf_search_wandb.core.results import RetrievalResult
+from hf_search_wandb.core.sparse_encoding import SparseEncoderAdapter, SparseRows, flops
+from hf_search_wandb.core.sparse_search import sparse_search
+
+if TYPE_CHECKING:
+    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+
+#: the sparsity figures added to the IR metrics (logged as `val/{name}`)
+SPARSITY_METRICS = ("query_active_dims", "corpus_active_dims", "flops")
+#: default padded tokens per batch on GPU: a SPLADE batch holds `tokens x vocabulary` logits
+SPARSE_GPU_BATCH_TOKENS = 16384
+
+
+@dataclass
+class SparseRetrievalResult(RetrievalResult):
+    """A `RetrievalResult` of a sparse model, plus the per-text active dimensions.
+
+    Attributes:
+        query_active_dims: `(n_queries,)` non-zeros of each query embedding, in `query_ids` order.
+        doc_active_dims: `(n_docs,)` non-zeros of each document embedding, in `doc_ids` order (the
+            document-length histogram the callback logs).
+        flops: the FLOPS estimate (see `sparse_encoding.flops`).
+    """
+
+    query_active_dims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    doc_active_dims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    flops: float = 0.0
+
+
+def evaluate_sparse(
+    evaluator: RetrievalEvaluator,
+    encoder: SparseEncoderAdapter,
+    rank: int,
+    world: int,
+    shard: bool,
+    timings: dict[str, float],
+) -> SparseRetrievalResult:
+    """`RetrievalEvaluator.evaluate` for a `SparseEncoder`: encode sparse, rank exactly, add the sparsity."""
+    from hf_search_wandb.core.evaluator import plan_batches
+
+    device = encoder.device
+    queries = [evaluator.queries[q] for q in evaluator._query_ids]
+    docs = [evaluator.corpus[d] for d in evaluator._doc_ids]
+    tick = time.perf_counter()
+    q_tokens = evaluator._tokens(encoder, queries, "query", evaluator.query_prompt)
+    d_tokens = evaluator._tokens(encoder, docs, "document", evaluator.corpus_prompt)
+    timings["tokenize_s"] = time.perf_counter() - tick
+    dtype = evaluator._precision_dtype(encoder, device)
+    budget = evaluator.batch_tokens or (SPARSE_GPU_BATCH_TOKENS if device.type == "cuda" else 2048)
+
+    def run(kind: Kind, tokens: Tokenized) -> tuple[SparseRows, np.ndarray]:
+        batches = plan_batches(tokens.lengths, budget, evaluator.max_batch_size)[rank::world]
+        rows = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
+        tick = time.perf_counter()
+        encoded = _embed_sparse(evaluator, encoder, kind, tokens, batches, device, dtype)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        timings["encode_queries_s" if kind == "query" else "encode_corpus_s"] = time.perf_counter() - tick
+        return encoded, rows
+
+    doc_emb, doc_rows = run("document", d_tokens)
+    query_emb, query_rows = run("query", q_tokens)
+    dim = max(doc_emb.dim, query_emb.dim)
+    if shard:
+        dim = int(all_reduce(torch.tensor([dim]), "max").item())
+        counts = torch.cat(all_gather_rows(query_emb.active_dims))
+        cols = torch.cat(all_gather_rows(query_emb.cols))
+        values = torch.cat(all_gather_rows(query_emb.values))
+        rows = torch.cat(all_gather_rows(torch.from_numpy(query_rows).to(torch.int64)))
+        query_emb = SparseRows.from_counts(counts.to(device), cols.to(device), values.to(device), dim)
+        query_order = torch.argsort(rows)
+    else:
+        query_order = torch.from_numpy(np.argsort(query_rows, kind="stable"))
+    query_emb = query_emb.take(query_order.to(device))
+    query_emb.dim = doc_emb.dim = dim
+    stats = _sparsity(evaluator, query_emb, doc_emb, doc_rows, shard)
+    similarity = evaluator.similarity or encoder.similarity
+    if similarity == "cosine":
+        query_emb, doc_emb = query_emb.normalized(), doc_emb.normalized()
+    tick = time.perf_counter()
+    pair_queries, pair_docs, ties = evaluator._pair_inputs(doc_rows)
+    hits = sparse_search(
+        query_emb, doc_emb, ties, evaluator.depth, pair_queries=pair_queries, pair_docs=pair_docs,
+        chunk_elements=min(evaluator.chunk_elements, 1 << 24), distributed=shard,
+    )  # fmt: skip
+    base = evaluator._result_from_hits(hits)
+    timings["search_s"] = time.perf_counter() - tick
+    base.metrics.update({key: stats[key] for key in SPARSITY_METRICS})
+    return SparseRetrievalResult(
+        **{f: getattr(base, f) for f in RetrievalResult.__dataclass_fields__},
+        query_active_dims=stats["query_lengths"],
+        doc_active_dims=stats["doc_lengths"],
+        flops=stats["flops"],
+    )
+
+
+def _embed_sparse(
+    evaluator: RetrievalEvaluator,
+    encoder: SparseEncoderAdapter,
+    kind: Kind,
+    tokens: Tokenized,
+    batches: list[np.ndarray],
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> SparseRows:
+    from hf_search_wandb.core.evaluator import _autocast
+
+    parts: list[SparseRows] = []
+    progress = None
+    if evaluator.show_progress_bar and get_rank() == 0:
+        from tqdm.auto import tqdm
+
+        noun = "queries" if kind == "query" else "documents"
+        total = sum(len(b) for b in batches)
+        progress = tqdm(total=total, desc=f"{evaluator.name}: encoding {noun}", unit=noun[:3], leave=False)
+    dim = encoder.vocabulary_size or 0
+    for batch in batches:
+        features = features_to_device(tokens, batch, device, encoder.padding_side)
+        try:
+            with _autocast(device, dtype):
+                emb = encoder.forward(features, kind)
+        except (TypeError, ValueError):
+            raise
+        except Exception as err:
+            raise RuntimeError(
+                f"{type(encoder.model).__name__} failed to encode a batch of {len(batch)} {kind}s "
+                f"({type(err).__name__}: {err})."
+            ) from err
+        if emb.ndim != 2 or emb.shape[0] != len(batch):
+            raise ValueError(
+                f"{type(encoder.model).__name__} returned embeddings of shape {tuple(emb.shape)} for "
+                f"{len(batch)} {kind}s; expected ({len(batch)}, vocabulary)."
+            )
+        if not bool(torch.isfinite(emb).all()):
+            hint = " (fp16 overflow? try precision='bf16' or 'fp32')" if dtype == torch.float16 else ""
+            raise ValueError(
+                f"{type(encoder.model).__name__} produced NaN or infinite {kind} embeddings{hint}."
+            )
+        dim = int(emb.shape[1])
+        parts.append(SparseRows.from_dense(emb))
+        if progress is not None:
+            progress.update(len(batch))
+    if progress is not None:
+        progress.close()
+    return SparseRows.cat(parts, dim, device)
+
+
+def _sparsity(
+    evaluator: RetrievalEvaluator, queries: SparseRows, docs: SparseRows, doc_rows: np.ndarray, shard: bool
+) -> dict[str, Any]:
+    """Mean active dims, FLOPS and per-text lengths; documents summed over the shards."""
+    query_lengths = queries.active_dims.cpu().numpy().astype(np.int64)
+    doc_counts = docs.count_vector().cpu()
+    local_lengths = docs.active_dims.cpu()
+    if shard:
+        doc_counts = all_reduce(doc_counts, "sum")
+        lengths = torch.cat(all_gather_rows(local_lengths))
+        rows = torch.cat(all_gather_rows(torch.from_numpy(doc_rows).to(torch.int64)))
+    else:
+        lengths, rows = local_lengths, torch.from_numpy(doc_rows).to(torch.int64)
+    doc_lengths = np.zeros(len(evaluator._doc_ids), dtype=np.int64)
+    doc_lengths[rows.numpy()] = lengths.numpy()
+    n_queries, n_docs = len(query_lengths), len(doc_lengths)
+    return {
+        "query_active_dims": float(query_lengths.mean()) if n_queries else 0.0,
+        "corpus_active_dims": float(doc_lengths.mean()) if n_docs else 0.0,
+        "flops": flops(queries.count_vector().cpu(), n_queries, doc_counts, n_docs),
+        "query_lengths": query_lengths,
+        "doc_lengths": doc_lengths,
+    }
