@@ -190,6 +190,10 @@ class SparseEncoderAdapter(SentenceTransformerEncoder):
     @property
     def vocabulary_size(self) -> int | None:
         """The embedding dimension (the vocabulary for SPLADE), when the model says."""
+        mlm = getattr(self.model, "transformers_model", None)
+        vocab_size = getattr(getattr(mlm, "config", None), "vocab_size", None)
+        if type(mlm).__name__.endswith("ForMaskedLM") and vocab_size:  # SPLADE: one dim per vocabulary id
+            return int(vocab_size)
         getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
             self.model, "get_sentence_embedding_dimension", None
         )

@@ -353,6 +353,16 @@ def fetch_artifact(
         ) from err
 
 
+def _saved_model_type(path: Path) -> str | None:
+    """The `model_type` sentence-transformers saved (`SentenceTransformer`, `SparseEncoder`, ...), if any."""
+    config = path / "config_sentence_transformers.json"
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
 def load_model_from_artifact(
     name: str,
     *,
@@ -364,7 +374,7 @@ def load_model_from_artifact(
     """Fetch a model artifact (or take a local directory) and load it.
 
     A directory saved by sentence-transformers (it has `modules.json`) loads as a
-    `SentenceTransformer`; any other as `transformers.AutoModel` (load its tokenizer with
+    `SentenceTransformer`, or as a `SparseEncoder` when it was saved by one (SPLADE); any other as `transformers.AutoModel` (load its tokenizer with
     `AutoTokenizer.from_pretrained` on the same directory). `kwargs` go to the loader.
 
     Example:
@@ -376,6 +386,10 @@ def load_model_from_artifact(
     local = Path(name)
     path = local if local.is_dir() else fetch_artifact(name, type="model", root=root, run=run)
     if (path / "modules.json").is_file():
+        if _saved_model_type(path) == "SparseEncoder":  # a SPLADE model: sparse embeddings, not dense
+            from sentence_transformers.sparse_encoder import SparseEncoder
+
+            return SparseEncoder(str(path), device=device, **kwargs)
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(str(path), device=device, **kwargs)

@@ -11,9 +11,11 @@ import datetime as _dt
 import importlib.metadata
 import os
 import re
-from collections.abc import Sized
+from collections.abc import Iterable, Sized
 from pathlib import Path
 from typing import Any, Protocol
+
+from hf_search_wandb.tracking.sparse_config import splade_config
 
 # Losses whose other in-batch examples act as negatives.
 IN_BATCH_LOSSES = frozenset(
@@ -249,6 +251,7 @@ def collect_config(
     eval_dataset: Any = None,
     evaluator: Any = None,
     options: RunOptions | None = None,
+    callbacks: Iterable[Any] = (),
 ) -> dict[str, Any]:
     """The run config of SPEC §1 from `TrainingArguments` and what the trainer holds, then the overrides.
 
@@ -325,6 +328,7 @@ def collect_config(
         "eval_steps": int(args.eval_steps) if strategy == "steps" and args.eval_steps else strategy,
         "seed": int(args.seed),
     }
+    config.update(splade_config(model, loss, callbacks))  # SPLADE: pooling, activation, regulariser weights
     config.update(environment_info(world_size=world_size, mixed_precision=config["amp_dtype"]))
     config.update(options.overrides)
     return config

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hf_search_wandb.tracking.sparse_config import sparsity_histograms
+
 if TYPE_CHECKING:
     from hf_search_wandb.core.results import RetrievalResult
 
@@ -420,6 +422,7 @@ def log_evaluation_media(
         payload["error_analysis"] = error_analysis_table(result, queries, corpus, qrels, error_k=error_k)
     if histograms:
         payload.update(score_histograms(result))
+        payload.update(sparsity_histograms(result))  # a sparse evaluation: document lengths in active dims
     if payload:
         _log(run, payload, step)
     return payload

@@ -207,6 +207,7 @@ class SearchWandbCallback(TrainerCallback):
             eval_dataset=getattr(trainer, "eval_dataset", None),
             evaluator=evaluator,
             options=self.options,
+            callbacks=getattr(getattr(trainer, "callback_handler", None), "callbacks", ()),
         )
 
     def _resume_info(self, args: Any, state: Any) -> dict[str, Any]:

@@ -26,6 +26,8 @@ SUMMARY_KEYS = {
 }
 EVAL_SYSTEM = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time")
 LOWER_IS_BETTER = ("loss",)
+# sparsity figures of a SPLADE evaluation: neither higher nor lower is "best"; the summary shows the latest
+LAST_VALUE = ("query_active_dims", "corpus_active_dims", "flops")
 
 
 def val_key(key: str, evaluator_names: Iterable[str] = ("val",)) -> str:
@@ -49,13 +51,17 @@ def val_key(key: str, evaluator_names: Iterable[str] = ("val",)) -> str:
 
 
 def summary_goal(key: str) -> str:
-    """`"min"` for losses, `"max"` for retrieval metrics (what the runs table should show).
+    """`"min"` for losses, `"max"` for retrieval metrics, `"last"` for the sparsity figures (what the runs
+    table should show).
 
     Example:
-        >>> summary_goal("val/loss"), summary_goal("val/mrr@10")
-        ('min', 'max')
+        >>> summary_goal("val/loss"), summary_goal("val/mrr@10"), summary_goal("val/flops")
+        ('min', 'max', 'last')
     """
-    return "min" if key.split("/", 1)[-1] in LOWER_IS_BETTER else "max"
+    name = key.split("/", 1)[-1]
+    if name in LAST_VALUE:
+        return "last"
+    return "min" if name in LOWER_IS_BETTER else "max"
 
 
 @dataclass
