@@ -26,6 +26,9 @@ if TYPE_CHECKING:
         score_run,
     )
     from hf_search_wandb.core.results import RetrievalResult
+    from hf_search_wandb.core.sparse_encoding import SparseRows
+    from hf_search_wandb.core.sparse_evaluation import SparseRetrievalResult
+    from hf_search_wandb.core.sparse_search import sparse_search
     from hf_search_wandb.hf_evaluate import evaluate_module_path, load_evaluate_metric
     from hf_search_wandb.tracking.artifacts import (
         ArtifactUnavailableError,
@@ -57,6 +60,8 @@ _EXPORTS: dict[str, str] = {
     "RetrievalResult": "hf_search_wandb.core.results",
     "SearchWandbCallback": "hf_search_wandb.trainer.callback",
     "SearchWandbConfig": "hf_search_wandb.trainer.options",
+    "SparseRetrievalResult": "hf_search_wandb.core.sparse_evaluation",
+    "SparseRows": "hf_search_wandb.core.sparse_encoding",
     "as_encoder": "hf_search_wandb.core.encoders",
     "error_analysis_table": "hf_search_wandb.tracking.tables",
     "evaluate_module_path": "hf_search_wandb.hf_evaluate",
@@ -76,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "score_histograms": "hf_search_wandb.tracking.tables",
     "score_ranked": "hf_search_wandb.core.metrics",
     "score_run": "hf_search_wandb.core.metrics",
+    "sparse_search": "hf_search_wandb.core.sparse_search",
 }
 
 __all__ = [
@@ -89,6 +95,8 @@ __all__ = [
     "RetrievalResult",
     "SearchWandbCallback",
     "SearchWandbConfig",
+    "SparseRetrievalResult",
+    "SparseRows",
     "__version__",
     "as_encoder",
     "error_analysis_table",
@@ -109,6 +117,7 @@ __all__ = [
     "score_histograms",
     "score_ranked",
     "score_run",
+    "sparse_search",
 ]
 
 
