@@ -185,11 +185,10 @@ class SentenceTransformerEncoder(TokenEncoder):
     Router task and normalisation, so embeddings equal `model.encode_query` / `encode_document`.
 
     Example:
-        >>> from tests.tiny_models import make_tiny_sentence_transformer
-        >>> import tempfile
-        >>> st = make_tiny_sentence_transformer(tempfile.mkdtemp())
+        >>> from sentence_transformers import SentenceTransformer
+        >>> st = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
         >>> SentenceTransformerEncoder(st).encode_texts(["cell growth"], "query").shape
-        torch.Size([1, 32])
+        torch.Size([1, 384])
     """
 
     def __init__(self, model: Any, max_length: int | None = None) -> None:
@@ -278,12 +277,10 @@ class HFEncoder(TokenEncoder):
 
     Example:
         >>> from transformers import AutoModel, AutoTokenizer
-        >>> from tests.tiny_models import make_tiny_bert
-        >>> import tempfile
-        >>> path = make_tiny_bert(tempfile.mkdtemp())
-        >>> enc = HFEncoder(AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path), pooling="cls")
+        >>> name = "sentence-transformers/all-MiniLM-L6-v2"
+        >>> enc = HFEncoder(AutoModel.from_pretrained(name), AutoTokenizer.from_pretrained(name), pooling="cls")
         >>> enc.encode_texts(["cell growth", "tumor"], "document").shape
-        torch.Size([2, 32])
+        torch.Size([2, 384])
     """
 
     def __init__(

@@ -323,11 +323,10 @@ class RetrievalEvaluator(SentenceEvaluator):
         """Evaluate `model`; returns `{f"{name}_{metric}": value}` (the trainer adds its `eval_` prefix).
 
         Example:
-            >>> import tempfile
+            >>> from sentence_transformers import SentenceTransformer
             >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
-            >>> from tests.tiny_models import make_tiny_sentence_transformer
             >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, max_queries=5, corpus_sample=50)
-            >>> sorted(ev(make_tiny_sentence_transformer(tempfile.mkdtemp())))[:2]
+            >>> sorted(ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")))[:2]
             ['val_hit@10', 'val_map']
         """
         result = self.evaluate(model)

@@ -376,10 +376,15 @@ def mine_dense_negatives(
         `HardNegatives` with `negative_sampling="dense_hard"`.
 
     Example:
-        >>> from sentence_transformers import SentenceTransformer  # doctest: +SKIP
+        >>> from sentence_transformers import SentenceTransformer
+        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT, load_beir
+        >>> train = load_beir(BUNDLED_SCIFACT, "train")
+        >>> queries = dict(list(train.queries.items())[:8])
+        >>> qrels = {q: train.qrels[q] for q in queries}
+        >>> corpus = dict(list(train.corpus.items())[:300]) | {d: train.corpus[d] for r in qrels.values() for d in r}
         >>> mined = mine_dense_negatives(SentenceTransformer("all-MiniLM-L6-v2"), queries, corpus, qrels,
-        ...                              num_negatives=5, margin=0.05)  # doctest: +SKIP
-        >>> mined.dataset.column_names[:3]  # doctest: +SKIP
+        ...                              num_negatives=5, margin=0.05)
+        >>> mined.dataset.column_names[:3]
         ['anchor', 'positive', 'negative_1']
     """
     _check(queries, corpus, qrels, num_negatives)

@@ -71,8 +71,9 @@ def run_online_sweep(
     Returns:
         The sweep id (give it to agents on other machines).
 
-    Example:
-        >>> sweep_id = run_online_sweep("sweep.yaml", BiEncoderProgram(), count=20)  # doctest: +SKIP
+    Example (needs a W&B server, so it is not run as a doctest)::
+
+        sweep_id = run_online_sweep("sweep.yaml", BiEncoderProgram(), count=20)
     """
     from hf_search_wandb.tracking.wandb_api import require_wandb
 

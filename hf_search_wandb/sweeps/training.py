@@ -92,9 +92,9 @@ def build_bi_encoder(model_path: str | Path, *, max_seq_length: int | None = Non
     model trains at 128, with a warning); None keeps the model's own limit.
 
     Example:
-        >>> from tests.tiny_models import make_tiny_bert
-        >>> import tempfile
-        >>> model = build_bi_encoder(make_tiny_bert(tempfile.mkdtemp()), max_seq_length=32, pooling_mode="cls")
+        >>> from huggingface_hub import snapshot_download
+        >>> path = snapshot_download("sentence-transformers/all-MiniLM-L6-v2")
+        >>> model = build_bi_encoder(path, max_seq_length=32, pooling_mode="cls")
         >>> model.max_seq_length
         32
     """

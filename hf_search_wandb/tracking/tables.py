@@ -245,9 +245,14 @@ def retrieval_examples_table(
     """`wandb.Table` with columns `query, rank, document, score, relevant` (see `retrieval_example_rows`).
 
     Example:
-        >>> table = retrieval_examples_table(ev.last_result, ev.queries, ev.corpus, ev.qrels)  # doctest: +SKIP
-        >>> table.columns  # doctest: +SKIP
-        ['query', 'rank', 'document', 'score', 'relevant']
+        >>> from sentence_transformers import SentenceTransformer
+        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
+        >>> table = retrieval_examples_table(ev.last_result, ev.queries, ev.corpus, ev.qrels, num_examples=4, k=5)
+        >>> table.columns, len(table.data)
+        (['query', 'rank', 'document', 'score', 'relevant'], 20)
     """
     rows = retrieval_example_rows(
         result, queries, corpus, qrels, num_examples=num_examples, k=k, seed=seed, max_chars=max_chars
@@ -271,7 +276,14 @@ def error_analysis_table(
     See `error_analysis_rows`.
 
     Example:
-        >>> table = error_analysis_table(ev.last_result, ev.queries, ev.corpus, ev.qrels)  # doctest: +SKIP
+        >>> from sentence_transformers import SentenceTransformer
+        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
+        >>> table = error_analysis_table(ev.last_result, ev.queries, ev.corpus, ev.qrels, error_k=1)
+        >>> table.columns
+        ['query', 'expected_doc', 'top1_doc', 'top1_score', 'expected_rank']
     """
     rows = error_analysis_rows(
         result, queries, corpus, qrels, error_k=error_k, max_rows=max_rows, max_chars=max_chars
@@ -287,7 +299,12 @@ def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str
     query's top `depth`. Non-finite scores are dropped; an empty series is left out.
 
     Example:
-        >>> sorted(score_histograms(evaluator.last_result))  # doctest: +SKIP
+        >>> from sentence_transformers import SentenceTransformer
+        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
+        >>> sorted(score_histograms(ev.last_result))
         ['negative_scores', 'positive_scores', 'score_distribution']
     """
     wandb = _require_wandb()
@@ -361,13 +378,16 @@ def log_retrieval_examples(
         key: The history key.
 
     Example:
-        >>> import wandb
+        >>> from sentence_transformers import SentenceTransformer
+        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
-        >>> from hf_search_wandb.tracking.tables import log_retrieval_examples
-        >>> evaluator = RetrievalEvaluator.from_beir("data/scifact", split="test")  # doctest: +SKIP
-        >>> evaluator(model)  # doctest: +SKIP
-        >>> with wandb.init(project="search-model-training") as run:  # doctest: +SKIP
-        ...     log_retrieval_examples(run, evaluator=evaluator)
+        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
+        >>> import tempfile, wandb
+        >>> with wandb.init(project="search-model-training", mode="offline", dir=tempfile.mkdtemp()) as run:
+        ...     logged = log_retrieval_examples(run, evaluator=ev, num_examples=3)
+        >>> type(logged).__name__
+        'Table'
     """
     run = _active(run)
     if run is None:
@@ -405,9 +425,16 @@ def log_evaluation_media(
         What was logged, by key (empty when `run` is None/disabled and there is no active run).
 
     Example:
-        >>> evaluator(model)  # doctest: +SKIP
-        >>> log_evaluation_media(wandb.run, evaluator.last_result, evaluator, step=500)  # doctest: +SKIP
-        {'retrieval_examples': <wandb.Table>, 'error_analysis': <wandb.Table>, 'score_distribution': ...}
+        >>> from sentence_transformers import SentenceTransformer
+        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
+        >>> import tempfile, wandb
+        >>> with wandb.init(project="search-model-training", mode="offline", dir=tempfile.mkdtemp()) as run:
+        ...     logged = log_evaluation_media(run, ev.last_result, ev, step=500)
+        >>> sorted(logged)
+        ['error_analysis', 'negative_scores', 'positive_scores', 'retrieval_examples', 'score_distribution']
     """
     run = _active(run)
     if run is None:
