@@ -8,14 +8,15 @@ at `train/global_step`. Only the main process touches wandb.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import shutil
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from transformers import TrainerCallback
 
@@ -25,10 +26,29 @@ from hf_search_wandb.trainer import trainer_link
 from hf_search_wandb.trainer.log_keys import STEP_KEY, split_logs, summary_goal
 from hf_search_wandb.trainer.options import SearchWandbConfig
 from hf_search_wandb.trainer.resume import read_resume_info, write_run_file
+from hf_search_wandb.trainer.run_state import BestEvaluation, EpochStats
+from hf_search_wandb.trainer.warn_once import WarnOnce
 
 logger = logging.getLogger(__name__)
 
 BEST_MODEL_DIR = "wandb-best-model"
+NO_TRAINER = (
+    "no Trainer found for SearchWandbCallback (link it with `SearchWandbCallback.attach(trainer)`): "
+    "logging what the event arguments carry; dataset sizes, the loss name and marking a failed "
+    "train() as failed are unavailable"
+)
+_Event = TypeVar("_Event", bound=Callable[..., Any])
+
+
+def with_run(event: _Event) -> _Event:
+    """The rank-0 rule, declared once: the event runs only in the process holding the wandb run (the main
+    process, wandb not disabled); elsewhere it returns None at once."""
+
+    @functools.wraps(event)
+    def guarded(self: SearchWandbCallback, *args: Any, **kwargs: Any) -> Any:
+        return None if self.run is None else event(self, *args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
 
 
 class SearchWandbCallback(TrainerCallback):
@@ -65,28 +85,89 @@ class SearchWandbCallback(TrainerCallback):
         self.run: Any = None
         self.run_dir: Path | None = None
         self.run_config: dict[str, Any] = {}
-        self.best: dict[str, Any] = {}
+        self.best = self._new_best()
         self._created = False
-        self._restore_guards: Any = None
         self._trainer: Any = None
+        self._args: Any = None
+        self._state: Any = None
+        self._resume_from: str | None = None
         self._pending_val: dict[str, Any] = {}
         self._defined: set[str] = set()
-        self._said: set[str] = set()
+        self._say = WarnOnce(logger)
         self._n_evals = 0
         self._last_logged = -1
         self._skip_until = -1
         self._cuda = False
-        self._epoch: dict[str, Any] = {}
+        self._epoch: EpochStats | None = None
         self._bg: BackgroundLogger | None = None
         # A run the user started before building the callback is theirs: reused, never finished by us.
         running = getattr(sys.modules.get("wandb"), "run", None)
         self._user_run_id: str | None = getattr(running, "id", None)
 
+    # ------------------------------------------------------------------ linking to the trainer
+    @classmethod
+    def attach(
+        cls, trainer: Any, evaluator: Any = None, *, config: SearchWandbConfig | None = None, **overrides: Any
+    ) -> SearchWandbCallback:
+        """Link a callback to `trainer` explicitly and return it: the supported way to give it the trainer.
+
+        Adds a new callback built from `evaluator`, `config` and `**overrides` to the trainer, or, called
+        with the trainer alone, links the `SearchWandbCallback` the trainer already has (from
+        `callbacks=[...]` or `add_callback`). Linked, the callback reads the trainer's datasets, loss and
+        evaluator, takes over transformers' `WandbCallback`, and marks the wandb run failed when `train()`
+        raises (it wraps this trainer's public `train` method; nothing private is patched).
+
+        Example (`trainer` is any `transformers.Trainer` or `SentenceTransformerTrainer`)::
+
+            callback = SearchWandbCallback.attach(trainer, evaluator, dataset_name="scifact")
+            trainer.train()
+        """
+        handler = trainer.callback_handler
+        existing = [cb for cb in handler.callbacks if isinstance(cb, SearchWandbCallback)]
+        if existing:
+            if evaluator is not None or config is not None or overrides:
+                raise ValueError(
+                    "this trainer already has a SearchWandbCallback: call SearchWandbCallback.attach(trainer) "
+                    "without other arguments to link that one, or remove it first"
+                )
+            callback = existing[0]
+        else:
+            callback = cls(evaluator, config=config, **overrides)
+            trainer.add_callback(callback)
+        callback._link(trainer)
+        return callback
+
+    def _link(self, trainer: Any) -> bool:
+        """Keep `trainer`, guard its `train()`, silence its WandbCallbacks; True when one was silenced."""
+        self._trainer = trainer
+        trainer_link.guard_train(trainer, self._fail, self._note_train_call)
+        silenced = trainer_link.silence_wandb_callbacks(trainer.callback_handler)
+        if silenced and trainer.state.is_world_process_zero:
+            self._say("transformers' WandbCallback (report_to=wandb) found: taking over, it will log nothing")
+        return bool(silenced)
+
+    def _note_train_call(self, resume_from_checkpoint: Any) -> None:
+        if self.run is not None:
+            # the previous train() never reached on_train_end: it raised before its trainer was guarded
+            # (added with add_callback, linked during that call) and the exception was caught by the caller
+            self._fail("the previous train() call ended without on_train_end")
+        self._resume_from = resume_from_checkpoint if isinstance(resume_from_checkpoint, str) else None
+
+    def _find_trainer(self, args: Any) -> tuple[Any, bool]:
+        """The linked trainer if it runs these `args`, else the fallback lookup (linking what it finds);
+        and whether a transformers `WandbCallback` was silenced just now."""
+        trainer = self._trainer
+        if trainer is None or trainer.args is not args:
+            trainer = trainer_link.find_trainer_in_stack()
+            if trainer is not None:
+                return trainer, self._link(trainer)
+            return None, False
+        return trainer, bool(trainer_link.silence_wandb_callbacks(trainer.callback_handler))
+
     # ------------------------------------------------------------------ helpers
-    def _say(self, message: str) -> None:
-        if message not in self._said:
-            self._said.add(message)
-            logger.warning("hf_search_wandb: %s", message)
+    def _new_best(self) -> BestEvaluation:
+        metric = self.options.eval_metric
+        return BestEvaluation(metric, lower_is_better=summary_goal(metric) == "min")
 
     @property
     def active(self) -> bool:
@@ -124,22 +205,24 @@ class SearchWandbCallback(TrainerCallback):
 
     # ------------------------------------------------------------------ run set-up
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        handler = trainer_link.find_handler()
-        if (
-            handler is not None
-            and trainer_link.silence_wandb_callbacks(handler)
-            and state.is_world_process_zero
-        ):
-            self._say(
-                "transformers' WandbCallback (report_to=wandb) found at init: taking over, it will log nothing"
-            )
+        # `callbacks=[...]`: transformers passes no trainer to on_init_end either; link it now (before
+        # train() is called) so that train() is guarded from its first call.
+        self._find_trainer(args)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self._trainer = trainer_link.find_trainer()
-        handler = trainer_link.find_handler()
-        took_over = bool(handler is not None and trainer_link.silence_wandb_callbacks(handler))
+        trainer, took_over = self._find_trainer(args)
+        if trainer is None and state.is_world_process_zero:
+            self._say(NO_TRAINER)
         # each train() call is one run: per-run state starts afresh (hyperparameter search re-trains)
-        self._epoch, self._pending_val, self._n_evals, self.best = {}, {}, 0, {}
+        self._epoch, self._pending_val, self._n_evals, self.best = None, {}, 0, self._new_best()
+        self._args, self._state = args, state
+        if self.run is not None:
+            # Still open: `auto_find_batch_size` retries this train() after an out-of-memory error (a failed
+            # train() closes its run on leaving it). Same run; the steps the failed attempt logged stay.
+            self._drain()
+            self._skip_until = self._last_logged = max(self._last_logged, self._skip_until)
+            self._say(f"train() restarted inside the same call: continuing wandb run {self.run.id}")
+            return
         self._last_logged, self._skip_until = -1, -1
         if not state.is_world_process_zero:
             return
@@ -155,8 +238,7 @@ class SearchWandbCallback(TrainerCallback):
         import torch
 
         self._cuda = torch.cuda.is_available()
-        trainer = self._trainer
-        self.run_config = self._collect(args, model, kwargs.get("processing_class"), trainer)
+        self.run_config = self._collect(args, model, kwargs.get("processing_class"), trainer, kwargs)
         from hf_search_wandb.tracking.run_setup import default_run_name, default_tags, init_run
 
         name = self.options.name or default_run_name(
@@ -190,20 +272,24 @@ class SearchWandbCallback(TrainerCallback):
                 self._define(f"val/{metric}")
         self._define("val/loss")
         self._bg = BackgroundLogger(self.run) if self.options.log_in_background else None
-        self._restore_guards = trainer_link.guard_trainer(trainer, self._fail) if trainer is not None else None
         if self.options.dataset_artifact:
             self._log_dataset(trainer)
 
-    def _collect(self, args: Any, model: Any, tokenizer: Any, trainer: Any) -> dict[str, Any]:
+    def _collect(
+        self, args: Any, model: Any, tokenizer: Any, trainer: Any, event: dict[str, Any]
+    ) -> dict[str, Any]:
         from hf_search_wandb.tracking.run_setup import collect_config
 
         evaluator = next(iter(self._evaluators()), None)
+        train_dataset = getattr(trainer, "train_dataset", None)
+        if train_dataset is None:  # no trainer: the data loader the event carries
+            train_dataset = getattr(event.get("train_dataloader"), "dataset", None)
         return collect_config(
             args,
             model=model,
             tokenizer=tokenizer,
             loss=getattr(trainer, "loss", None) or getattr(trainer, "compute_loss_func", None),
-            train_dataset=getattr(trainer, "train_dataset", None),
+            train_dataset=train_dataset,
             eval_dataset=getattr(trainer, "eval_dataset", None),
             evaluator=evaluator,
             options=self.options,
@@ -213,7 +299,7 @@ class SearchWandbCallback(TrainerCallback):
     def _resume_info(self, args: Any, state: Any) -> dict[str, Any]:
         if not self.options.resume or state.global_step <= 0:
             return {}
-        return read_resume_info(args.output_dir, state.global_step, trainer_link.find_resume_checkpoint())
+        return read_resume_info(args.output_dir, state.global_step, self._resume_from)
 
     def _write_run_file(self, directory: Path, state: Any) -> None:
         write_run_file(directory, self._run_info(state))
@@ -231,17 +317,11 @@ class SearchWandbCallback(TrainerCallback):
     # ------------------------------------------------------------------ training metrics
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._close_epoch(args, state)
-        self._epoch = {
-            "start": time.perf_counter(),
-            "step0": state.global_step,
-            "losses": [],
-            "last": state.global_step,
-        }
+        self._epoch = EpochStats(step0=state.global_step)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._epoch:
-            self._epoch["seconds"] = time.perf_counter() - self._epoch["start"]
-            self._epoch["end_step"] = state.global_step
+        if self._epoch is not None:
+            self._epoch.finish(state.global_step)
 
     def _samples(self, args: Any, steps: int) -> int:
         return (
@@ -253,22 +333,22 @@ class SearchWandbCallback(TrainerCallback):
 
     def _close_epoch(self, args: Any, state: Any) -> None:
         """Log train/epoch_loss and system/throughput of a finished epoch (after its trailing logs)."""
-        epoch, self._epoch = self._epoch, {}
-        if self.run is None or "end_step" not in epoch:
+        epoch, self._epoch = self._epoch, None
+        if self.run is None or epoch is None or epoch.end_step is None:
             return
         row: dict[str, Any] = {}
-        losses = epoch["losses"]
-        if losses:
-            row["train/epoch_loss"] = sum(w * v for w, v in losses) / sum(w for w, _ in losses)
-        steps = epoch["end_step"] - epoch["step0"]
-        if steps > 0 and epoch["seconds"] > 0:
-            row["system/throughput"] = self._samples(args, steps) / epoch["seconds"]
-        self._log(row, epoch["end_step"])
+        mean_loss = epoch.mean_loss()
+        if mean_loss is not None:
+            row["train/epoch_loss"] = mean_loss
+        if epoch.steps > 0 and epoch.elapsed() > 0:
+            row["system/throughput"] = self._samples(args, epoch.steps) / epoch.elapsed()
+        self._log(row, epoch.end_step)
 
+    @with_run
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        if self.run is None or not logs:
+        if not logs:
             return
         if self._pending_val:
             self._flush_val(state)
@@ -282,18 +362,15 @@ class SearchWandbCallback(TrainerCallback):
         row = split.train
         if not row.keys() - {"train/epoch"}:
             return
-        if "train/loss" in row and self._epoch:
-            self._epoch["losses"].append(
-                (max(1, state.global_step - self._epoch["last"]), float(row["train/loss"]))
-            )
-            self._epoch["last"] = state.global_step
+        if "train/loss" in row and self._epoch is not None:
+            self._epoch.add_loss(state.global_step, float(row["train/loss"]))
         if self._cuda and self.options.log_peak_memory:
             import torch
 
             row["system/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-        if self.options.log_system_every_log and self._epoch:
-            seconds = time.perf_counter() - self._epoch["start"]
-            steps = state.global_step - self._epoch["step0"]
+        if self.options.log_system_every_log and self._epoch is not None:
+            seconds = self._epoch.elapsed()
+            steps = state.global_step - self._epoch.step0
             if seconds > 0 and steps > 0:
                 row["system/throughput"] = self._samples(args, steps) / seconds
         self._log(row, state.global_step)
@@ -311,13 +388,10 @@ class SearchWandbCallback(TrainerCallback):
             val.update({f"val/{m}": v for m, v in result.items()})
         self._flush_val(state)
         headline = val.get(f"val/{self.options.eval_metric}")
-        if headline is not None and self._is_better(float(headline)):
-            self.best = {
-                f"best_{self.options.eval_metric}": float(headline),
-                "best_step": state.global_step,
-                "best_epoch": state.epoch,
-                **{k.split("/", 1)[1]: v for k, v in val.items() if k.startswith("val/")},
-            }
+        if headline is not None and self.best.update(
+            float(headline), step=state.global_step, epoch=state.epoch,
+            metrics={k.split("/", 1)[1]: v for k, v in val.items() if k.startswith("val/")},
+        ):  # fmt: skip
             self.run.summary[f"best/{self.options.eval_metric}"] = float(headline)
             self.run.summary["best/step"] = state.global_step
             if self.options.model_artifact != "off":
@@ -327,13 +401,6 @@ class SearchWandbCallback(TrainerCallback):
         every = self.options.tables_every
         if every and self._n_evals % every == 0:
             self._log_media(state.global_step)
-
-    def _is_better(self, value: float) -> bool:
-        previous = self.best.get(f"best_{self.options.eval_metric}")
-        if previous is None:
-            return True
-        lower = summary_goal(self.options.eval_metric) == "min"
-        return value < previous if lower else value > previous
 
     def _evaluate_if_needed(
         self, state: Any, metrics: dict[str, float] | None, model: Any, tokenizer: Any
@@ -431,11 +498,11 @@ class SearchWandbCallback(TrainerCallback):
             self._say("hf_search_wandb.tracking.artifacts is not available: the model artifact is skipped")
             return
         metric = self.options.eval_metric
-        value = self.best.get(f"best_{metric}")
+        value = self.best.value
         metadata = {
             "model_type": self.run_config.get("model_type"),
             "base_model": self.run_config.get("base_model"),
-            **self.best,
+            **self.best.as_metadata(),
         }
         self._drain()
         description = f"Best model ({metric.upper()}: {value:.4f})" if value is not None else "Final model"
@@ -459,19 +526,14 @@ class SearchWandbCallback(TrainerCallback):
         )  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints and the end
+    @with_run
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.run is None:
-            return
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if checkpoint.is_dir():
             self._write_run_file(checkpoint, state)
 
+    @with_run
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if self._restore_guards is not None:
-            self._restore_guards()
-            self._restore_guards = None
-        if self.run is None:
-            return
         if self._pending_val:
             self._flush_val(state)
         self._close_epoch(args, state)
@@ -483,7 +545,7 @@ class SearchWandbCallback(TrainerCallback):
             if not self.best:
                 self._save_best(args, model, kwargs.get("processing_class"))
             self._log_model(args)
-        for key, value in self.best.items():
+        for key, value in self.best.as_metadata().items():
             self.run.summary[f"best/{key.removeprefix('best_')}"] = value
         self._write_run_file(Path(args.output_dir), state)
         self._drain(stop=True)
@@ -492,22 +554,26 @@ class SearchWandbCallback(TrainerCallback):
             self.run.finish()
         self.run = None
 
-    def _fail(self, error: BaseException) -> None:
-        """Training raised: keep what was logged, record where we got, mark the run failed (exit code 1)."""
-        if self._restore_guards is not None:
-            self._restore_guards()
-            self._restore_guards = None
+    def _fail(self, error: BaseException | str) -> None:
+        """`train()` raised: keep what was logged, record where we got, mark the run failed (exit code 1).
+
+        Never raises: the training's own exception is what the user must see."""
         if self.run is None:
             return
         run = self.run
-        self._say(f"training raised {type(error).__name__}: finishing wandb run {run.id} as failed")
+        cause = error if isinstance(error, str) else f"training raised {type(error).__name__}"
+        self._say(f"{cause}: finishing wandb run {run.id} as failed")
         try:
-            trainer = self._trainer
-            if trainer is not None:
+            if self._state is not None:
                 if self._pending_val:
-                    self._flush_val(trainer.state)
-                self._write_run_file(Path(trainer.args.output_dir), trainer.state)
+                    self._flush_val(self._state)
+                self._write_run_file(Path(self._args.output_dir), self._state)
             self._drain(stop=True)
+        except Exception as err:  # keep the training's exception the one that propagates
+            self._say(f"could not flush the run before marking it failed: {err!r}")
         finally:
             self.run = None
-            run.finish(exit_code=1)
+            try:
+                run.finish(exit_code=1)
+            except Exception as err:
+                self._say(f"could not finish wandb run {run.id} as failed: {err!r}")

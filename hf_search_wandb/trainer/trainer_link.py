@@ -1,20 +1,26 @@
-"""How the callback reaches the trainer it is attached to, and shares it with transformers' `WandbCallback`.
+"""How the callback reaches the trainer it serves, and notices when `train()` raises.
 
-Callbacks receive no trainer reference. Inside an event, though, the caller is always
-`CallbackHandler.call_event` (whose `self` is the handler, holding every callback), called from a
-`Trainer` method (whose `self` is the trainer). `find_in_stack` walks a few frames up to find them; it
-is only used at train start, never per step.
+transformers hands every event the model, processing class, optimizer, scheduler and data loaders, but
+never the trainer (transformers 5: `on_init_end` receives the same keyword arguments as every other event,
+with both data loaders `None`). The callback uses those arguments for all it can. For what only the trainer
+has (its datasets, loss and evaluator, its callback list, the `train()` entry) it is linked to the trainer:
+
+1. explicitly: `SearchWandbCallback.attach(trainer)`;
+2. otherwise by `find_trainer_in_stack` — the one hack, used once per `train()` when no trainer was attached
+   (`Trainer(callbacks=[cb])` at `on_init_end`, `trainer.add_callback(cb)` at `on_train_begin`).
+
+A failure is seen by wrapping the trainer instance's public `train` method (`guard_train`): an exception
+that leaves `train()` is a failed training. `auto_find_batch_size` retries out-of-memory errors inside
+`train()` (transformers' `find_executable_batch_size`), so a retried OOM never leaves it and is not a failure.
+No private `Trainer` method is patched, no error message is read.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 EVENTS = (
     "on_init_end",
@@ -34,63 +40,32 @@ EVENTS = (
     "on_prediction_step",
     "on_push_begin",
 )
-GUARDED_METHODS = ("training_step", "_maybe_log_save_evaluate", "get_batch_samples")
+GUARD_MARK = "_hf_search_wandb_train_guard"
 
 
-def find_in_stack(cls: type | tuple[type, ...], *, max_depth: int = 12, local: str = "self") -> Any | None:
-    """The nearest caller's local `local` that is an instance of `cls`, searching `max_depth` frames up.
+def find_trainer_in_stack(max_depth: int = 16) -> Any | None:
+    """The `transformers.Trainer` whose method is running the current callback event, or None.
+
+    # Hack: transformers passes no trainer to callbacks. Inside an event the caller chain is
+    # `Trainer.<method>` -> `CallbackHandler.call_event` -> the callback, so the nearest frame whose `self`
+    # is a `Trainer` is the one. Only a fallback when the callback was not `attach`ed; called once per
+    # `train()`, never per step.
 
     Example:
-        >>> class Box:
-        ...     def call(self, fn):
-        ...         return fn()
-        >>> box = Box()
-        >>> box.call(lambda: find_in_stack(Box)) is box
+        >>> find_trainer_in_stack() is None  # outside any trainer
         True
     """
+    from transformers import Trainer
+
     frame = inspect.currentframe()
     try:
         frame = frame.f_back if frame is not None else None
         for _ in range(max_depth):
             if frame is None:
                 return None
-            value = frame.f_locals.get(local)
-            if isinstance(value, cls):
-                return value
-            frame = frame.f_back
-        return None
-    finally:
-        del frame
-
-
-def find_handler() -> Any | None:
-    """The `CallbackHandler` dispatching the current event, or None outside an event."""
-    from transformers.trainer_callback import CallbackHandler
-
-    return find_in_stack(CallbackHandler)
-
-
-def find_trainer() -> Any | None:
-    """The `transformers.Trainer` (or subclass) whose method fired the current event, or None."""
-    from transformers import Trainer
-
-    return find_in_stack(Trainer, max_depth=16)
-
-
-def find_resume_checkpoint() -> str | None:
-    """The `resume_from_checkpoint` path of the `Trainer.train` call in progress (already resolved from
-    `True` to a directory by transformers), or None."""
-    from transformers import Trainer
-
-    frame = inspect.currentframe()
-    try:
-        for _ in range(20):
-            if frame is None:
-                return None
-            loc = frame.f_locals
-            if isinstance(loc.get("self"), Trainer) and "resume_from_checkpoint" in loc:
-                value = loc["resume_from_checkpoint"]
-                return value if isinstance(value, str) else None
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, Trainer):
+                return candidate
             frame = frame.f_back
         return None
     finally:
@@ -102,7 +77,7 @@ def _noop(*args: Any, **kwargs: Any) -> None:
 
 
 def silence_wandb_callbacks(handler: Any) -> list[Any]:
-    """Turn off every transformers `WandbCallback` in `handler` and remove it from the list.
+    """Turn off every transformers `WandbCallback` in `handler` (a trainer's `callback_handler`) and remove it.
 
     Its event methods become no-ops on the instance first (the handler may be iterating over the old
     list right now), then the handler gets a new list without it. Returns the callbacks silenced.
@@ -121,37 +96,45 @@ def silence_wandb_callbacks(handler: Any) -> list[Any]:
     return found
 
 
-def guard_trainer(trainer: Any, on_error: Callable[[BaseException], None]) -> Callable[[], None]:
-    """Wrap the trainer's per-step methods so an exception escaping training calls `on_error` first.
+def guard_train(
+    trainer: Any,
+    on_error: Callable[[BaseException], None],
+    on_call: Callable[[Any], None] | None = None,
+) -> bool:
+    """Wrap `trainer.train` (on this instance only) so an exception leaving it calls `on_error` first.
 
-    `Trainer.train` has no failure event (`on_train_end` only fires on success), so the callback wraps,
-    for the duration of one `train()` call, the methods the training loop calls on each step. Returns a
-    function that restores them. An out-of-memory error while `auto_find_batch_size` retries is not a
-    failure.
+    `on_call(resume_from_checkpoint)` runs before each call. The exception is re-raised unchanged, whatever
+    its type (`KeyboardInterrupt` included). Idempotent: returns False when the trainer is already guarded.
+
+    Example:
+        >>> class Trainer:
+        ...     def train(self, resume_from_checkpoint=None):
+        ...         raise KeyboardInterrupt
+        >>> seen = []
+        >>> trainer = Trainer()
+        >>> guard_train(trainer, lambda err: seen.append(type(err).__name__))
+        True
+        >>> try:
+        ...     trainer.train()
+        ... except KeyboardInterrupt:
+        ...     pass
+        >>> seen
+        ['KeyboardInterrupt']
     """
-    originals: dict[str, Any] = {}
+    current = getattr(trainer, "train", None)
+    if not callable(current) or getattr(current, GUARD_MARK, False):
+        return False
 
-    def wrap(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except BaseException as err:
-                retry = getattr(trainer.args, "auto_find_batch_size", False) and "out of memory" in str(err)
-                if not retry:
-                    on_error(err)
-                raise
+    @functools.wraps(current)
+    def train(*args: Any, **kwargs: Any) -> Any:
+        if on_call is not None:
+            on_call(kwargs.get("resume_from_checkpoint", args[0] if args else None))
+        try:
+            return current(*args, **kwargs)
+        except BaseException as err:
+            on_error(err)
+            raise
 
-        return guarded
-
-    for name in GUARDED_METHODS:
-        method = getattr(trainer, name, None)
-        if callable(method) and name not in vars(trainer):
-            originals[name] = method
-            setattr(trainer, name, wrap(name, method))
-
-    def restore() -> None:
-        for name in originals:
-            vars(trainer).pop(name, None)
-
-    return restore
+    setattr(train, GUARD_MARK, True)
+    trainer.train = train
+    return True
