@@ -46,15 +46,12 @@ GUARD_MARK = "_hf_search_wandb_train_guard"
 def find_trainer_in_stack(max_depth: int = 16) -> Any | None:
     """The `transformers.Trainer` whose method is running the current callback event, or None.
 
+    Only a fallback when the callback was not `attach`ed; called once per `train()`, never per step.
+    Tested in `tests/test_callback_lifecycle.py::test_the_stack_lookup_finds_the_trainer_of_the_running_event`.
+    """
     # Hack: transformers passes no trainer to callbacks. Inside an event the caller chain is
     # `Trainer.<method>` -> `CallbackHandler.call_event` -> the callback, so the nearest frame whose `self`
-    # is a `Trainer` is the one. Only a fallback when the callback was not `attach`ed; called once per
-    # `train()`, never per step.
-
-    Example:
-        >>> find_trainer_in_stack() is None  # outside any trainer
-        True
-    """
+    # is a `Trainer` is the one.
     from transformers import Trainer
 
     frame = inspect.currentframe()
