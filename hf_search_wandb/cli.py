@@ -12,6 +12,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--study-name", help="offline study name (default: the config's name)")
     run.add_argument("--seed", type=int, default=0, help="sampler seed (offline)")
     run.add_argument("--agent-id", type=int, default=0, help="distinct per concurrent agent (offline seeding)")
+    run.add_argument("--grace-period", type=int, default=180, metavar="SECONDS",
+                     help="offline: a trial whose agent sent no heartbeat for this long is failed and re-queued")
     run.add_argument("--project", default="search-model-training", help="wandb project")
     run.add_argument("--entity", help="wandb entity (online)")
     run.add_argument("--sweep-id", help="join this existing wandb sweep (online)")
@@ -80,8 +83,12 @@ def _load(args: argparse.Namespace) -> Any:
 
     try:
         return load_sweep_config(args.config, count=args.count, hours_per_run=getattr(args, "hours_per_run", 1.0))
-    except (SweepConfigError, FileNotFoundError) as err:
-        print(err, file=sys.stderr)
+    except SweepConfigError as err:
+        # One problem: one line; several: every reason on its own line.
+        print(f"error: {err.source}: {err.reasons[0]}" if len(err.reasons) == 1 else err, file=sys.stderr)
+        return None
+    except OSError as err:  # missing, a folder, unreadable
+        print(f"error: cannot read the sweep config {args.config}: {err.strerror or err}", file=sys.stderr)
         return None
 
 
@@ -110,13 +117,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.offline:
         from hf_search_wandb.sweeps.config import SweepConfigError
         from hf_search_wandb.sweeps.local import run_local_sweep
+        from hf_search_wandb.sweeps.pruning import SweepMetricMissingError
 
         try:
             result = run_local_sweep(cfg, program, output_dir=args.output_dir, storage=args.storage,
                                      study_name=args.study_name, seed=args.seed, agent_id=args.agent_id,
-                                     project=args.project)
+                                     project=args.project, grace_period=args.grace_period)
         except SweepConfigError as err:
             print(err, file=sys.stderr)
+            return EXIT_INVALID
+        except SweepMetricMissingError as err:
+            print(f"error: {err}", file=sys.stderr)
             return EXIT_INVALID
         states = result.states()
         print(f"sweep {result.study_name}: this agent ran {result.ran} trial(s); all agents: {states}; "
@@ -185,15 +196,22 @@ def load_callable(spec: str) -> Any:
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:
         raise ValueError(f"--program takes module:function or file.py:function, got {spec!r}")
-    if target.endswith(".py"):
-        path = Path(target)
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        if module_spec is None or module_spec.loader is None or not path.is_file():
-            raise ValueError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(target)
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if module_spec is None or module_spec.loader is None or not path.is_file():
+                raise ValueError(f"--program: no file {path}; give an existing file.py:function")
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except ValueError:
+        raise
+    except Exception as err:  # ImportError, SyntaxError, or anything the module raises on import
+        raise ValueError(f"--program {spec}: importing {target} failed with {type(err).__name__}: {err} "
+                         f"(check the module name and that it imports on its own; PYTHONPATH={os.environ.get('PYTHONPATH', '')!r})"
+                         ) from err
     function = getattr(module, name, None)
     if not callable(function):
         raise ValueError(f"{target} has no callable {name!r}")

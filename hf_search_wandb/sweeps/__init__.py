@@ -9,7 +9,7 @@ from hf_search_wandb.sweeps.config import (
 )
 from hf_search_wandb.sweeps.local import LocalSweepResult, run_local_sweep
 from hf_search_wandb.sweeps.online import run_online_sweep
-from hf_search_wandb.sweeps.pruning import OptunaPruningCallback
+from hf_search_wandb.sweeps.pruning import OptunaPruningCallback, SweepMetricCheck, SweepMetricMissingError
 from hf_search_wandb.sweeps.training import BiEncoderProgram, Program, training_arguments
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "Program",
     "SweepConfig",
     "SweepConfigError",
+    "SweepMetricCheck",
+    "SweepMetricMissingError",
     "load_sweep_config",
     "recommended_config_path",
     "run_local_sweep",

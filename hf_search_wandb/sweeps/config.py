@@ -183,7 +183,13 @@ def read_sweep_yaml(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"Sweep config {path} does not exist.")
     with path.open(encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
+        try:
+            data = yaml.safe_load(handle)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise SweepConfigError([f"not valid YAML{where}: {getattr(err, 'problem', None) or err}; fix the "
+                                    "syntax (`key: value` pairs, nested blocks indented with spaces)"], str(path)) from err
     if not isinstance(data, dict):
         raise SweepConfigError([f"the file must hold a mapping of sweep keys, got {type(data).__name__}"], str(path))
     return data

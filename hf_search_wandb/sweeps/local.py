@@ -9,23 +9,33 @@ SQLite on a shared disk) lets agents on many machines work on one sweep. Every t
 when it ends, so a killed agent loses no finished trial, and starting an agent again continues the
 sweep (`load_if_exists`).
 
-`count` holds across all agents: an agent starts a trial only while fewer than `count` trials are
-running or done, and re-checks after Optuna numbered its trial; a trial that lost that race is closed
-unrun (state FAIL, user attribute `skipped`) and does not count. Trials of a killed agent are failed by
-Optuna's heartbeat after `grace_period` seconds and are not counted either, so a restart runs them again.
+`count` holds across all agents, and is reached exactly even when agents die. Running trials send a
+heartbeat to the database every `grace_period / 3` seconds (Optuna's `heartbeat_interval`); a trial
+whose agent was killed (SIGKILL, a machine lost) stops beating and, `grace_period` seconds later, the
+next agent that looks fails it (Optuna's `fail_stale_trials`) and Optuna's
+`RetryHeartbeatStaleTrialCallback` queues a copy with the same parameters, which the first free agent
+runs. An agent starts a new trial only while fewer than `count` trials hold a slot (running, queued or
+ended; a stale trial hands its slot to its retry) and re-checks after Optuna numbered its trial; a trial
+that lost that race is closed unrun (state FAIL, user attribute `skipped`) and does not count. An agent
+with nothing left to start waits while other agents' trials run, so that it can take over a trial whose
+agent dies, and returns once every slot is finished.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.sweeps import trial_slots
 from hf_search_wandb.sweeps.config import ParameterSpec, SweepConfig, SweepConfigError, load_sweep_config
-from hf_search_wandb.sweeps.pruning import OptunaPruningCallback, metric_value
+from hf_search_wandb.sweeps.pruning import OptunaPruningCallback, SweepMetricMissingError, metric_value
 from hf_search_wandb.sweeps.training import Program
 
 logger = logging.getLogger(__name__)
@@ -36,7 +46,7 @@ LOCAL_DISTRIBUTIONS = frozenset({
     "log_uniform", "log_uniform_values", "q_log_uniform", "q_log_uniform_values", "inv_log_uniform",
     "inv_log_uniform_values",
 })
-SKIPPED_ATTR = "skipped"
+SKIPPED_ATTR = trial_slots.SKIPPED_ATTR
 ERROR_ATTR = "error"
 CONFIG_ATTR = "sweep_config"
 
@@ -166,11 +176,29 @@ def run_local_sweep(
 
     objective = _Objective(cfg, program, project=project, wandb_mode=wandb_mode, agent_id=agent_id)
     failures = 0
-    while _counted(study.get_trials(deepcopy=False)) < cfg.count:
-        sampler_done = getattr(study.sampler, "is_exhausted", None)
-        if sampler_done is not None and sampler_done(study):
-            break
-        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+    while True:
+        trial_slots.fail_stale_trials(optuna, study)
+        if not trial_slots.has_work(study, cfg.count):
+            others, interval = trial_slots.running(study), trial_slots.heartbeat_interval(study)
+            if not others or interval is None:
+                break
+            # Another agent may die mid-trial: stay until its trial ends or goes stale, then run the retry.
+            logger.info("Sweep %s: waiting for running trial(s) %s of other agents.", name, others)
+            time.sleep(interval)
+            continue
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        except Exception:
+            if not objective.went_stale(study):
+                raise
+            # This agent stalled past grace_period (a paused machine): another agent failed and re-queued
+            # its trial, so Optuna refuses the late result; the retry holds the slot.
+            logger.warning("Sweep %s: trial %d was failed as stale while this agent ran it (no heartbeat for "
+                           "%d s); its result is discarded and its retry counts instead.", name,
+                           objective.number, grace_period)
+            continue
+        if isinstance(objective.last_error, SweepMetricMissingError):
+            raise objective.last_error
         if objective.last_error is None:
             failures = 0
             continue
@@ -191,7 +219,6 @@ def _open_study(optuna: Any, url: Any, name: str, cfg: SweepConfig, seed: int, g
     """Create or load the study; retried, because agents starting together on a fresh database race to
     create its tables (SQLite answers the loser with an IntegrityError)."""
     import random
-    import time
 
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -199,7 +226,7 @@ def _open_study(optuna: Any, url: Any, name: str, cfg: SweepConfig, seed: int, g
         try:
             return optuna.create_study(
                 study_name=name,
-                storage=_rdb_storage(optuna, url, grace_period) if isinstance(url, str) else url,
+                storage=trial_slots.heartbeat_storage(optuna, url, grace_period) if isinstance(url, str) else url,
                 sampler=_sampler(optuna, cfg, seed),
                 pruner=_pruner(optuna, cfg),
                 direction=cfg.direction,
@@ -210,17 +237,6 @@ def _open_study(optuna: Any, url: Any, name: str, cfg: SweepConfig, seed: int, g
                 raise
             time.sleep(0.5 * (attempt + 1) + random.random())
     raise AssertionError("unreachable")
-
-
-def _rdb_storage(optuna: Any, url: str, grace_period: int) -> Any:
-    import warnings
-
-    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we rely on them knowingly
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=max(1, grace_period // 3), grace_period=grace_period
-        )
 
 
 def _sampler(optuna: Any, cfg: SweepConfig, seed: int) -> Any:
@@ -258,20 +274,6 @@ def _check_same_sweep(study: Any, cfg: SweepConfig) -> None:
              "give this sweep its own `name:` (or --study-name) or another storage"], "sweep")
 
 
-def _counted(trials: list[Any], below: int | None = None) -> int:
-    """Trials that take a slot of `count`: running or ended, not skipped, not failed by a killed agent."""
-    n = 0
-    for t in trials:
-        if below is not None and t.number >= below:
-            continue
-        if t.user_attrs.get(SKIPPED_ATTR):
-            continue
-        if t.state.name == "FAIL" and ERROR_ATTR not in t.user_attrs:
-            continue
-        n += 1
-    return n
-
-
 class _SweepFull(Exception):
     pass
 
@@ -282,21 +284,34 @@ class _Objective:
         self.cfg, self.program, self.project = cfg, program, project
         self.wandb_mode, self.agent_id = wandb_mode, agent_id
         self.ran = 0
+        self.number: int | None = None
         self.last_error: BaseException | None = None
+
+    def went_stale(self, study: Any) -> bool:
+        """Whether the trial this agent ran last was failed by another agent's stale-trial check."""
+        if self.number is None:
+            return False
+        trial = next(t for t in study.get_trials(deepcopy=False) if t.number == self.number)
+        return trial.state.name == "FAIL" and ERROR_ATTR not in trial.user_attrs
 
     def __call__(self, trial: Any) -> float:
         import optuna
 
-        self.last_error = None
-        if _counted(trial.study.get_trials(deepcopy=False), below=trial.number) >= self.cfg.count:
+        self.last_error, self.number = None, trial.number
+        if trial_slots.counted(trial.study.get_trials(deepcopy=False), below=trial.number) >= self.cfg.count:
             trial.set_user_attr(SKIPPED_ATTR, "sweep count reached while this trial was being created")
             raise _SweepFull(f"count={self.cfg.count} reached")
         params = suggest(trial, self.cfg)
+        trial.set_user_attr("agent", {"id": self.agent_id, "host": socket.gethostname(), "pid": os.getpid()})
         run = self._init_run(trial, params)
         pruning = OptunaPruningCallback(trial, self.cfg.metric, self.cfg.goal)
         self.ran += 1
         try:
             final = self.program(_nest(params), [pruning])
+        except KeyboardInterrupt:  # stopped on purpose: a restart samples afresh instead of retrying it
+            trial.set_user_attr(trial_slots.INTERRUPTED_ATTR, True)
+            _finish(run, "FAIL", None, exit_code=1)
+            raise
         except Exception as err:
             self.last_error = err
             trial.set_user_attr(ERROR_ATTR, repr(err)[:500])

@@ -16,16 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from hf_search_wandb.sweeps.config import SweepConfig, load_sweep_config
+from hf_search_wandb.sweeps.pruning import SweepMetricCheck
 from hf_search_wandb.sweeps.training import Program
 
 logger = logging.getLogger(__name__)
 
 
-def agent_function(program: Program, *, project: str | None = None, entity: str | None = None) -> Callable[[], None]:
+def agent_function(program: Program, *, project: str | None = None, entity: str | None = None,
+                   metric: str | None = None) -> Callable[[], None]:
     """The no-argument function `wandb.agent` calls once per run.
 
     It opens the run (wandb fills `run.config` with the parameters the server chose), calls
-    `program(dict(run.config), [])` and finishes the run (exit code 1 if the program raised).
+    `program(dict(run.config), callbacks)` and finishes the run (exit code 1 if the program raised).
+    With `metric`, `callbacks` holds a `SweepMetricCheck` that fails the run at its first evaluation when
+    the program does not produce the sweep metric.
 
     Example:
         >>> train = agent_function(lambda config, callbacks: {"eval_val_mrr@10": 0.5})
@@ -39,7 +43,7 @@ def agent_function(program: Program, *, project: str | None = None, entity: str 
         wandb = require_wandb()
         run = wandb.init(project=project, entity=entity, job_type="sweep-trial")
         try:
-            program(_plain(run.config), [])
+            program(_plain(run.config), [SweepMetricCheck(metric)] if metric else [])
         except Exception:
             logger.exception("Sweep trial %s failed", run.id)
             run.finish(exit_code=1)
@@ -86,7 +90,7 @@ def run_online_sweep(
             wandb_config["run_cap"] = count
         sweep_id = str(wandb.sweep(wandb_config, project=project, entity=entity))
         logger.info("Created sweep %s in %s; join from other machines with --sweep-id %s", sweep_id, project, sweep_id)
-    wandb.agent(sweep_id, function=agent_function(program, project=project, entity=entity), count=runs,
+    wandb.agent(sweep_id, function=agent_function(program, project=project, entity=entity, metric=cfg.metric), count=runs,
                 project=project, entity=entity)
     return sweep_id
 
