@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="training precision; auto = bf16 where the GPU supports it, else fp32")
     p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"], default=None,
                    help="default: WANDB_MODE, else offline")
-    p.add_argument("--project", default="search-model-training")
+    p.add_argument("--project", default=None, help="wandb project (default: WANDB_PROJECT, else search-model-training)")
     p.add_argument("--no-callback", action="store_true", help="train without SearchWandbCallback (benchmarks)")
     p.add_argument("--skip-baseline", action="store_true", help="do not evaluate the base model first")
     p.add_argument("--seed", type=int, default=42)

@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--agent-id", type=int, default=0, help="distinct per concurrent agent (offline seeding)")
     run.add_argument("--grace-period", type=int, default=180, metavar="SECONDS",
                      help="offline: a trial whose agent sent no heartbeat for this long is failed and re-queued")
-    run.add_argument("--project", default="search-model-training", help="wandb project")
-    run.add_argument("--entity", help="wandb entity (online)")
+    run.add_argument("--project", help="wandb project (default: the YAML's project:, else WANDB_PROJECT, "
+                                       "else search-model-training)")
+    run.add_argument("--entity", help="wandb entity (default: the YAML's entity:, else WANDB_ENTITY)")
     run.add_argument("--sweep-id", help="join this existing wandb sweep (online)")
     program = run.add_argument_group("trial program (default: fine-tune a bi-encoder on a BEIR folder)")
     program.add_argument("--program", help="your own train function instead, as module:function or file.py:function")
@@ -122,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             result = run_local_sweep(cfg, program, output_dir=args.output_dir, storage=args.storage,
                                      study_name=args.study_name, seed=args.seed, agent_id=args.agent_id,
-                                     project=args.project, grace_period=args.grace_period)
+                                     project=args.project, entity=args.entity, grace_period=args.grace_period)
         except SweepConfigError as err:
             print(err, file=sys.stderr)
             return EXIT_INVALID

@@ -66,9 +66,25 @@ class RunRecords:
         return exits[-1].get("exit_code", 0) if exits else None
 
 
+def finish_if_open(run_dir: Path) -> None:
+    """Finish the run of `run_dir` if it is still open in this process, as the process exit would.
+
+    `SearchWandbCallback` keeps its run open after `train()` (for post-training evaluations) until
+    `callback.finish()`, the next `train()` or the process exit; a test that reads the run before any of
+    those ends it here.
+    """
+    wandb = sys.modules.get("wandb")
+    run = getattr(wandb, "run", None)
+    directory = getattr(run, "dir", None)
+    if run is not None and directory and Path(directory).parent.resolve() == run_dir.resolve():
+        run.finish()
+
+
 def read_run(run_dir: str | Path) -> RunRecords:
-    """Run `wandb leet inspect --json` and `--summary --json` on `run_dir` and parse both."""
+    """Run `wandb leet inspect --json` and `--summary --json` on `run_dir` and parse both (finishing the run
+    first if this process still holds it open)."""
     run_dir = Path(run_dir)
+    finish_if_open(run_dir)
     cli = _wandb_cli()
     out = subprocess.run(
         [cli, "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, check=True, timeout=120

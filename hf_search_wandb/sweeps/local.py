@@ -37,6 +37,7 @@ from hf_search_wandb.sweeps import trial_slots
 from hf_search_wandb.sweeps.config import ParameterSpec, SweepConfig, SweepConfigError, load_sweep_config
 from hf_search_wandb.sweeps.pruning import OptunaPruningCallback, SweepMetricMissingError, metric_value
 from hf_search_wandb.sweeps.training import Program
+from hf_search_wandb.tracking.run_options import sweep_destination
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ def run_local_sweep(
     study_name: str | None = None,
     seed: int = 0,
     agent_id: int = 0,
-    project: str = "search-model-training",
+    project: str | None = None,
+    entity: str | None = None,
     wandb_mode: str | None = "offline",
     grace_period: int = 180,
     max_consecutive_failures: int = 3,
@@ -144,7 +146,8 @@ def run_local_sweep(
         seed: sampler seed; each agent samples with `seed + agent_id` (grid: `seed`, shared, so that
             agents split the grid instead of repeating it).
         agent_id: give concurrent agents different ids, or seeded agents propose the same parameters.
-        project: wandb project of the trial runs.
+        project / entity: where the trial runs go; default: the config's `project:`/`entity:`, else
+            `WANDB_PROJECT`/`WANDB_ENTITY`, else `search-model-training` (`run_options.sweep_destination`).
         wandb_mode: `offline` (default), `online`, `disabled`, or None for wandb's own default.
         grace_period: seconds without a heartbeat after which a killed agent's trial is failed.
         max_consecutive_failures: stop (re-raising the error) after this many trials in a row fail.
@@ -174,7 +177,8 @@ def run_local_sweep(
     study = _open_study(optuna, url, name, cfg, sampler_seed, grace_period)
     _check_same_sweep(study, cfg)
 
-    objective = _Objective(cfg, program, project=project, wandb_mode=wandb_mode, agent_id=agent_id)
+    project, entity = sweep_destination(cfg.raw, project, entity)
+    objective = _Objective(cfg, program, project=project, entity=entity, wandb_mode=wandb_mode, agent_id=agent_id)
     failures = 0
     while True:
         trial_slots.fail_stale_trials(optuna, study)
@@ -279,9 +283,9 @@ class _SweepFull(Exception):
 
 
 class _Objective:
-    def __init__(self, cfg: SweepConfig, program: Program, *, project: str, wandb_mode: str | None,
-                 agent_id: int) -> None:
-        self.cfg, self.program, self.project = cfg, program, project
+    def __init__(self, cfg: SweepConfig, program: Program, *, project: str, entity: str | None,
+                 wandb_mode: str | None, agent_id: int) -> None:
+        self.cfg, self.program, self.project, self.entity = cfg, program, project, entity
         self.wandb_mode, self.agent_id = wandb_mode, agent_id
         self.ran = 0
         self.number: int | None = None
@@ -339,6 +343,8 @@ class _Objective:
         kwargs: dict[str, Any] = {}
         if self.wandb_mode is not None:
             kwargs["mode"] = self.wandb_mode
+        if self.entity is not None:
+            kwargs["entity"] = self.entity
         if wandb.run is not None:  # a trial's metrics must not land in another run
             logger.warning("Finishing the active wandb run %s before sweep trial %d.", wandb.run.id, trial.number)
             wandb.finish()

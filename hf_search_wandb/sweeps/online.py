@@ -18,6 +18,7 @@ from typing import Any
 from hf_search_wandb.sweeps.config import SweepConfig, load_sweep_config
 from hf_search_wandb.sweeps.pruning import SweepMetricCheck
 from hf_search_wandb.sweeps.training import Program
+from hf_search_wandb.tracking.run_options import sweep_destination
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def run_online_sweep(
     config: SweepConfig | str | Path | Mapping[str, Any],
     program: Program,
     *,
-    project: str = "search-model-training",
+    project: str | None = None,
     entity: str | None = None,
     count: int | None = None,
     sweep_id: str | None = None,
@@ -68,7 +69,8 @@ def run_online_sweep(
     Args:
         config: a validated `SweepConfig`, or a YAML path / dict to validate first.
         program: the trial train function, `program(config_dict, callbacks)`.
-        project / entity: where the sweep lives.
+        project / entity: where the sweep lives; default: the config's `project:`/`entity:`, else
+            `WANDB_PROJECT`/`WANDB_ENTITY`, else `search-model-training`.
         count: runs for this agent (and the sweep's `run_cap` when it is created here).
         sweep_id: join an existing sweep (e.g. from another machine) instead of creating one.
 
@@ -83,6 +85,7 @@ def run_online_sweep(
 
     cfg = config if isinstance(config, SweepConfig) else load_sweep_config(config, count=count)
     runs = count if count is not None else cfg.count
+    project, entity = sweep_destination(cfg.raw, project, entity)
     wandb = require_wandb()
     if sweep_id is None:
         wandb_config = cfg.to_wandb()

@@ -13,7 +13,10 @@ import os
 import re
 from collections.abc import Iterable, Sized
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hf_search_wandb.tracking.run_options import RunSettings
 
 from hf_search_wandb.tracking.sparse_config import splade_config
 
@@ -41,6 +44,10 @@ CONFIG_KEYS = (
 _NOISE_TOKENS = frozenset(
     {"multilingual", "all", "sentence", "transformers", "uncased", "cased", "en", "unsupervised"}
 )
+#: Config key of the full `TrainingArguments` (`args.to_dict()`), nested so the spec's flat keys stay on top.
+TRAINING_ARGS_KEY = "training_args"
+#: Config key of the model's parameter count (transformers' `WandbCallback` uses the same).
+NUM_PARAMETERS_KEY = "model/num_parameters"
 _SIZE_TOKENS = ("xsmall", "small", "base", "large", "xlarge", "xxl", "mini", "tiny")
 
 
@@ -49,12 +56,6 @@ class RunOptions(Protocol):
     """What run set-up reads from the callback's options (`trainer.options.SearchWandbConfig` has these);
     declared here so this layer never imports the trainer layer."""
 
-    wandb_project: str
-    name: str | None
-    notes: str | None
-    group: str | None
-    entity: str | None
-    dir: str | None
     model_type: str | None
     base_model: str | None
     dataset_name: str | None
@@ -330,8 +331,36 @@ def collect_config(
     }
     config.update(splade_config(model, loss, callbacks))  # SPLADE: pooling, activation, regulariser weights
     config.update(environment_info(world_size=world_size, mixed_precision=config["amp_dtype"]))
+    if model is not None:
+        config[NUM_PARAMETERS_KEY] = num_parameters(model)
     config.update(options.overrides)
+    if hasattr(args, "to_dict"):  # transformers' callback records the full arguments too: nested, below the spec keys
+        config[TRAINING_ARGS_KEY] = args.to_dict()
     return config
+
+
+def num_parameters(model: Any) -> int | None:
+    """The model's parameter count (`PreTrainedModel.num_parameters()`, else the sum over `parameters()`).
+
+    Example:
+        >>> import torch
+        >>> num_parameters(torch.nn.Linear(3, 2))
+        8
+    """
+    counter = getattr(model, "num_parameters", None)
+    if callable(counter):
+        with contextlib.suppress(Exception):
+            return int(counter())
+    params = getattr(model, "parameters", None)
+    if not callable(params):
+        return None
+    seen: set[int] = set()
+    total = 0
+    for p in params():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += int(p.numel())
+    return total
 
 
 def _version(dist: str) -> str | None:
@@ -371,43 +400,35 @@ def environment_info(*, world_size: int = 1, mixed_precision: str | None = None)
 
 def init_run(
     wandb: Any,
-    options: RunOptions,
+    settings: RunSettings,
     *,
     mode: str,
-    name: str,
-    tags: list[str],
     run_config: dict[str, Any],
+    directory: str | None = None,
     run_id: str | None = None,
 ) -> tuple[Any, bool]:
     """Start the run, or reuse `wandb.run` when one exists. Returns `(run, created)`.
 
-    A reused run gets the name, tags, notes and config set on it (its project cannot change).
-    `run_id` continues that run (`resume="allow"`), used when training resumes from a checkpoint.
+    `settings` comes from `run_options.resolve_run_settings` (explicit argument > `WANDB_*` > `run_name` >
+    automatic). A reused run keeps its project; it gets our tags and config, and our name unless it has its own
+    and ours is only the automatic one. `run_id` continues that run (`resume="allow"`), used when training
+    resumes from a checkpoint.
     """
     if wandb.run is not None:
         run = wandb.run
-        if options.name or not run.name or run.name == run.id:
-            run.name = name
-        run.tags = tuple(dict.fromkeys([*(run.tags or ()), *tags]))
-        if options.notes:
-            run.notes = options.notes
+        if settings.sources.get("name") != "automatic" or not run.name or run.name == run.id:
+            run.name = settings.name
+        run.tags = tuple(dict.fromkeys([*(run.tags or ()), *settings.tags]))
+        if settings.notes:
+            run.notes = settings.notes
         run.config.update(run_config, allow_val_change=True)
         return run, False
-    kwargs: dict[str, Any] = {
-        "project": options.wandb_project,
-        "name": name,
-        "tags": tags,
-        "notes": options.notes,
-        "group": options.group,
-        "entity": options.entity,
-        "config": run_config,
-        "mode": mode,
-    }
+    kwargs: dict[str, Any] = {**settings.init_arguments(), "config": run_config, "mode": mode}
     # WANDB_DIR is read again on each run: wandb itself reads it once per process.
-    directory = options.dir or os.environ.get("WANDB_DIR")
+    directory = directory or os.environ.get("WANDB_DIR")
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
         kwargs["dir"] = directory
     if run_id:
         kwargs.update(id=run_id, resume="allow")
-    return wandb.init(**{k: v for k, v in kwargs.items() if v is not None}), True
+    return wandb.init(**kwargs), True

@@ -8,19 +8,22 @@ at `train/global_step`. Only the main process touches wandb.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import importlib.util
 import logging
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from transformers import TrainerCallback
 
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
+from hf_search_wandb.tracking.run_options import RunSettings
 from hf_search_wandb.tracking.run_setup import CONFIG_KEYS
 from hf_search_wandb.trainer import trainer_link
 from hf_search_wandb.trainer.log_keys import STEP_KEY, split_logs, summary_goal
@@ -64,8 +67,8 @@ class SearchWandbCallback(TrainerCallback):
     Example:
         >>> from hf_search_wandb.trainer.callback import SearchWandbCallback
         >>> cb = SearchWandbCallback(mode="disabled", dataset_name="scifact")
-        >>> cb.options.dataset_name, cb.options.wandb_project
-        ('scifact', 'search-model-training')
+        >>> cb.options.dataset_name, cb.options.wandb_project  # None: WANDB_PROJECT, else search-model-training
+        ('scifact', None)
     """
 
     def __init__(
@@ -85,8 +88,11 @@ class SearchWandbCallback(TrainerCallback):
         self.run: Any = None
         self.run_dir: Path | None = None
         self.run_config: dict[str, Any] = {}
+        self.settings: RunSettings | None = None
         self.best = self._new_best()
         self._created = False
+        self._training = False  # inside train(); after it the run stays open for post-training evaluations
+        self._exit_hook = False
         self._trainer: Any = None
         self._args: Any = None
         self._state: Any = None
@@ -147,6 +153,8 @@ class SearchWandbCallback(TrainerCallback):
         return bool(silenced)
 
     def _note_train_call(self, resume_from_checkpoint: Any) -> None:
+        if self.run is not None and not self._training:
+            self.finish()  # the previous train()'s run, kept open for its post-training evaluations
         if self.run is not None:
             # the previous train() never reached on_train_end: it raised before its trainer was guarded
             # (added with add_callback, linked during that call) and the exception was caught by the caller
@@ -216,6 +224,8 @@ class SearchWandbCallback(TrainerCallback):
         # each train() call is one run: per-run state starts afresh (hyperparameter search re-trains)
         self._epoch, self._pending_val, self._n_evals, self.best = None, {}, 0, self._new_best()
         self._args, self._state = args, state
+        if self.run is not None and not self._training:
+            self.finish()  # the previous train()'s run, kept open for its post-training evaluations
         if self.run is not None:
             # Still open: `auto_find_batch_size` retries this train() after an out-of-memory error (a failed
             # train() closes its run on leaving it). Same run; the steps the failed attempt logged stay.
@@ -239,25 +249,27 @@ class SearchWandbCallback(TrainerCallback):
 
         self._cuda = torch.cuda.is_available()
         self.run_config = self._collect(args, model, kwargs.get("processing_class"), trainer, kwargs)
-        from hf_search_wandb.tracking.run_setup import default_run_name, default_tags, init_run
+        from hf_search_wandb.tracking.run_setup import init_run
 
-        name = self.options.name or default_run_name(
-            self.run_config["model_type"], self.run_config["base_model"], self.run_config["dataset_name"]
-        )
-        tags = self.options.tags if self.options.tags is not None else default_tags(self.run_config)
+        self.settings = self._settings(args, state)
         resume = self._resume_info(args, state)
         existing = wandb.run is not None
-        options = self.options.updated(project=resume["project"]) if resume.get("project") else self.options
+        if resume.get("project"):
+            self.settings = replace(self.settings, project=resume["project"])
         self.run, created = init_run(
-            wandb, options, mode=choice.mode, name=name, tags=tags, run_config=self.run_config,
+            wandb, self.settings, mode=choice.mode, run_config=self.run_config, directory=self.options.dir,
             run_id=resume.get("run_id") if not existing else None,
         )  # fmt: skip
         self._created = created or self.run.id != self._user_run_id
+        self._training = True
+        if not self._exit_hook:  # registered after wandb's own exit hook, so ours runs first
+            atexit.register(self.finish)
+            self._exit_hook = True
         # where the run lives on disk (offline: what `wandb sync` takes); kept after the run finishes
         self.run_dir = Path(self.run.dir).parent if getattr(self.run, "dir", None) else None
         if took_over:
             self._say(
-                f"took over transformers' WandbCallback: its run {self.run.id} is reused and renamed {name}"
+                f"took over transformers' WandbCallback: its run {self.run.id} is reused and renamed {self.run.name}"
             )
         elif existing:
             self._say(f"reusing the active wandb run {self.run.id}")
@@ -271,9 +283,37 @@ class SearchWandbCallback(TrainerCallback):
             for metric in getattr(ev, "metrics", ()) or ():
                 self._define(f"val/{metric}")
         self._define("val/loss")
+        self._watch(state, model)
         self._bg = BackgroundLogger(self.run) if self.options.log_in_background else None
         if self.options.dataset_artifact:
             self._log_dataset(trainer)
+
+    @property
+    def model_artifact(self) -> str:
+        """The model-artifact policy in force: best | end | checkpoint | off (see `run_options`)."""
+        if self.settings is not None:
+            return self.settings.model_artifact
+        return self.options.model_artifact or "best"
+
+    def _watch(self, state: Any, model: Any) -> None:
+        """`wandb.watch` the model when `watch=` / `WANDB_WATCH` asks, every `logging_steps` steps."""
+        what = self.settings.watch if self.settings is not None else "false"
+        if what == "false" or model is None or self.run is None:
+            return
+        every = int(getattr(state, "logging_steps", 0) or 0) or 1
+        self.run.watch(model, log=what, log_freq=max(1, every))
+
+    def _settings(self, args: Any, state: Any) -> RunSettings:
+        """Project, name, tags, ... by the precedence rule (argument > WANDB_* > run_name > automatic)."""
+        from hf_search_wandb.tracking.run_options import resolve_run_settings
+        from hf_search_wandb.tracking.run_setup import default_run_name, default_tags
+
+        cfg = self.run_config
+        return resolve_run_settings(
+            self.options, args=args, trial_name=getattr(state, "trial_name", None),
+            automatic_name=lambda: default_run_name(cfg["model_type"], cfg["base_model"], cfg["dataset_name"]),
+            automatic_tags=lambda: default_tags(cfg),
+        )  # fmt: skip
 
     def _collect(
         self, args: Any, model: Any, tokenizer: Any, trainer: Any, event: dict[str, Any]
@@ -394,9 +434,9 @@ class SearchWandbCallback(TrainerCallback):
         ):  # fmt: skip
             self.run.summary[f"best/{self.options.eval_metric}"] = float(headline)
             self.run.summary["best/step"] = state.global_step
-            if self.options.model_artifact != "off":
+            if self.model_artifact in ("best", "end"):
                 self._save_best(args, kwargs.get("model"), kwargs.get("processing_class"))
-                if self.options.model_artifact == "best":
+                if self.model_artifact == "best":
                     self._log_model(args)
         every = self.options.tables_every
         if every and self._n_evals % every == 0:
@@ -531,6 +571,26 @@ class SearchWandbCallback(TrainerCallback):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if checkpoint.is_dir():
             self._write_run_file(checkpoint, state)
+            if self.model_artifact == "checkpoint":
+                self._log_checkpoint(checkpoint, state)
+
+    def _log_checkpoint(self, checkpoint: Path, state: Any) -> None:
+        """`model_artifact="checkpoint"`: the saved checkpoint becomes a new version of the model artifact;
+        alias `best` moves to it when its evaluation is the best so far."""
+        from hf_search_wandb.tracking import artifacts
+
+        best = self.best.as_metadata() if self.best else {}
+        is_best = bool(self.best) and best.get("best_step") == state.global_step
+        aliases = [f"step-{state.global_step}", "latest", *(["best"] if is_best else [])]
+        metadata = {
+            "model_type": self.run_config.get("model_type"), "base_model": self.run_config.get("base_model"),
+            "global_step": state.global_step, "epoch": state.epoch, "is_best": is_best, **best,
+        }  # fmt: skip
+        self._drain()
+        artifacts.log_model_artifact(
+            self.run, checkpoint, metadata=metadata, aliases=aliases,
+            description=f"Checkpoint at step {state.global_step}" + (" (best so far)" if is_best else ""),
+        )  # fmt: skip
 
     @with_run
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
@@ -541,7 +601,7 @@ class SearchWandbCallback(TrainerCallback):
             self.options.tables_every and self._n_evals % self.options.tables_every
         ):
             self._log_media(state.global_step)
-        if self.options.model_artifact == "end":
+        if self.model_artifact == "end":
             if not self.best:
                 self._save_best(args, model, kwargs.get("processing_class"))
             self._log_model(args)
@@ -549,10 +609,28 @@ class SearchWandbCallback(TrainerCallback):
             self.run.summary[f"best/{key.removeprefix('best_')}"] = value
         self._write_run_file(Path(args.output_dir), state)
         self._drain(stop=True)
-        finish = self.options.finish_on_train_end
-        if finish or (finish is None and self._created):
-            self.run.finish()
-        self.run = None
+        self._training = False
+        if self.options.finish_on_train_end:
+            self.finish()
+        # else the run stays open: evaluations after train() log into it; `finish()`, the next `train()` or the
+        # process exit close it
+
+    def finish(self) -> None:
+        """Finish the run this callback started (a run you started yourself is left to you).
+
+        Called for you when the process exits and when the next `train()` starts; call it yourself after your
+        last post-training `trainer.evaluate()` / `callback.evaluate(...)` in a long-lived process (a notebook).
+        """
+        run, self.run = self.run, None
+        self._training = False
+        if run is None:
+            return
+        self._drain(stop=True)
+        if self.settings is not None and self.settings.watch != "false":
+            with contextlib.suppress(Exception):
+                run.unwatch()
+        if self._created and not getattr(run, "_is_finished", False):
+            run.finish()
 
     def _fail(self, error: BaseException | str) -> None:
         """`train()` raised: keep what was logged, record where we got, mark the run failed (exit code 1).
@@ -573,6 +651,7 @@ class SearchWandbCallback(TrainerCallback):
             self._say(f"could not flush the run before marking it failed: {err!r}")
         finally:
             self.run = None
+            self._training = False
             try:
                 run.finish(exit_code=1)
             except Exception as err:

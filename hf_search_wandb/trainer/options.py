@@ -1,8 +1,9 @@
 """`SearchWandbConfig`: every option of `SearchWandbCallback`, as a dataclass.
 
 Readable by `transformers.HfArgumentParser`, so a training script can expose the options on its command
-line next to `TrainingArguments`. Nothing here reads environment variables except `mode`, whose
-documented fallback is wandb's own `WANDB_MODE`.
+line next to `TrainingArguments`. `None` means "not given": the run settings then follow the precedence
+rule of `tracking.run_options` (`WANDB_*` environment variables, `TrainingArguments.run_name`, our default),
+resolved when training starts; nothing here reads the environment.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 MODEL_TYPES = ("bi-encoder", "cross-encoder", "colbert", "splade")
 MODES = ("online", "offline", "disabled")
-ARTIFACT_POLICIES = ("best", "end", "off")
+ARTIFACT_POLICIES = ("best", "end", "checkpoint", "off")
+WATCH_VALUES = ("gradients", "parameters", "all", "false")
 TABLE_POLICIES = ("every", "end", "off")
 
 
@@ -25,33 +27,55 @@ class SearchWandbConfig:
         >>> from hf_search_wandb.trainer.options import SearchWandbConfig
         >>> cfg = SearchWandbConfig(model_type="bi-encoder", dataset_name="scifact", log_tables="2")
         >>> cfg.tables_every, cfg.wandb_project
-        (2, 'search-model-training')
+        (2, None)
         >>> SearchWandbConfig(model_artifact="sometimes")
         Traceback (most recent call last):
         ...
-        ValueError: model_artifact must be one of ('best', 'end', 'off'), got 'sometimes'
+        ValueError: model_artifact must be one of ('best', 'end', 'checkpoint', 'off') or None, got 'sometimes'
     """
 
     # --- run set-up (wandb.init) ---
-    wandb_project: str = field(
-        default="search-model-training",
-        metadata={"help": "wandb project (TrainingArguments already owns --project, trackio's)."},
+    wandb_project: str | None = field(
+        default=None,
+        metadata={
+            "help": "wandb project. Default: WANDB_PROJECT, else search-model-training "
+            "(TrainingArguments already owns --project, trackio's)."
+        },
     )
     name: str | None = field(
         default=None,
-        metadata={"help": "Run name. Default: {model_type}-{base_model_short}-{dataset}-{YYYYMMDD-HHMM}."},
+        metadata={
+            "help": "Run name. Default: WANDB_NAME, else TrainingArguments.run_name, "
+            "else {model_type}-{base_model_short}-{dataset}-{YYYYMMDD-HHMM}."
+        },
     )
     tags: list[str] | None = field(
         default=None,
         metadata={
-            "help": "Run tags. Default: model type, 'fine-tuning', dataset, 'hard-negatives', amp dtype."
+            "help": "Run tags. Default: WANDB_TAGS (comma-separated), else model type, 'fine-tuning', dataset, "
+            "'hard-negatives', amp dtype."
         },
     )
-    notes: str | None = field(default=None, metadata={"help": "Run notes (free text)."})
+    notes: str | None = field(default=None, metadata={"help": "Run notes (free text). Default: WANDB_NOTES."})
     group: str | None = field(
-        default=None, metadata={"help": "wandb run group (e.g. one per sweep or DDP job)."}
+        default=None, metadata={"help": "wandb run group (e.g. one per sweep or DDP job). Default: WANDB_RUN_GROUP."}
     )
-    entity: str | None = field(default=None, metadata={"help": "wandb entity (user or team)."})
+    entity: str | None = field(default=None, metadata={"help": "wandb entity (user or team). Default: WANDB_ENTITY."})
+    job_type: str | None = field(default=None, metadata={"help": "wandb job type. Default: WANDB_JOB_TYPE."})
+    init_kwargs: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Any other wandb.init keyword (save_code, settings, resume_from, ...): a dict, or a JSON "
+            "object on the CLI."
+        },
+    )
+    watch: str | None = field(
+        default=None,
+        metadata={
+            "help": "wandb.watch the model: gradients | parameters | all | false, every logging_steps. "
+            "Default: WANDB_WATCH, else false."
+        },
+    )
     dir: str | None = field(default=None, metadata={"help": "Directory wandb writes its files under."})
     mode: str | None = field(
         default=None,
@@ -114,8 +138,12 @@ class SearchWandbConfig:
     log_histograms: bool = field(default=True, metadata={"help": "Log the score histograms with the tables."})
     table_seed: int = field(default=0, metadata={"help": "Seed of the fixed sample of example queries."})
     # --- artifacts (content: hf_search_wandb.tracking.artifacts) ---
-    model_artifact: str = field(
-        default="best", metadata={"help": "Best-model artifact: best (on each new best) | end | off."}
+    model_artifact: str | None = field(
+        default=None,
+        metadata={
+            "help": "Model artifact: best (a version on each new best) | end | checkpoint (each saved checkpoint; "
+            "alias best moves to the best) | off. Default: WANDB_LOG_MODEL (false/end/checkpoint), else best."
+        },
     )
     dataset_artifact: bool = field(
         default=False, metadata={"help": "Log the train/eval datasets as a dataset artifact at train start."}
@@ -127,7 +155,9 @@ class SearchWandbConfig:
     finish_on_train_end: bool | None = field(
         default=None,
         metadata={
-            "help": "Call wandb.finish() at train end. Default: yes, unless the run was created by you."
+            "help": "Finish the run at train end. Default: no: the run stays open for trainer.evaluate()/predict() "
+            "after train() and is finished by callback.finish(), the next train() or the process exit "
+            "(a run you started yourself is never finished by the callback)."
         },
     )
 
@@ -138,16 +168,22 @@ class SearchWandbConfig:
     def __post_init__(self, project: str | None) -> None:
         if project is not None:
             self.wandb_project = project
-        if not self.wandb_project:
-            raise ValueError("wandb_project must be a non-empty string")
+        if self.wandb_project is not None and not self.wandb_project:
+            raise ValueError("wandb_project must be a non-empty string (or None: WANDB_PROJECT, else the default)")
+        if self.watch is not None:
+            self.watch = str(self.watch).lower()
         if self.mode is not None and self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} or None, got {self.mode!r}")
         if self.model_type is not None and self.model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {self.model_type!r}")
-        if self.model_artifact not in ARTIFACT_POLICIES:
+        if self.model_artifact is not None and self.model_artifact not in ARTIFACT_POLICIES:
             raise ValueError(
-                f"model_artifact must be one of {ARTIFACT_POLICIES}, got {self.model_artifact!r}"
+                f"model_artifact must be one of {ARTIFACT_POLICIES} or None, got {self.model_artifact!r}"
             )
+        if self.watch is not None and str(self.watch).lower() not in WATCH_VALUES:
+            raise ValueError(f"watch must be one of {WATCH_VALUES} or None, got {self.watch!r}")
+        self.config_overrides = _json_object("config_overrides", self.config_overrides, '{"seed": 1}')
+        self.init_kwargs = _json_object("init_kwargs", self.init_kwargs, '{"save_code": true}')
         self.log_tables = str(self.log_tables).strip().lower()
         if self.log_tables not in TABLE_POLICIES and not (
             self.log_tables.isdigit() and int(self.log_tables) > 0
@@ -161,14 +197,6 @@ class SearchWandbConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.num_hard_negatives is not None and self.num_hard_negatives < 0:
             raise ValueError(f"num_hard_negatives must be >= 0, got {self.num_hard_negatives}")
-        if isinstance(self.config_overrides, str):
-            try:
-                parsed = json.loads(self.config_overrides)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"config_overrides must be a JSON object: {err}") from None
-            if not isinstance(parsed, dict):
-                raise ValueError("config_overrides must be a JSON object, e.g. '{\"seed\": 1}'")
-            self.config_overrides = parsed
         if self.tags is not None:
             self.tags = [str(t) for t in self.tags]
         if not self.eval_metric:
@@ -180,6 +208,11 @@ class SearchWandbConfig:
         if self.log_tables == "every":
             return 1
         return int(self.log_tables) if self.log_tables.isdigit() else None
+
+    @property
+    def init_keywords(self) -> dict[str, Any]:
+        """`init_kwargs` as a dict (empty when unset)."""
+        return dict(self.init_kwargs) if isinstance(self.init_kwargs, dict) else {}
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -198,3 +231,16 @@ class SearchWandbConfig:
         if unknown:
             raise TypeError(f"unknown SearchWandbConfig option(s): {', '.join(unknown)}")
         return replace(self, **changes)
+
+
+def _json_object(name: str, value: Any, example: str) -> Any:
+    """A dict option given as a JSON string (the command line) parsed; dicts and None pass through."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{name} must be a JSON object: {err}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object, e.g. '{example}'")
+    return parsed
