@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python examples/train_bi_encoder.py
+	$(BIN)/python examples/train_bi_encoder.py --report outputs/report.html
 
 lint: install
 	$(BIN)/ruff check hf_search_wandb tests examples benchmarks

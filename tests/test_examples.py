@@ -74,8 +74,9 @@ def test_train_bi_encoder_example(tmp_path: Path, tiny_bert_dir: Path, hard_nega
         "--num-hard-negatives", "1",
         "--output-dir", str(tmp_path / "out"),
         "--metrics-json", str(metrics_json),
+        "--report", str(tmp_path / "report.html"),
     ]
-    _run(cmd, _env(tmp_path))
+    proc = _run(cmd, _env(tmp_path))
     results = json.loads(metrics_json.read_text())
     assert set(results["before"]) >= {"mrr@10", "ndcg@10", "recall@100", "map", "hit@10"}
     assert 0.0 <= results["after"]["ndcg@10"] <= 1.0
@@ -88,6 +89,9 @@ def test_train_bi_encoder_example(tmp_path: Path, tiny_bert_dir: Path, hard_nega
     assert config["dataset_name"] == "scifact"
     assert config["negative_sampling"] == ("in-batch + bm25_hard" if hard_negatives == "bm25" else "in-batch")
     assert any(a["type"] == "dataset" for a in run.artifacts), "dataset artifact missing"
+    # `make demo` ends with the run's HTML report and its path
+    assert str((tmp_path / "report.html").resolve()) in proc.stdout.strip().splitlines()[-1]
+    assert run.summary_view["run_id"] in (tmp_path / "report.html").read_text()
 
 
 @pytest.mark.distributed

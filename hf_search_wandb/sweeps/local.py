@@ -356,6 +356,8 @@ class _Objective:
         run.summary.update({"sweep/trial_number": trial.number, "sweep/trial_state": "RUNNING",
                             "sweep/study": trial.study.study_name, "sweep/agent_id": self.agent_id})
         trial.set_user_attr("wandb_run_id", run.id)
+        if getattr(run, "dir", None) and not getattr(run, "disabled", False):  # for `hf-search-wandb report`
+            trial.set_user_attr("wandb_run_dir", str(Path(run.dir).resolve().parent))
         return run
 
 
