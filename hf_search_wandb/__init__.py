@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from hf_search_wandb.core.sparse_evaluation import SparseRetrievalResult
     from hf_search_wandb.core.sparse_search import sparse_search
     from hf_search_wandb.hf_evaluate import evaluate_module_path, load_evaluate_metric
-    from hf_search_wandb.report import build_report
+    from hf_search_wandb.report.build import build_report
     from hf_search_wandb.tracking.artifacts import (
         ArtifactUnavailableError,
         fetch_artifact,
@@ -64,7 +64,7 @@ _EXPORTS: dict[str, str] = {
     "SparseRetrievalResult": "hf_search_wandb.core.sparse_evaluation",
     "SparseRows": "hf_search_wandb.core.sparse_encoding",
     "as_encoder": "hf_search_wandb.core.encoders",
-    "build_report": "hf_search_wandb.report",
+    "build_report": "hf_search_wandb.report.build",
     "error_analysis_table": "hf_search_wandb.tracking.tables",
     "evaluate_module_path": "hf_search_wandb.hf_evaluate",
     "fetch_artifact": "hf_search_wandb.tracking.artifacts",
