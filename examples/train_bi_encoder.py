@@ -237,6 +237,7 @@ def _write_report(path: str, callback: Any) -> None:
         return
     from hf_search_wandb.report import build_report
 
+    callback.finish()  # the run stays open after train() for later evaluations; the demo has none left
     written = build_report([run_dir], path)
     print(f"report of this run: {written.path.resolve()}")
 

@@ -41,6 +41,7 @@ def train_tiny_run(root: Path, *, learning_rate: float, seed: int, monkeypatch: 
         evaluator=evaluator, callbacks=[callback],
     )  # fmt: skip
     trainer.train()
+    callback.finish()  # the callback keeps its run open after train() for later evaluations
     run_dir = callback.run_dir
     wandb.teardown()
     assert run_dir is not None
