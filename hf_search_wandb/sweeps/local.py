@@ -337,7 +337,7 @@ class _Objective:
         return value
 
     def _init_run(self, trial: Any, params: dict[str, Any]) -> Any:
-        from hf_search_wandb.tracking.wandb_api import require_wandb
+        from hf_search_wandb.tracking.wandb_api import require_wandb, start_run
 
         wandb = require_wandb()
         kwargs: dict[str, Any] = {}
@@ -348,11 +348,11 @@ class _Objective:
         if wandb.run is not None:  # a trial's metrics must not land in another run
             logger.warning("Finishing the active wandb run %s before sweep trial %d.", wandb.run.id, trial.number)
             wandb.finish()
-        run = wandb.init(
-            project=self.project, group=trial.study.study_name, job_type="sweep-trial",
-            name=f"{trial.study.study_name}-trial-{trial.number:03d}", config=_nest(params),
-            tags=["sweep", self.cfg.method], **kwargs,
-        )
+        run = start_run(wandb, {
+            "project": self.project, "group": trial.study.study_name, "job_type": "sweep-trial",
+            "name": f"{trial.study.study_name}-trial-{trial.number:03d}", "config": _nest(params),
+            "tags": ["sweep", self.cfg.method], **kwargs,
+        })
         run.summary.update({"sweep/trial_number": trial.number, "sweep/trial_state": "RUNNING",
                             "sweep/study": trial.study.study_name, "sweep/agent_id": self.agent_id})
         trial.set_user_attr("wandb_run_id", run.id)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hf_search_wandb.tracking.run_options import RunSettings
 
 from hf_search_wandb.tracking.sparse_config import splade_config
+from hf_search_wandb.tracking.wandb_api import start_run
 
 # Losses whose other in-batch examples act as negatives.
 IN_BATCH_LOSSES = frozenset(
@@ -431,4 +432,5 @@ def init_run(
         kwargs["dir"] = directory
     if run_id:
         kwargs.update(id=run_id, resume="allow")
-    return wandb.init(**kwargs), True
+    # Bounded, and offline when the online start fails: training never waits on or dies of the server.
+    return start_run(wandb, kwargs), True

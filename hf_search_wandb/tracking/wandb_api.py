@@ -2,6 +2,9 @@
 
 `resolve_mode` never prompts and never waits on the network for more than `timeout` seconds: with no
 credentials, or no route to the server, an online request falls back to offline (and says why).
+`start_run` then bounds `wandb.init` itself (wandb's `init_timeout` setting, `INIT_TIMEOUT` seconds unless
+`WANDB_INIT_TIMEOUT` says otherwise) and starts the run offline when the online start fails for any
+reason: a server that accepts connections but never answers, a host that is not a W&B server, a bad key.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
@@ -21,6 +25,8 @@ INSTALL_HINT = (
     "wandb is not installed: `pip install wandb` (or `pip install hf-search-wandb`, which depends on it)"
 )
 DEFAULT_BASE_URL = "https://api.wandb.ai"
+#: Seconds `wandb.init` may take to start an online run before the run starts offline instead.
+INIT_TIMEOUT = 10.0
 
 
 def require_wandb() -> ModuleType:
@@ -81,17 +87,42 @@ def has_credentials(base_url: str | None = None) -> bool:
 
 
 def server_reachable(base_url: str | None = None, timeout: float = 2.0) -> bool:
-    """True when a TCP connection to the wandb server opens within `timeout` seconds."""
+    """True when the wandb server answers an HTTP request (any status) within `timeout` seconds.
+
+    A server that accepts the connection but never answers counts as unreachable (`wandb.init` would
+    wait on it); one that answers but is not W&B passes here and is caught by `start_run`. The probe
+    sends no credentials and does not check the TLS certificate (wandb does, when it connects). Behind
+    an HTTP(S) proxy (`HTTPS_PROXY` ...) the probe is skipped: the proxy decides what is reachable.
+
+    Example:
+        >>> server_reachable("http://127.0.0.1:9", timeout=0.5)  # nothing listens on the discard port
+        False
+    """
+    import http.client
+    import ssl
+    import urllib.request
+
     parts = urlsplit(base_url or _base_url())
     host = parts.hostname
     if not host:
         return False
+    if urllib.request.getproxies().get(parts.scheme or "https") and not urllib.request.proxy_bypass(host):
+        return True
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
+        conn.request("HEAD", "/")
+        conn.getresponse()
+        return True
+    except (OSError, http.client.HTTPException):  # refused, no route, DNS, timeout, garbage
         return False
+    finally:
+        conn.close()
 
 
 def resolve_mode(mode: str | None = None, *, timeout: float = 2.0) -> ModeChoice:
@@ -124,3 +155,61 @@ def resolve_mode(mode: str | None = None, *, timeout: float = 2.0) -> ModeChoice
     if not server_reachable(timeout=timeout):
         return ModeChoice("offline", requested, f"wandb server {_base_url()} unreachable: logging offline")
     return ModeChoice("online" if requested in (None, "run") else requested, requested)
+
+
+def init_timeout() -> float:
+    """The bound on an online `wandb.init`: `WANDB_INIT_TIMEOUT` (wandb's own variable) or `INIT_TIMEOUT`.
+
+    Example:
+        >>> init_timeout() > 0
+        True
+    """
+    text = os.environ.get("WANDB_INIT_TIMEOUT")
+    try:
+        value = float(text) if text else INIT_TIMEOUT
+    except ValueError:
+        raise ValueError(f"WANDB_INIT_TIMEOUT must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"WANDB_INIT_TIMEOUT must be > 0 seconds, got {text!r}")
+    return value
+
+
+def start_run(wandb: ModuleType, kwargs: dict[str, Any], say: Callable[[str], None] = logger.warning) -> Any:
+    """`wandb.init(**kwargs)` that never hangs and never fails because of the server.
+
+    Offline and disabled runs start as asked. An online start is bounded by `init_timeout()` seconds
+    (wandb's `init_timeout` setting); if it fails for any reason (timeout, an answer that is not W&B's,
+    a refused key) the same run starts offline, and `say` gets one line with the reason and how to upload
+    the run later (`wandb sync`).
+
+    Example:
+        >>> wandb = require_wandb()
+        >>> run = start_run(wandb, {"project": "doc", "mode": "disabled"})
+        >>> run.finish()
+    """
+    if kwargs.get("mode", os.environ.get("WANDB_MODE")) in ("offline", "dryrun", "disabled"):
+        return wandb.init(**kwargs)
+    timeout = init_timeout()
+    settings = kwargs.get("settings")
+    bounded = {**kwargs, "settings": _with_timeout(wandb, settings, timeout)}
+    try:
+        return wandb.init(**bounded)
+    except Exception as err:  # wandb raises CommError, AuthenticationError, UsageError, plain Error ...
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        offline = {**kwargs, "mode": "offline"}
+        run = wandb.init(**offline)
+        where = Path(run.dir).parent if getattr(run, "dir", None) else "the run folder"
+        say(f"hf_search_wandb: wandb could not start online within {timeout:g} s at {_base_url()} "
+            f"({type(err).__name__}: {reason}): logging offline; upload later with `wandb sync {where}`")
+        return run
+
+
+def _with_timeout(wandb: ModuleType, settings: Any, timeout: float) -> Any:
+    """`settings` (None, a dict or a `wandb.Settings`) with `init_timeout` set, unless it sets one."""
+    if settings is None:
+        return wandb.Settings(init_timeout=timeout)
+    if isinstance(settings, dict):
+        return {"init_timeout": timeout, **settings}
+    if "init_timeout" in getattr(settings, "model_fields_set", ()):
+        return settings
+    return settings.model_copy(update={"init_timeout": timeout})
