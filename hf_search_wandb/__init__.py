@@ -25,6 +25,8 @@ if TYPE_CHECKING:
         score_ranked,
         score_run,
     )
+    from hf_search_wandb.core.reranking import RerankingEvaluator
+    from hf_search_wandb.core.reranking_result import RerankingResult
     from hf_search_wandb.core.results import RetrievalResult
     from hf_search_wandb.core.sparse_encoding import SparseRows
     from hf_search_wandb.core.sparse_evaluation import SparseRetrievalResult
@@ -57,6 +59,8 @@ _EXPORTS: dict[str, str] = {
     "HFEncoder": "hf_search_wandb.core.encoders",
     "HardNegatives": "hf_search_wandb.core.hard_negatives",
     "MetricReport": "hf_search_wandb.core.metrics",
+    "RerankingEvaluator": "hf_search_wandb.core.reranking",
+    "RerankingResult": "hf_search_wandb.core.reranking_result",
     "RetrievalEvaluator": "hf_search_wandb.core.evaluator",
     "RetrievalResult": "hf_search_wandb.core.results",
     "SearchWandbCallback": "hf_search_wandb.trainer.callback",
@@ -93,6 +97,8 @@ __all__ = [
     "HFEncoder",
     "HardNegatives",
     "MetricReport",
+    "RerankingEvaluator",
+    "RerankingResult",
     "RetrievalEvaluator",
     "RetrievalResult",
     "SearchWandbCallback",

@@ -82,3 +82,24 @@ def make_tiny_sparse_encoder(
     word = Transformer(str(path), max_seq_length=64, transformer_task="fill-mask")
     pool = SpladePooling(pooling_strategy=pooling, activation_function=activation)
     return SparseEncoder(modules=[word, pool], device="cpu")
+
+
+def make_tiny_cross_encoder(directory: str | Path, *, seed: int = 0, num_labels: int = 1):
+    """A CrossEncoder (tiny BERT + a sequence-classification head with `num_labels`) on CPU.
+
+    The head is re-initialised with unit variance so scores spread out (BERT's 0.02 makes them all ~0.5).
+    """
+    return cross_encoder_from_bert(make_tiny_bert(Path(directory) / "bert", seed=seed), seed=seed, num_labels=num_labels)
+
+
+def cross_encoder_from_bert(path: str | Path, *, seed: int = 0, num_labels: int = 1):
+    """A CrossEncoder on a saved tiny BERT (`make_tiny_bert`), its head drawn from `seed`."""
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(path), num_labels=num_labels, max_length=64, device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head = model.model.classifier
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator))
+        head.bias.zero_()
+    return model

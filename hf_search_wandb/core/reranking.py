@@ -1,0 +1,446 @@
+"""`RerankingEvaluator`: rerank a fixed first stage with a cross-encoder; trec_eval-exact metrics of both.
+
+Shaped like `RetrievalEvaluator` (a sentence-transformers evaluator: `evaluator=` in `CrossEncoderTrainer`;
+run by the callback under a plain `Trainer`): `from_beir`, `__call__(model) -> {"{name}_{metric}": value}`,
+`evaluate(model) -> RerankingResult`, `last_result`. Per query it scores the (query, candidate) pairs, sorts
+them by score (ties by doc id descending, as trec_eval), and scores the reranked list and the first stage
+with `metrics.score_ranked` against the FULL qrels: a relevant document that is not among the candidates
+counts as not retrieved, as trec_eval counts it. The first stage's metrics come back under
+`first_stage/{metric}` (logged as `val/first_stage/ndcg@10`), next to the reranked `ndcg@10`.
+
+Fast (see docs/rerankers.md): the candidate pairs are fixed, so they are tokenised once and the token ids
+reused by every evaluation; batches are cut from length-sorted pairs by a token budget; the forward pass
+runs under autocast in the trainer's precision with `inference_mode`; under DDP the batches are sharded
+over the ranks and the scores gathered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import time
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hf_search_wandb.core.candidates import as_candidates
+from hf_search_wandb.core.distributed import all_gather_rows, get_rank, get_world_size, is_distributed
+from hf_search_wandb.core.encoders import Tokenized, features_to_device
+from hf_search_wandb.core.evaluator import (
+    _DTYPES,
+    Precision,
+    SentenceEvaluator,
+    _active_autocast_dtype,
+    _autocast,
+    _sync,
+    plan_batches,
+)
+from hf_search_wandb.core.metrics import DEFAULT_METRICS, parse_metric, parse_metrics, score_ranked
+from hf_search_wandb.core.pair_scorers import PairScorer
+from hf_search_wandb.core.reranking_result import FIRST_STAGE, RerankingResult
+
+logger = logging.getLogger(__name__)
+
+
+class RerankingEvaluator(SentenceEvaluator):
+    """Reranking metrics of a cross-encoder over a fixed first stage, and the first stage's own.
+
+    Args:
+        queries: `{query_id: text}`.
+        corpus: `{doc_id: text}`: the texts of the candidates (and BM25's index when `candidates` is None).
+        qrels: `{query_id: {doc_id: grade}}`; grade > 0 is relevant. Evaluated: the queries with text and a
+            relevant document.
+        candidates: the first stage: None or `"bm25"` (bm25s over `corpus`, built once, here), a run dict
+            `{query_id: {doc_id: score}}`, a TREC run file path, or a bi-encoder's `RetrievalResult`.
+            Each query's top `depth` (trec_eval's order) are reranked; a query absent from the run has no
+            candidates and scores 0.
+        depth: candidates reranked per query; every metric's k must be <= depth.
+        name: key prefix: metrics come back as `{name}_{metric}` (e.g. `val_ndcg@10`, `val_first_stage/ndcg@10`).
+        metrics: metric names (`metrics.parse_metric`); the primary one is added if missing.
+        primary_metric: the metric the trainer reports as primary (`{name}_` prepended).
+        precision: `"auto"` (the weights' half dtype, or accelerate's mixed precision when a trainer runs,
+            else fp32), `"fp32"`, `"bf16"` or `"fp16"` (autocast).
+        batch_tokens: padded tokens per forward batch (default 65,536 on GPU, 4,096 on CPU).
+        max_batch_size: pairs per batch at most.
+        max_length: pair truncation in tokens (None: the model's own).
+        prompt: text prepended to each query (None: a CrossEncoder's default prompt, if it has one).
+        tokenizer: the tokenizer of a plain transformers model (a CrossEncoder brings its own).
+        label: the logit used as score for a model with several labels (default: the last).
+        max_queries: evaluate at most this many queries, sampled with `seed`.
+        seed: seed of the query sample.
+        distributed: shard the pairs over the `torch.distributed` ranks (None: when a process group with
+            several processes runs; every rank must then call the evaluator).
+        show_progress_bar: a tqdm bar over the pairs, on rank 0 only.
+
+    Example:
+        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+        >>> ev = RerankingEvaluator.from_beir(BUNDLED_SCIFACT, "test", depth=20, metrics=["ndcg@10", "mrr@10"])
+        >>> ev.primary_metric, len(ev.queries), round(ev.first_stage_metrics["ndcg@10"], 4)
+        ('val_mrr@10', 300, 0.6617)
+    """
+
+    def __init__(
+        self,
+        queries: Mapping[str, str],
+        corpus: Mapping[str, str],
+        qrels: Mapping[str, Mapping[str, int]],
+        candidates: Any = None,
+        *,
+        depth: int = 100,
+        name: str = "val",
+        metrics: Sequence[str] = DEFAULT_METRICS,
+        primary_metric: str = "mrr@10",
+        precision: Precision = "auto",
+        batch_tokens: int | None = None,
+        max_batch_size: int = 256,
+        max_length: int | None = None,
+        prompt: str | None = None,
+        tokenizer: Any = None,
+        label: int | None = None,
+        max_queries: int | None = None,
+        seed: int = 0,
+        distributed: bool | None = None,
+        show_progress_bar: bool = False,
+    ) -> None:
+        super().__init__()
+        if precision not in ("auto", *_DTYPES):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
+        for label_name, value in (("batch_tokens", batch_tokens), ("max_queries", max_queries)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{label_name} must be a positive integer or None, got {value!r}.")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be an integer >= 1 (candidates reranked per query), got {depth!r}.")
+        primary = parse_metric(primary_metric).name
+        names = [parse_metric(m).name for m in metrics]
+        if primary not in names:
+            names.append(primary)
+        parse_metrics(names, depth)  # every k <= depth
+        self.metrics, self.depth, self.name = names, depth, name
+        self.primary_metric = f"{name}_{primary}" if name else primary
+        self.greater_is_better = True
+        self.precision, self.batch_tokens, self.max_batch_size = precision, batch_tokens, max_batch_size
+        self.max_length, self.prompt, self.tokenizer, self.label = max_length, prompt, tokenizer, label
+        self.max_queries, self.seed = max_queries, seed
+        self.distributed, self.show_progress_bar = distributed, show_progress_bar
+        self.dataset_name: str | None = None  # recorded in the run config (set by `from_beir`)
+        self.queries, self.qrels = self._prepare(queries, corpus, qrels)
+        self.corpus = corpus
+        tick = time.perf_counter()
+        found, self.candidates_source = as_candidates(candidates, self.queries, corpus, depth)
+        self.candidates_seconds = time.perf_counter() - tick
+        self._build(found, corpus)
+        self._token_cache: dict[Hashable, Tokenized] = {}
+        self.last_result: RerankingResult | None = None
+
+    # ------------------------------------------------------------------ data
+    @classmethod
+    def from_beir(
+        cls, source: str | os.PathLike[str], split: str = "test", **kwargs: Any
+    ) -> RerankingEvaluator:
+        """Build from a BEIR folder (or Hub dataset name); BM25 candidates unless `candidates=` is given.
+
+        Example:
+            >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+            >>> RerankingEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, depth=10,
+            ...                              metrics=["ndcg@10"]).candidates_source
+            'bm25'
+        """
+        from hf_search_wandb.core.data import load_beir
+
+        data = load_beir(Path(source), split)
+        evaluator = cls(data.queries, data.corpus, data.qrels, **kwargs)
+        evaluator.dataset_name = data.name
+        return evaluator
+
+    def _prepare(
+        self, queries: Mapping[str, str], corpus: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
+    ) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+        if not corpus:
+            raise ValueError("The corpus is empty: give {doc_id: text} with the candidates' texts.")
+        if not queries or not qrels:
+            raise ValueError("queries and qrels must be non-empty: {query_id: text}, {query_id: {doc_id: grade}}.")
+        judged = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
+        evaluable = [q for q, docs in judged.items() if q in queries and any(g > 0 for g in docs.values())]
+        if not evaluable:
+            raise ValueError(
+                "No qrels query has both its text in `queries` and a relevant document (grade > 0): "
+                "check that the query ids match."
+            )
+        if self.max_queries is not None and len(evaluable) > self.max_queries:
+            chosen = set(np.random.default_rng(self.seed).choice(len(evaluable), self.max_queries, replace=False).tolist())
+            evaluable = [q for i, q in enumerate(evaluable) if i in chosen]
+        return {q: str(queries[q]) for q in evaluable}, {q: judged[q] for q in evaluable}
+
+    def _build(self, found: Mapping[str, list[tuple[str, float]]], corpus: Mapping[str, str]) -> None:
+        """Flatten the candidates into pairs and score the first stage once."""
+        self._query_ids = list(self.queries)
+        lost = sorted({d for q in self._query_ids for d, _ in found.get(q, []) if d not in corpus})
+        if lost:
+            raise ValueError(
+                f"{len(lost):,} candidate doc ids are not in the corpus (e.g. {lost[:3]}): the corpus must hold "
+                "the text of every candidate. Check that the run and the corpus use the same ids."
+            )
+        no_candidates = [q for q in self._query_ids if not found.get(q)]
+        if len(no_candidates) == len(self._query_ids):
+            raise ValueError(
+                "The candidates share no query id with the qrels: the run must be {query_id: {doc_id: score}} "
+                f"with the qrels' query ids (e.g. {self._query_ids[:3]})."
+            )
+        if no_candidates:
+            logger.warning(
+                "%s: %d of %d queries have no candidates; they score 0 (as trec_eval -c).",
+                self.name, len(no_candidates), len(self._query_ids),
+            )  # fmt: skip
+        index: dict[str, int] = {}
+        n, width = len(self._query_ids), max(len(found.get(q, [])) for q in self._query_ids)
+        pair_of = np.full((n, width), -1, dtype=np.int64)  # (query row, first-stage rank) -> pair
+        pair_doc: list[int] = []
+        first_scores = np.full((n, width), np.nan, dtype=np.float32)
+        for row, qid in enumerate(self._query_ids):
+            for col, (did, score) in enumerate(found.get(qid, [])):
+                pair_of[row, col] = len(pair_doc)
+                pair_doc.append(index.setdefault(did, len(index)))
+                first_scores[row, col] = score
+        self._doc_ids = list(index)
+        self._pair_of = pair_of
+        self._pair_doc = np.asarray(pair_doc, dtype=np.int64)
+        self._pair_query = np.repeat(np.arange(n), (pair_of >= 0).sum(axis=1))
+        self._pair_grade = np.zeros(len(pair_doc), dtype=np.float64)
+        for p, (row, doc) in enumerate(zip(self._pair_query.tolist(), pair_doc, strict=True)):
+            self._pair_grade[p] = self.qrels[self._query_ids[row]].get(self._doc_ids[doc], 0)
+        # doc ids in descending order -> a smaller key ranks first among equal scores (trec_eval's rule)
+        order = sorted(range(len(self._doc_ids)), key=self._doc_ids.__getitem__, reverse=True)
+        self._tie_key = np.empty(len(self._doc_ids), dtype=np.int64)
+        self._tie_key[order] = np.arange(len(order))
+        self._judged = [np.fromiter(self.qrels[q].values(), dtype=np.float64) for q in self._query_ids]
+        first_indices = np.where(pair_of >= 0, self._pair_doc[np.maximum(pair_of, 0)], -1)
+        per_query = self._score(pair_of)
+        self._first = (first_indices, first_scores, per_query, self._ranks(pair_of))
+
+    def _grades(self, pair_matrix: np.ndarray) -> np.ndarray:
+        grades = self._pair_grade[np.maximum(pair_matrix, 0)]
+        grades[pair_matrix < 0] = 0.0
+        return grades
+
+    def _score(self, pair_matrix: np.ndarray) -> dict[str, np.ndarray]:
+        return score_ranked(
+            self._grades(pair_matrix), self._judged, metrics=self.metrics, depth=self.depth, per_query=True
+        )
+
+    def _ranks(self, pair_matrix: np.ndarray) -> dict[str, dict[str, int]]:
+        """1-based rank of every relevant candidate in `pair_matrix`'s order."""
+        rows, cols = np.nonzero((pair_matrix >= 0) & (self._grades(pair_matrix) > 0))
+        ranks: dict[str, dict[str, int]] = {}
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+            doc = self._doc_ids[int(self._pair_doc[pair_matrix[row, col]])]
+            ranks.setdefault(self._query_ids[row], {})[doc] = col + 1
+        return ranks
+
+    @property
+    def first_stage_metrics(self) -> dict[str, float]:
+        """The first stage's metrics (computed once, at construction)."""
+        return {m: float(np.nanmean(v)) for m, v in self._first[2].items()}
+
+    @property
+    def num_pairs(self) -> int:
+        """(query, candidate) pairs scored per evaluation."""
+        return int(self._pair_doc.size)
+
+    # ---------------------------------------------------------- sentence-transformers entry point
+    def __call__(
+        self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1
+    ) -> dict[str, float]:
+        """Evaluate `model`; returns `{f"{name}_{metric}": value}` for the reranked list and the first stage."""
+        result = self.evaluate(model)
+        prefix = f"{self.name}_" if self.name else ""
+        metrics = {f"{prefix}{key}": value for key, value in result.metrics.items()}
+        if output_path is not None and get_rank() == 0:
+            self._append_csv(output_path, epoch, steps, result.metrics)
+        if hasattr(model, "model_card_data"):
+            with contextlib.suppress(Exception):  # model-card bookkeeping must never fail an evaluation
+                shown = {f"{prefix}{k}": v for k, v in result.reranked_metrics.items()}
+                self.store_metrics_in_model_card_data(model, shown, epoch, steps)  # type: ignore[arg-type]
+        return metrics
+
+    def _append_csv(self, output_path: str, epoch: float, steps: int, metrics: dict[str, float]) -> None:
+        path = Path(output_path) / f"reranking_evaluation_{self.name or 'results'}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        with path.open("a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["epoch", "steps", *metrics])
+            writer.writerow([epoch, steps, *metrics.values()])
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """What sentence-transformers records in the model card."""
+        return {"depth": self.depth, "candidates": self.candidates_source, "max_queries": self.max_queries}
+
+    # ------------------------------------------------------------------ evaluation
+    def adapt_model(self, model: Any, tokenizer: Any = None) -> PairScorer:
+        """The `PairScorer` for `model` (a CrossEncoder, or a transformers model with `tokenizer`)."""
+        if isinstance(model, PairScorer):
+            return model
+        tok = self.tokenizer if self.tokenizer is not None else tokenizer
+        return PairScorer(model, tok, max_length=self.max_length, label=self.label)
+
+    def evaluate(self, model: Any) -> RerankingResult:
+        """Score every candidate pair, rerank, and score both rankings; kept as `self.last_result`.
+
+        Args:
+            model: a sentence-transformers `CrossEncoder`, a transformers sequence-classification model (with
+                `tokenizer=` given to the evaluator), or a `PairScorer`.
+        """
+        start = time.perf_counter()
+        scorer = self.adapt_model(model)
+        shard = self._use_distributed(model)
+        rank, world = (get_rank(), get_world_size()) if shard else (0, 1)
+        timings: dict[str, float] = {}
+        was_training = bool(scorer.module.training)
+        try:
+            scorer.module.eval()
+            with torch.inference_mode():
+                scores = self._score_pairs(scorer, rank, world, shard, timings)
+        finally:
+            scorer.module.train(was_training)
+        tick = time.perf_counter()
+        result = self._rerank(scores)
+        timings["rerank_s"] = time.perf_counter() - tick
+        timings["total_s"] = time.perf_counter() - start
+        result.timings = timings
+        self.last_result = result
+        return result
+
+    def _use_distributed(self, model: Any) -> bool:
+        if self.distributed is False or not is_distributed():
+            return False
+        # sentence-transformers >= 6.2 calls evaluators on rank 0 only: collectives would hang there.
+        return getattr(model, "_distributed_inference", None) is None
+
+    def _dtype(self, scorer: PairScorer, device: torch.device) -> torch.dtype | None:
+        if self.precision != "auto":
+            return _DTYPES[self.precision]
+        active = _active_autocast_dtype(device)
+        if active is not None:
+            return active
+        if scorer.dtype in (torch.bfloat16, torch.float16):
+            return None  # weights already in half precision
+        try:
+            from accelerate.state import AcceleratorState
+
+            mixed = AcceleratorState._shared_state.get("_mixed_precision")
+        except ImportError:  # pragma: no cover
+            mixed = None
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(mixed))
+
+    def _prompt(self, scorer: PairScorer) -> str | None:
+        if self.prompt is not None:
+            return self.prompt
+        prompts = getattr(scorer.model, "prompts", None) or {}
+        default = getattr(scorer.model, "default_prompt_name", None)
+        return prompts.get(default) if default is not None else None
+
+    def _tokens(self, scorer: PairScorer, timings: dict[str, float]) -> Tokenized:
+        tick = time.perf_counter()
+        prompt = self._prompt(scorer)
+        key = (scorer.cache_key(prompt), self.num_pairs)
+        if key not in self._token_cache:
+            texts = [self.queries[q] for q in self._query_ids]
+            pairs = [
+                (texts[q], self.corpus[self._doc_ids[d]])
+                for q, d in zip(self._pair_query.tolist(), self._pair_doc.tolist(), strict=True)
+            ]
+            self._token_cache[key] = scorer.tokenize(pairs, prompt)
+        timings["tokenize_s"] = time.perf_counter() - tick
+        return self._token_cache[key]
+
+    def _score_pairs(
+        self, scorer: PairScorer, rank: int, world: int, shard: bool, timings: dict[str, float]
+    ) -> np.ndarray:
+        tokens = self._tokens(scorer, timings)
+        device = scorer.device
+        dtype = self._dtype(scorer, device)
+        budget = self.batch_tokens or (65536 if device.type == "cuda" else 4096)
+        batches = plan_batches(tokens.lengths, budget, self.max_batch_size)[rank::world]
+        progress = None
+        if self.show_progress_bar and get_rank() == 0:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=sum(len(b) for b in batches), desc=f"{self.name}: reranking", unit="pair", leave=False)
+        tick = time.perf_counter()
+        parts: list[torch.Tensor] = []
+        for batch in batches:
+            features = features_to_device(tokens, batch, device, scorer.padding_side)
+            with _autocast(device, dtype):
+                out = scorer.forward(features)
+            if out.shape != (len(batch),):
+                raise ValueError(
+                    f"The model returned scores of shape {tuple(out.shape)} for {len(batch)} pairs; expected ({len(batch)},)."
+                )
+            parts.append(out.float())
+            if progress is not None:
+                progress.update(len(batch))
+        if progress is not None:
+            progress.close()
+        local = torch.cat(parts) if parts else torch.zeros(0, device=device)
+        rows = torch.from_numpy(np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64))
+        _sync(device)
+        timings["score_s"] = time.perf_counter() - tick
+        scores = np.empty(self.num_pairs, dtype=np.float32)
+        if shard:
+            for part, idx in zip(all_gather_rows(local), all_gather_rows(rows), strict=True):
+                scores[idx.numpy()] = part.cpu().numpy()
+        else:
+            scores[rows.numpy()] = local.cpu().numpy()
+        if not np.isfinite(scores).all():
+            hint = " (fp16 overflow? try precision='bf16' or 'fp32')" if dtype == torch.float16 else ""
+            raise ValueError(f"The model produced NaN or infinite scores{hint}.")
+        return scores
+
+    def _rerank(self, scores: np.ndarray) -> RerankingResult:
+        pair_of = self._pair_of
+        valid = pair_of >= 0
+        score_matrix = np.where(valid, scores[np.maximum(pair_of, 0)], -np.inf)
+        ties = np.where(valid, self._tie_key[self._pair_doc[np.maximum(pair_of, 0)]], 0)
+        order = np.lexsort((ties, -score_matrix), axis=-1)  # score desc, then doc id desc; padding last
+        reranked = np.take_along_axis(pair_of, order, axis=1)
+        per_query = self._score(reranked)
+        first_indices, first_scores, first_per_query, first_ranks = self._first
+        metrics = {m: float(np.nanmean(v)) for m, v in per_query.items()}
+        first_metrics = {m: float(np.nanmean(v)) for m, v in first_per_query.items()}
+        metrics.update({f"{FIRST_STAGE}/{m}": v for m, v in first_metrics.items()})
+        relevant = self._pair_grade > 0
+        top_scores = np.where(reranked >= 0, scores[np.maximum(reranked, 0)], np.nan).astype(np.float32)
+        return RerankingResult(
+            metrics=metrics,
+            query_ids=list(self._query_ids),
+            doc_ids=list(self._doc_ids),
+            top_indices=np.where(reranked >= 0, self._pair_doc[np.maximum(reranked, 0)], -1),
+            top_scores=top_scores,
+            relevant_ranks=self._ranks(reranked),
+            positive_scores=scores[relevant],
+            negative_scores=scores[~relevant],
+            timings={},
+            per_query=per_query,
+            first_stage_indices=first_indices,
+            first_stage_scores=first_scores,
+            first_stage_ranks=first_ranks,
+            first_stage_metrics=first_metrics,
+            first_stage_per_query=first_per_query,
+            num_relevant={q: int((j > 0).sum()) for q, j in zip(self._query_ids, self._judged, strict=True)},
+            candidates_source=self.candidates_source,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"RerankingEvaluator(name={self.name!r}, {len(self.queries):,} queries, {self.num_pairs:,} pairs "
+            f"from {self.candidates_source}, depth={self.depth}, metrics={self.metrics})"
+        )
+
+
+__all__ = ["RerankingEvaluator"]
