@@ -385,8 +385,9 @@ def load_model_from_artifact(
 ) -> Any:
     """Fetch a model artifact (or take a local directory) and load it.
 
-    A directory saved by sentence-transformers (it has `modules.json`) loads as a
-    `SentenceTransformer`, or as a `SparseEncoder` when it was saved by one (SPLADE); any other as `transformers.AutoModel` (load its tokenizer with
+    A directory saved by sentence-transformers loads as the class that saved it (its
+    `config_sentence_transformers.json` `model_type`): a `CrossEncoder`, a `SparseEncoder` (SPLADE), else a
+    `SentenceTransformer` (it has `modules.json`); any other as `transformers.AutoModel` (load its tokenizer with
     `AutoTokenizer.from_pretrained` on the same directory). `kwargs` go to the loader.
 
     Example:
@@ -400,6 +401,10 @@ def load_model_from_artifact(
     """
     local = Path(name)
     path = local if local.is_dir() else fetch_artifact(name, type="model", root=root, run=run)
+    if _saved_model_type(path) == "CrossEncoder":
+        from sentence_transformers import CrossEncoder
+
+        return CrossEncoder(str(path), device=device, **kwargs)
     if (path / "modules.json").is_file():
         if _saved_model_type(path) == "SparseEncoder":  # a SPLADE model: sparse embeddings, not dense
             from sentence_transformers.sparse_encoder import SparseEncoder

@@ -331,6 +331,9 @@ def collect_config(
         "seed": int(args.seed),
     }
     config.update(splade_config(model, loss, callbacks))  # SPLADE: pooling, activation, regulariser weights
+    if config["model_type"] == "cross-encoder" and model is not None:  # a reranker's head: 1 = a relevance score
+        num_labels = getattr(model, "num_labels", None)
+        config["num_labels"] = int(num_labels) if isinstance(num_labels, int) else None
     config.update(environment_info(world_size=world_size, mixed_precision=config["amp_dtype"]))
     if model is not None:
         config[NUM_PARAMETERS_KEY] = num_parameters(model)

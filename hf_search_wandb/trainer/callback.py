@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from transformers import TrainerCallback
 
+from hf_search_wandb.core.reranking_result import RerankingResult
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
 from hf_search_wandb.tracking.run_options import RunSettings
 from hf_search_wandb.tracking.run_setup import CONFIG_KEYS
@@ -459,7 +460,9 @@ class SearchWandbCallback(TrainerCallback):
             # broadcast (accelerate's CPU DDP), evaluating here would start collectives rank 0 never joins.
             return None
         target = model
-        if tokenizer is not None and getattr(ev, "tokenizer", None) is None:
+        if callable(getattr(ev, "adapt_model", None)):  # a reranking evaluator wraps its cross-encoder itself
+            target = ev.adapt_model(model, tokenizer)
+        elif tokenizer is not None and getattr(ev, "tokenizer", None) is None:
             from hf_search_wandb.core.encoders import as_encoder
 
             target = as_encoder(
@@ -500,7 +503,12 @@ class SearchWandbCallback(TrainerCallback):
             return
         o = self.options
         self._drain()
-        tables.log_evaluation_media(
+        log_media: Any = tables.log_evaluation_media
+        if isinstance(result, RerankingResult):
+            from hf_search_wandb.tracking import reranking_tables
+
+            log_media = reranking_tables.log_reranking_media
+        log_media(
             self.run, result, ev, step=step, num_examples=o.num_examples, k=o.examples_k,
             error_k=o.error_k, histograms=o.log_histograms, seed=o.table_seed,
         )  # fmt: skip
