@@ -125,7 +125,7 @@ def test_best_model_artifact_loads_back_as_a_cross_encoder_and_scores_the_same(e
 
     from hf_search_wandb.tracking.artifacts import load_model_from_artifact, restore_staged_artifact
 
-    run, trainer, evaluator, callback = evaluator_path
+    run, trainer, evaluator, _callback = evaluator_path
     models = [a for a in run.artifacts if a["type"] == "model"]
     assert models and json.loads(models[-1]["metadata"])["model_type"] == "cross-encoder"
     restored = restore_staged_artifact(f"{models[-1]['name']}:best", run.run_dir.parent / "restored",
@@ -137,7 +137,7 @@ def test_best_model_artifact_loads_back_as_a_cross_encoder_and_scores_the_same(e
     pairs = [(evaluator.queries[q], evaluator.corpus[d]) for q in list(evaluator.queries)[:3] for d in ("doc1", "doc2")]
     np.testing.assert_allclose(loaded.predict(pairs), reference.predict(pairs), atol=1e-6)
     # the artifact holds the best evaluation's weights: re-evaluating it gives the logged best metric
-    assert evaluator.evaluate(loaded).metrics["mrr@10"] == pytest.approx(callback.best["best_mrr@10"], abs=1e-6)
+    assert evaluator.evaluate(loaded).metrics["mrr@10"] == pytest.approx(run.summary["best/mrr@10"], abs=1e-6)
 
 
 def test_callbacks_own_evaluation_on_a_cross_encoder_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

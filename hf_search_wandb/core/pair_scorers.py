@@ -40,9 +40,8 @@ class PairScorer:
             never change a ranking; they change the score histograms.
 
     Example:
-        >>> import tempfile
-        >>> from tests.tiny_models import make_tiny_cross_encoder
-        >>> scorer = PairScorer(make_tiny_cross_encoder(tempfile.mkdtemp()))
+        >>> from sentence_transformers.cross_encoder import CrossEncoder
+        >>> scorer = PairScorer(CrossEncoder("sentence-transformers/all-MiniLM-L6-v2", num_labels=1))
         >>> scorer.score([("cell growth", "cell growth in mice"), ("sleep", "blood")]).shape
         torch.Size([2])
     """
