@@ -17,14 +17,8 @@ if TYPE_CHECKING:
     from hf_search_wandb.core.encoders import HFEncoder, as_encoder
     from hf_search_wandb.core.evaluator import RetrievalEvaluator
     from hf_search_wandb.core.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
-    from hf_search_wandb.core.metrics import (
-        DEFAULT_METRICS,
-        MetricReport,
-        parse_metric,
-        parse_metrics,
-        score_ranked,
-        score_run,
-    )
+    from hf_search_wandb.core.measures import MEASURES, Measure, parse_metric, parse_metrics
+    from hf_search_wandb.core.metrics import DEFAULT_METRICS, MetricReport, score_ranked, score_run
     from hf_search_wandb.core.reranking import RerankingEvaluator
     from hf_search_wandb.core.reranking_result import RerankingResult
     from hf_search_wandb.core.results import RetrievalResult
@@ -58,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "DEFAULT_METRICS": "hf_search_wandb.core.metrics",
     "HFEncoder": "hf_search_wandb.core.encoders",
     "HardNegatives": "hf_search_wandb.core.hard_negatives",
+    "MEASURES": "hf_search_wandb.core.measures",
+    "Measure": "hf_search_wandb.core.measures",
     "MetricReport": "hf_search_wandb.core.metrics",
     "RerankingEvaluator": "hf_search_wandb.core.reranking",
     "RerankingResult": "hf_search_wandb.core.reranking_result",
@@ -81,8 +77,8 @@ _EXPORTS: dict[str, str] = {
     "log_retrieval_examples": "hf_search_wandb.tracking.tables",
     "mine_bm25_negatives": "hf_search_wandb.core.hard_negatives",
     "mine_dense_negatives": "hf_search_wandb.core.hard_negatives",
-    "parse_metric": "hf_search_wandb.core.metrics",
-    "parse_metrics": "hf_search_wandb.core.metrics",
+    "parse_metric": "hf_search_wandb.core.measures",
+    "parse_metrics": "hf_search_wandb.core.measures",
     "retrieval_examples_table": "hf_search_wandb.tracking.tables",
     "score_histograms": "hf_search_wandb.tracking.tables",
     "score_ranked": "hf_search_wandb.core.metrics",
@@ -92,10 +88,12 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_METRICS",
+    "MEASURES",
     "ArtifactUnavailableError",
     "BeirData",
     "HFEncoder",
     "HardNegatives",
+    "Measure",
     "MetricReport",
     "RerankingEvaluator",
     "RerankingResult",

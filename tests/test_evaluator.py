@@ -76,6 +76,18 @@ def test_metrics_equal_score_run_on_the_same_ranking():
     assert score_run(evaluator.qrels, result.run(), metrics=METRICS, depth=3) == result.metrics
 
 
+def test_rprec_and_bpref_equal_score_run_on_the_same_ranking():
+    """bpref must tell judged non-relevant docs (grade 0) from unjudged ones on the evaluator's path too."""
+    qrels = {"q1": {"d1": 1, "d3": 0}, "q2": {"d2": 1, "d4": 0, "d5": 0}, "q3": {"d2": 1, "d1": 0}}
+    metrics = ("rprec", "bpref", "map")
+    evaluator = RetrievalEvaluator(QUERIES, CORPUS, qrels, metrics=metrics, depth=5, primary_metric="bpref")
+    result = evaluator.evaluate(KeywordEncoder())
+    assert score_run(qrels, result.run(), metrics=metrics, depth=5) == result.metrics
+    # q1: d3 (judged non-relevant) above d1 -> 0; q2: d2 first -> 1; q3: d1 (judged 0) above d2 -> 0
+    assert result.metrics["bpref"] == pytest.approx(1 / 3)
+    assert evaluator.greater_is_better
+
+
 def test_call_returns_prefixed_keys_and_primary_metric():
     evaluator = keyword_evaluator(name="dev")
     metrics = evaluator(KeywordEncoder())

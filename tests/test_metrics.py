@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hf_search_wandb.core.measures import MEASURES, Metric, parse_metric, parse_metrics
 from hf_search_wandb.core.metrics import (
     DEFAULT_METRICS,
-    Metric,
-    parse_metric,
-    parse_metrics,
     ranked_report,
     run_report,
     score_ranked,
@@ -25,14 +24,6 @@ from hf_search_wandb.core.metrics import (
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
 TOL = 1e-6
-# Our name -> pytrec_eval measure (the run is cut to `depth` first for every measure).
-TREC = {
-    "ndcg": "ndcg_cut_{k}",
-    "recall": "recall_{k}",
-    "precision": "P_{k}",
-    "hit": "success_{k}",
-    "map": "map_cut_{k}",
-}
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -47,10 +38,36 @@ def _trec(qrels: dict, run: dict, measures: set[str]) -> dict[str, dict[str, flo
     return pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
 
 
+def _names(ks: list[int]) -> list[str]:
+    """Every measure of the table: at each cut-off in ks when it takes one, and without one when it can."""
+    names = [f"{m.name}@{k}" for m in MEASURES.values() if m.cutoff != "none" for k in ks]
+    return names + [m.name for m in MEASURES.values() if m.cutoff != "required"]
+
+
+def _reference(qrels: dict, run: dict, names: list[str], depth: int) -> dict[str, dict[str, float]]:
+    """pytrec_eval's value of each metric name (the trec_eval measure the table declares for it), per query,
+    on the run cut to the metric's k (to `depth` for a metric without one)."""
+    by_cut: dict[int, dict[str, str]] = {}  # cut -> {our name: pytrec_eval result key}
+    for name in names:
+        metric = parse_metric(name)
+        trec_name = metric.spec.trec_eval_name(metric.k)
+        assert trec_name is not None, f"{name}: the table declares no trec_eval measure"
+        by_cut.setdefault(metric.k or depth, {})[metric.name] = trec_name
+    out: dict[str, dict[str, float]] = {}
+    for cut, wanted in by_cut.items():
+        # pytrec_eval is asked for `ndcg_cut.10` and answers `ndcg_cut_10`
+        asked = {re.sub(r"_(\d+)$", r".\1", trec) for trec in wanted.values()}
+        result = _trec(qrels, _cut(run, min(cut, depth)), asked)
+        for q, values in result.items():
+            out.setdefault(q, {}).update({ours: values[trec] for ours, trec in wanted.items()})
+    return out
+
+
 @st.composite
 def judged_runs(draw: st.DrawFn, *, ties: bool = False) -> tuple[dict, dict]:
-    """Random qrels with grades 0-3 (judged non-relevant docs, queries without relevant docs) and a run
-    that mixes judged and unjudged docs. Distinct scores unless `ties`."""
+    """Random qrels with grades -1 to 3 (judged non-relevant docs, a negative grade that trec_eval takes as
+    "in the pool but unjudged", queries without relevant docs) and a run that mixes judged and unjudged
+    docs. Distinct scores unless `ties`."""
     n_queries = draw(st.integers(1, 5))
     id_alphabet = "abZé9" if ties else "abcdefgh"
     qrels: dict[str, dict[str, int]] = {}
@@ -60,7 +77,7 @@ def judged_runs(draw: st.DrawFn, *, ties: bool = False) -> tuple[dict, dict]:
             st.lists(st.text(id_alphabet, min_size=1, max_size=3), min_size=1, max_size=25, unique=True)
         )
         judged = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=len(pool), unique=True))
-        qrels[f"q{q}"] = {d: draw(st.sampled_from([0, 0, 1, 1, 2, 3])) for d in judged}
+        qrels[f"q{q}"] = {d: draw(st.sampled_from([-1, 0, 0, 0, 1, 1, 2, 3])) for d in judged}
         retrieved = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=len(pool), unique=True))
         if ties:
             scores = draw(
@@ -86,6 +103,17 @@ def _evaluated(qrels: dict) -> list[str]:
     return [q for q, grades in qrels.items() if any(v > 0 for v in grades.values())]
 
 
+def test_every_measure_of_the_table_is_checked_here() -> None:
+    """The parity tests below take their names from MEASURES: a new measure is checked against its declared
+    trec_eval measure without touching them. rprec and bpref were added that way."""
+    assert {"mrr", "ndcg", "recall", "precision", "hit", "map", "rprec", "bpref"} <= set(MEASURES)
+    names = _names([3])
+    assert {"rprec", "bpref", "map", "map@3", "ndcg@3"} <= set(names)
+    for name in names:
+        metric = parse_metric(name)
+        assert metric.spec.trec_eval_name(metric.k) is not None
+
+
 @SETTINGS
 @given(
     data=judged_runs(),
@@ -97,30 +125,13 @@ def test_every_metric_equals_trec_eval_on_distinct_scores(
 ) -> None:
     qrels, run = data
     ks = [k for k in ks if k <= depth] or [depth]
-    names = [f"{m}@{k}" for m in ("mrr", *TREC) for k in ks] + ["map"]
+    names = _names(ks)
     ours = score_run(qrels, run, metrics=names, depth=depth, per_query=True)
-    cut_run = _cut(run, depth)
-    cut_list = ",".join(map(str, ks))
-    ref = _trec(
-        qrels,
-        cut_run,
-        {
-            "map",
-            f"ndcg_cut.{cut_list}",
-            f"recall.{cut_list}",
-            f"P.{cut_list}",
-            f"success.{cut_list}",
-            f"map_cut.{cut_list}",
-        },
-    )
+    ref = _reference(qrels, run, names, depth)
     assert set(ours) == set(_evaluated(qrels))
     for q, values in ours.items():
-        assert values["map"] == pytest.approx(ref[q]["map"], abs=TOL)
-        for k in ks:
-            rr = _trec(qrels, _cut(cut_run, k), {"recip_rank"})[q]["recip_rank"]
-            assert values[f"mrr@{k}"] == pytest.approx(rr, abs=TOL)
-            for ours_name, trec_name in TREC.items():
-                assert values[f"{ours_name}@{k}"] == pytest.approx(ref[q][trec_name.format(k=k)], abs=TOL)
+        for name in names:
+            assert values[name] == pytest.approx(ref[q][name], abs=TOL), name
     means = score_run(qrels, run, metrics=names, depth=depth)
     for name in names:
         assert means[name] == pytest.approx(float(np.mean([ours[q][name] for q in ours])), abs=1e-12)
@@ -135,18 +146,12 @@ def test_ties_follow_trec_eval_score_then_doc_id_descending(
     by doc id descending (strcmp); the metrics agree with it and do not depend on the run's dict order."""
     qrels, run = data
     depth = max(k, *(len(d) + 1 for d in run.values()))  # no cut: pytrec_eval sees and sorts the whole run
-    names = [f"{m}@{k}" for m in TREC] + [f"mrr@{depth}", "map"]
+    names = _names([k])
     ours = score_run(qrels, run, metrics=names, depth=depth, per_query=True)
-    ref = _trec(
-        qrels,
-        run,
-        {"map", "recip_rank", f"ndcg_cut.{k}", f"recall.{k}", f"P.{k}", f"success.{k}", f"map_cut.{k}"},
-    )
+    ref = _reference(qrels, run, names, depth)
     for q, values in ours.items():
-        assert values[f"mrr@{depth}"] == pytest.approx(ref[q]["recip_rank"], abs=TOL)
-        assert values["map"] == pytest.approx(ref[q]["map"], abs=TOL)
-        for ours_name, trec_name in TREC.items():
-            assert values[f"{ours_name}@{k}"] == pytest.approx(ref[q][trec_name.format(k=k)], abs=TOL)
+        for name in names:
+            assert values[name] == pytest.approx(ref[q][name], abs=TOL), name
     rng = random.Random(seed)
     shuffled = {q: dict(rng.sample(list(d.items()), len(d))) for q, d in reversed(list(run.items()))}
     assert score_run(qrels, shuffled, metrics=names, depth=depth, per_query=True) == ours
@@ -157,16 +162,18 @@ def test_ties_follow_trec_eval_score_then_doc_id_descending(
 def test_score_ranked_is_the_kernel_of_score_run(data: tuple[dict, dict], depth: int) -> None:
     """The evaluator calls score_ranked on its own top-k arrays: same numbers as score_run on the run."""
     qrels, run = data
-    metrics = [f"mrr@{depth}", f"ndcg@{depth}", "map", f"hit@{depth}", f"recall@{depth}", "precision@1"]
+    metrics = _names([depth, 1])
     query_ids = list(qrels)
     ranked = np.zeros((len(query_ids), depth), dtype=np.int64)
+    in_qrels = np.zeros((len(query_ids), depth), dtype=bool)
     for i, q in enumerate(query_ids):
         for j, doc in enumerate(_cut(run, depth).get(q, {})):
             ranked[i, j] = qrels[q].get(doc, 0)
+            in_qrels[i, j] = doc in qrels[q]
     judged = [np.array(list(qrels[q].values())) for q in query_ids]
-    per_query = score_ranked(ranked, judged, metrics=metrics, depth=depth, per_query=True)
+    per_query = score_ranked(ranked, judged, metrics=metrics, depth=depth, per_query=True, ranked_judged=in_qrels)
     by_id = score_run(qrels, run, metrics=metrics, depth=depth, per_query=True)
-    assert score_ranked(ranked, judged, metrics=metrics, depth=depth) == pytest.approx(
+    assert score_ranked(ranked, judged, metrics=metrics, depth=depth, ranked_judged=in_qrels) == pytest.approx(
         score_run(qrels, run, metrics=metrics, depth=depth), abs=1e-12
     )
     for i, q in enumerate(query_ids):
@@ -200,10 +207,59 @@ RUN = {
         ("ndcg@1", 0.0),
         ("map", (1 / 2 + 2 / 4) / 2),
         ("map@2", (1 / 2) / 2),  # denominator: all relevant docs, not min(k, R)
+        ("rprec", 1 / 2),  # top R = 2: d3, d1
+        ("bpref", 1.0),  # the only judged non-relevant doc (d5) is below both relevant ones; d3, d4 unjudged
     ],
 )
 def test_hand_computed_single_query(name: str, expected: float) -> None:
     assert score_run(QRELS, RUN, metrics=[name], depth=10)[name] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("qrels", "expected"),
+    [
+        # R = 2, N = 2: "a" has 1 judged non-relevant doc above it -> 1 - 1/2; "d" has 2 -> 1 - 2/2
+        ({"q": {"a": 1, "b": 0, "c": 0, "d": 1}}, (0.5 + 0.0) / 2),
+        # "b" unjudged: it no longer counts, and N = 1 -> "a" 1, "d" 1 - 1/min(1, 2)
+        ({"q": {"a": 1, "c": 0, "d": 1}}, (1.0 + 0.0) / 2),
+        # R = 2, N = 5: the denominator is min(N, R) = 2, and the count above a hit is capped at R
+        ({"q": {"a": 1, "b": 0, "c": 0, "d": 1, "n1": 0, "n2": 0, "n3": 0}}, (0.5 + 0.0) / 2),
+        # a relevant doc that is not retrieved adds 0 (still divided by R = 3)
+        ({"q": {"a": 1, "b": 0, "c": 0, "d": 1, "z": 2}}, (0.5 + 0.0) / 3),
+    ],
+)
+def test_bpref_counts_judged_non_relevant_docs_above_each_relevant_one(qrels: dict, expected: float) -> None:
+    run = {"q": {"b": 0.9, "a": 0.8, "x": 0.7, "c": 0.6, "d": 0.5}}  # x is never judged
+    assert score_run(qrels, run, metrics=["bpref"])["bpref"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_rprec_looks_at_the_top_r_documents() -> None:
+    qrels = {"q": {"a": 1, "b": 1, "c": 1}}
+    run = {"q": {"x": 0.9, "a": 0.8, "b": 0.7, "c": 0.6}}  # top 3: x, a, b
+    assert score_run(qrels, run, metrics=["rprec"]) == {"rprec": pytest.approx(2 / 3)}
+    # fewer than R documents retrieved: still divided by R (trec_eval Rprec)
+    assert score_run(qrels, {"q": {"a": 1.0}}, metrics=["rprec"]) == {"rprec": pytest.approx(1 / 3)}
+
+
+def test_bpref_in_score_ranked_needs_to_know_which_ranks_are_judged() -> None:
+    ranked = np.array([[0, 1, 0]])
+    judged = [np.array([1, 0])]  # one relevant and one judged non-relevant doc
+    with pytest.raises(ValueError, match=r"bpref needs to tell judged non-relevant documents .* ranked_judged="):
+        score_ranked(ranked, judged, metrics=["bpref"], depth=3)
+    assert score_ranked(ranked, judged, metrics=["bpref"], depth=3, ranked_judged=np.array([[True, True, False]])) == {
+        "bpref": 0.0
+    }
+    assert score_ranked(ranked, judged, metrics=["bpref"], depth=3, ranked_judged=np.array([[False, True, True]])) == {
+        "bpref": 1.0
+    }
+    # the other measures need no mask, and ignore it
+    assert score_ranked(ranked, judged, metrics=["mrr@3"], depth=3) == {"mrr@3": 0.5}
+    with pytest.raises(ValueError, match=r"ranked_judged has shape \(1, 2\) but ranked_relevance has \(1, 3\)"):
+        score_ranked(ranked, judged, metrics=["bpref"], depth=3, ranked_judged=np.ones((1, 2), dtype=bool))
+    with pytest.raises(TypeError, match="ranked_judged must hold booleans"):
+        score_ranked(ranked, judged, metrics=["bpref"], depth=3, ranked_judged=np.ones((1, 3)))
+    with pytest.raises(ValueError, match="ranked_judged is False at a rank whose grade is > 0"):
+        score_ranked(ranked, judged, metrics=["bpref"], depth=3, ranked_judged=np.zeros((1, 3), dtype=bool))
 
 
 def test_depth_cuts_the_run_before_map() -> None:
@@ -287,6 +343,8 @@ def test_ten_thousand_queries_by_depth_one_thousand() -> None:
         ("precision@1", Metric("precision@1", "precision", 1)),
         ("hit@3", Metric("hit@3", "hit", 3)),
         ("recall@100", Metric("recall@100", "recall", 100)),
+        ("Rprec", Metric("rprec", "rprec", None)),
+        ("bpref", Metric("bpref", "bpref", None)),
     ],
 )
 def test_parse_metric_accepts_every_form(name: str, parsed: Metric) -> None:
@@ -296,7 +354,7 @@ def test_parse_metric_accepts_every_form(name: str, parsed: Metric) -> None:
 @pytest.mark.parametrize("name", ["mrr@ten", "ndgc@10", "map@", "f1@10", "", "mrr10"])
 def test_unknown_metric_lists_the_valid_forms(name: str) -> None:
     with pytest.raises(
-        ValueError, match=r"Valid forms: mrr@k, ndcg@k, recall@k, precision@k, hit@k, map, map@k"
+        ValueError, match=r"Valid forms: mrr@k, ndcg@k, recall@k, precision@k, hit@k, map, map@k, rprec, bpref"
     ):
         parse_metric(name)
 
@@ -318,6 +376,12 @@ def test_parse_metrics_checks_the_list_against_depth() -> None:
 def test_metric_without_cut_off_says_how_to_write_it() -> None:
     with pytest.raises(ValueError, match=r"needs a cut-off, e\.g\. 'ndcg@10'"):
         parse_metric("ndcg")
+
+
+@pytest.mark.parametrize("name", ["rprec@10", "bpref@5"])
+def test_metric_that_takes_no_cut_off_says_how_to_write_it(name: str) -> None:
+    with pytest.raises(ValueError, match=rf"takes no cut-off: write '{name.split('@')[0]}'"):
+        parse_metric(name)
 
 
 @pytest.mark.parametrize("name", ["mrr@0", "ndcg@-3", "map@0"])

@@ -159,7 +159,8 @@ def test_metric_must_be_logged_by_the_callback(seed):
     (reason,) = reasons(seed, count=5)
     assert "not logged by SearchWandbCallback" in reason and "did you mean 'val/mrr@10'" in reason
     assert load_sweep_config(seed, count=5, extra_metrics=("val_mrr@10",)).metric == "val_mrr@10"
-    for name in ("val/ndcg@20", "val/recall@1000", "val/map", "val/loss", "train/loss", "val/precision@5"):
+    for name in ("val/ndcg@20", "val/recall@1000", "val/map", "val/loss", "train/loss", "val/precision@5",
+                 "val/rprec", "val/bpref"):
         seed["metric"] = {"name": name, "goal": "minimize" if "loss" in name else "maximize"}
         assert load_sweep_config(seed, count=5).metric == name
 
@@ -171,6 +172,12 @@ def test_goal_must_be_minimize_or_maximize_and_given(seed):
     assert "defaults to minimize" in reasons(seed, count=5)[0]
     seed["metric"] = {"name": "val/loss", "goal": "maximize"}
     assert "is a loss" in reasons(seed, count=5)[0]
+    seed["metric"] = {"name": "val/bpref", "goal": "minimize"}
+    assert "val/bpref is higher-is-better: goal must be maximize" in reasons(seed, count=5)[0]
+    seed["metric"] = {"name": "val/rprec"}
+    assert "write `goal: maximize`" in reasons(seed, count=5)[0]
+    seed["metric"] = {"name": "train/loss"}
+    assert "write `goal: minimize`" in reasons(seed, count=5)[0]
 
 
 def test_all_problems_are_reported_together(seed):

@@ -38,7 +38,8 @@ from hf_search_wandb.core.encoders import (
     features_to_device,
 )
 from hf_search_wandb.core.hf_datasets import to_plain_data
-from hf_search_wandb.core.metrics import DEFAULT_METRICS, parse_metric, parse_metrics, ranked_report
+from hf_search_wandb.core.measures import parse_metric, parse_metrics
+from hf_search_wandb.core.metrics import DEFAULT_METRICS, ranked_report
 from hf_search_wandb.core.results import RetrievalResult
 from hf_search_wandb.core.search import SearchHits, key_scores, key_ties, search, tie_positions
 from hf_search_wandb.core.sparse_evaluation import evaluate_sparse
@@ -589,12 +590,18 @@ class RetrievalEvaluator(SentenceEvaluator):
         top_indices = tie_to_doc[key_ties(top_keys).numpy()]
         top_scores = key_scores(top_keys).numpy().astype(np.float32)
         grades = np.zeros(top_indices.shape, dtype=np.float64)
+        in_qrels = np.zeros(top_indices.shape, dtype=bool)  # judged non-relevant vs unjudged, for bpref
         for qi, qid in enumerate(self._query_ids):
             judged = self.qrels[qid]
             for j, di in enumerate(top_indices[qi].tolist()):
-                grades[qi, j] = judged.get(self._doc_ids[di], 0)
+                grade = judged.get(self._doc_ids[di])
+                if grade is not None:
+                    grades[qi, j] = grade
+                    in_qrels[qi, j] = True
         judged_arrays = [np.fromiter(self.qrels[q].values(), dtype=np.float64) for q in self._query_ids]
-        report = ranked_report(grades, judged_arrays, metrics=self.metrics, depth=self.depth)
+        report = ranked_report(
+            grades, judged_arrays, metrics=self.metrics, depth=self.depth, ranked_judged=in_qrels
+        )
         pair_ranks = hits.pair_ranks.cpu().numpy()
         relevant_ranks: dict[str, dict[str, int]] = {}
         for (qid, did), rank in zip(pair_ids, pair_ranks.tolist(), strict=True):

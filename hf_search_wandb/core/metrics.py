@@ -8,10 +8,11 @@ Two entry points share one kernel:
   graded relevance of the document at each rank, and each query's judged grades. The evaluator calls it
   directly on its top-k arrays.
 
-Metric names are `mrr@k`, `ndcg@k`, `recall@k`, `precision@k`, `hit@k`, `map` and `map@k` (any k >= 1);
-see `docs/metrics.md` for the formulas and the trec_eval measure each one equals. A document is relevant
-when its grade is > 0 (trec_eval's default relevance level 1). Means are over the queries with at least
-one relevant document; the others are skipped, counted in `MetricReport.num_skipped` and logged.
+Metric names are `mrr@k`, `ndcg@k`, `recall@k`, `precision@k`, `hit@k`, `map`, `map@k`, `rprec` and
+`bpref` (any k >= 1): the table of measures in `core/measures.py` declares each one; see `docs/metrics.md`
+for the formulas and the trec_eval measure each one equals. A document is relevant when its grade is > 0
+(trec_eval's default relevance level 1). Means are over the queries with at least one relevant document;
+the others are skipped, counted in `MetricReport.num_skipped` and logged.
 
 This module imports numpy only: no torch, no wandb.
 """
@@ -19,30 +20,19 @@ This module imports numpy only: no torch, no wandb.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, overload
+from typing import Literal, overload
 
 import numpy as np
+
+from hf_search_wandb.core.measures import parse_metrics
+from hf_search_wandb.core.ranked_hits import RankedHits
 
 logger = logging.getLogger(__name__)
 
 #: The `val/` metrics the spec logs at every evaluation.
 DEFAULT_METRICS: tuple[str, ...] = ("mrr@10", "ndcg@10", "recall@100", "map", "hit@10")
-
-_MEASURES = ("mrr", "ndcg", "recall", "precision", "hit", "map")
-_NAME_RE = re.compile(r"^(?P<measure>[a-z_]+)(?:@(?P<k>[+-]?\d+))?$")
-_VALID_FORMS = "mrr@k, ndcg@k, recall@k, precision@k, hit@k, map, map@k (k an integer >= 1, e.g. 'ndcg@10')"
-
-
-class Metric(NamedTuple):
-    """A parsed metric name: `measure` is one of mrr/ndcg/recall/precision/hit/map, `k` its cut-off
-    (`None` only for `map`, which uses the whole run cut to `depth`)."""
-
-    name: str
-    measure: str
-    k: int | None
 
 
 @dataclass
@@ -81,146 +71,6 @@ class MetricReport:
         return out
 
 
-def parse_metric(name: str) -> Metric:
-    """Validate a metric name and return its parts.
-
-    Args:
-        name: e.g. `"mrr@10"`, `"ndcg@10"`, `"recall@100"`, `"precision@5"`, `"hit@10"`, `"map"`,
-            `"map@100"`. Case and surrounding spaces are ignored; the canonical name is lower case.
-
-    Returns:
-        A `Metric(name, measure, k)`.
-
-    Raises:
-        ValueError: for an unknown measure or a malformed name (the message lists the valid forms),
-            or a cut-off k < 1.
-
-    Example:
-        >>> parse_metric("NDCG@10")
-        Metric(name='ndcg@10', measure='ndcg', k=10)
-        >>> parse_metric("map")
-        Metric(name='map', measure='map', k=None)
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"A metric name must be a string, got {type(name).__name__}: {name!r}.")
-    text = name.strip().lower()
-    match = _NAME_RE.match(text)
-    if match is None or match["measure"] not in _MEASURES:
-        raise ValueError(f"Unknown metric {name!r}. Valid forms: {_VALID_FORMS}.")
-    measure, k_text = match["measure"], match["k"]
-    if k_text is None:
-        if measure != "map":
-            raise ValueError(
-                f"Metric {name!r} needs a cut-off, e.g. '{measure}@10'. Valid forms: {_VALID_FORMS}."
-            )
-        return Metric("map", "map", None)
-    k = int(k_text)
-    if k < 1:
-        raise ValueError(f"Metric {name!r}: the cut-off k must be an integer >= 1, got {k}.")
-    return Metric(f"{measure}@{k}", measure, k)
-
-
-def parse_metrics(metrics: Sequence[str] | str, depth: int = 100) -> list[Metric]:
-    """Validate a list of metric names against a ranking depth (what the scorers check first).
-
-    Args:
-        metrics: metric names (see `parse_metric`), or one name.
-        depth: the rank cut-off the rankings will have; every k must be <= depth.
-
-    Returns:
-        The parsed metrics, in order.
-
-    Raises:
-        ValueError: an invalid name, an empty list, depth < 1, or a k larger than depth.
-
-    Example:
-        >>> [m.name for m in parse_metrics(["MRR@10", "map"], depth=100)]
-        ['mrr@10', 'map']
-    """
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    parsed = [parse_metric(m) for m in metrics]
-    if not parsed:
-        raise ValueError(f"No metrics requested. Valid forms: {_VALID_FORMS}.")
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}.")
-    for metric in parsed:
-        if metric.k is not None and metric.k > depth:
-            raise ValueError(
-                f"{metric.name} needs the top {metric.k} documents but depth is {depth}: "
-                f"pass depth >= {metric.k} or a smaller k."
-            )
-    return parsed
-
-
-def _ideal_dcg(judged: list[np.ndarray], cutoffs: set[int]) -> dict[int, np.ndarray]:
-    """Ideal DCG@k of every query: its positive grades sorted descending, cut at k."""
-    n = len(judged)
-    lengths = np.fromiter((a.size for a in judged), dtype=np.int64, count=n)
-    if not cutoffs or lengths.sum() == 0:
-        return {k: np.zeros(n) for k in cutoffs}
-    flat = np.concatenate(judged)
-    owner = np.repeat(np.arange(n), lengths)
-    order = np.lexsort((-flat, owner))
-    flat, owner = flat[order], owner[order]
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    position = np.arange(flat.size) - starts[owner]
-    gain = flat / np.log2(position + 2.0)
-    return {k: np.bincount(owner[position < k], weights=gain[position < k], minlength=n) for k in cutoffs}
-
-
-def _kernel(ranked: np.ndarray, judged: list[np.ndarray], parsed: list[Metric]) -> dict[str, np.ndarray]:
-    """Per-query values of every metric (also for queries without a relevant doc; the caller masks).
-
-    Works on the relevant hits only (`np.nonzero`), so the cost after one pass over `ranked` is
-    proportional to the number of relevant documents retrieved, not to n_queries x depth.
-    """
-    n = ranked.shape[0]
-    num_rel = np.fromiter((a.size for a in judged), dtype=np.float64, count=n)
-    safe_rel = np.maximum(num_rel, 1.0)
-    rows, cols = np.nonzero(ranked > 0)  # row-major: hits of each query in rank order
-    found = np.bincount(rows, minlength=n)
-    too_many = np.flatnonzero(found > num_rel)
-    if too_many.size:
-        i = int(too_many[0])
-        raise ValueError(
-            f"Query {i} has {int(found[i])} relevant documents in ranked_relevance but only "
-            f"{int(num_rel[i])} relevant grades in judged_relevance[{i}]: they must describe the same judgments."
-        )
-    starts = np.concatenate(([0], np.cumsum(found)[:-1]))
-    nth_hit = np.arange(rows.size) - starts[rows] + 1.0  # 1 for the first relevant doc of a query, ...
-    first = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first, rows, cols)
-    need = {m.measure for m in parsed}
-    gain = ranked[rows, cols].astype(np.float64) / np.log2(cols + 2.0) if "ndcg" in need else None
-    precision_at_hit = nth_hit / (cols + 1.0) if "map" in need else None
-    ideal = _ideal_dcg(judged, {m.k for m in parsed if m.measure == "ndcg" and m.k is not None})
-
-    def sum_top(k: int | None, weights: np.ndarray | None = None) -> np.ndarray:
-        keep = slice(None) if k is None else cols < k
-        w = None if weights is None else weights[keep]
-        return np.bincount(rows[keep], weights=w, minlength=n).astype(np.float64)
-
-    out: dict[str, np.ndarray] = {}
-    for metric in parsed:
-        k = metric.k
-        if metric.measure == "mrr":
-            values = np.where(first < (k or 0), 1.0 / (first + 1.0), 0.0)
-        elif metric.measure == "hit":
-            values = (sum_top(k) > 0).astype(np.float64)
-        elif metric.measure == "recall":
-            values = sum_top(k) / safe_rel
-        elif metric.measure == "precision":
-            values = sum_top(k) / float(k or 1)
-        elif metric.measure == "ndcg":
-            idcg = ideal[k or 0]
-            values = np.divide(sum_top(k, gain), idcg, out=np.zeros(n), where=idcg > 0)
-        else:  # map (whole ranking, already cut to depth) and map@k
-            values = sum_top(k, precision_at_hit) / safe_rel
-        out[metric.name] = values
-    return out
-
-
 def _positive_grades(grades: np.ndarray | Sequence[float]) -> np.ndarray:
     array = np.asarray(grades, dtype=np.float64).ravel()
     return array[array > 0]
@@ -232,6 +82,7 @@ def ranked_report(
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,
     depth: int = 100,
+    ranked_judged: np.ndarray | None = None,
 ) -> MetricReport:
     """`score_ranked`, returning the full `MetricReport` (means, per-query values, skipped queries).
 
@@ -255,8 +106,15 @@ def ranked_report(
     if ranked.dtype.kind == "f" and np.isnan(ranked).any():
         raise ValueError("ranked_relevance contains NaN.")
     judged = [_positive_grades(g) for g in judged_relevance]
-    per_query = _kernel(ranked, judged, parsed)
-    evaluated = np.fromiter((a.size > 0 for a in judged), dtype=bool, count=len(judged))
+    num_nonrelevant, nonrelevant = None, None
+    if ranked_judged is not None and any(m.spec.uses_nonrelevant for m in parsed):
+        nonrelevant = _judged_nonrelevant(ranked_judged, np.asarray(ranked_relevance).shape, ranked)
+        num_nonrelevant = np.fromiter(
+            (np.count_nonzero(np.asarray(g) == 0) for g in judged_relevance), dtype=np.float64, count=len(judged)
+        )
+    hits = RankedHits(ranked, judged, num_nonrelevant, nonrelevant)
+    per_query = {m.name: m.spec.kernel(hits, m.k or hits.depth) for m in parsed}
+    evaluated = hits.num_rel > 0
     num_eval = int(evaluated.sum())
     if num_eval == 0:
         raise ValueError(
@@ -277,6 +135,22 @@ def ranked_report(
     return MetricReport(metrics=means, per_query=per_query, evaluated=evaluated)
 
 
+def _judged_nonrelevant(ranked_judged: np.ndarray, shape: tuple[int, ...], ranked: np.ndarray) -> np.ndarray:
+    """True where the (depth-cut) ranking holds a judged document of grade 0."""
+    judged_mask = np.asarray(ranked_judged)
+    if judged_mask.shape != shape:
+        raise ValueError(
+            f"ranked_judged has shape {judged_mask.shape} but ranked_relevance has {shape}: give one boolean "
+            "per ranked document (True where it is in the qrels)."
+        )
+    if judged_mask.dtype != bool:
+        raise TypeError(f"ranked_judged must hold booleans, got dtype {judged_mask.dtype}.")
+    judged_mask = judged_mask[:, : ranked.shape[1]]
+    if ((ranked > 0) & ~judged_mask).any():
+        raise ValueError("ranked_judged is False at a rank whose grade is > 0: a relevant document is judged.")
+    return judged_mask & (ranked == 0)
+
+
 @overload
 def score_ranked(
     ranked_relevance: np.ndarray,
@@ -285,6 +159,7 @@ def score_ranked(
     metrics: Sequence[str] = ...,
     depth: int = ...,
     per_query: Literal[False] = ...,
+    ranked_judged: np.ndarray | None = ...,
 ) -> dict[str, float]: ...
 
 
@@ -296,6 +171,7 @@ def score_ranked(
     metrics: Sequence[str] = ...,
     depth: int = ...,
     per_query: Literal[True],
+    ranked_judged: np.ndarray | None = ...,
 ) -> dict[str, np.ndarray]: ...
 
 
@@ -306,32 +182,44 @@ def score_ranked(
     metrics: Sequence[str] = DEFAULT_METRICS,
     depth: int = 100,
     per_query: bool = False,
+    ranked_judged: np.ndarray | None = None,
 ) -> dict[str, float] | dict[str, np.ndarray]:
     """Score rankings given as relevance grades by rank: the vectorised kernel behind `score_run`.
 
     Args:
         ranked_relevance: `(n_queries, n_ranked)` grades of the document at each rank, best first;
             0 (or any value <= 0) for non-relevant and unjudged documents and for padding.
-        judged_relevance: for each query, the grades of all its judged documents (only grades > 0 are
-            used: their count is the number of relevant documents, their values give the ideal DCG).
+        judged_relevance: for each query, the grades of all its judged documents: the count of grades > 0
+            is the number of relevant documents and their values give the ideal DCG; the count of grades
+            equal to 0 is the number of judged non-relevant documents (bpref only).
         metrics: metric names (see `parse_metric`).
-        depth: rank cut-off applied to the rankings first; `map` is average precision over the top
+        depth: rank cut-off applied to the rankings first; `map`, `rprec` and `bpref` see the top
             `depth`. Every k must be <= depth.
         per_query: return `{metric: array}` with one value per query (`nan` where skipped) instead of means.
+        ranked_judged: same shape as `ranked_relevance`, True where the document at that rank is in the
+            qrels (judged, any grade). Only `bpref` needs it (it skips unjudged documents but counts judged
+            non-relevant ones); asking for `bpref` without it is an error.
 
     Returns:
         `{metric: mean}` over queries with at least one relevant document, or per-query arrays.
 
     Raises:
-        ValueError: unknown metric, k < 1 or k > depth, mismatched shapes, or no query with a relevant doc.
+        ValueError: unknown metric, k < 1 or k > depth, mismatched shapes, no query with a relevant doc,
+            or `bpref` without `ranked_judged`.
 
     Example:
         >>> ranked = np.array([[0, 2, 0], [1, 0, 0]])
         >>> judged = [np.array([2, 1]), np.array([1])]
         >>> score_ranked(ranked, judged, metrics=["mrr@10", "recall@3"], depth=10)
         {'mrr@10': 0.75, 'recall@3': 0.75}
+        >>> in_qrels = np.array([[True, True, False], [True, False, True]])  # rank 1 of query 0: judged grade 0
+        >>> score_ranked(ranked, [np.array([2, 1, 0]), np.array([1, 0])], metrics=["bpref"], depth=10,
+        ...              ranked_judged=in_qrels)
+        {'bpref': 0.5}
     """
-    report = ranked_report(ranked_relevance, judged_relevance, metrics=metrics, depth=depth)
+    report = ranked_report(
+        ranked_relevance, judged_relevance, metrics=metrics, depth=depth, ranked_judged=ranked_judged
+    )
     return report.per_query if per_query else report.metrics
 
 
@@ -357,16 +245,19 @@ def _numbers(values: Mapping[str, float], where: str, what: str) -> np.ndarray:
     return array
 
 
-def _relevant_ranks(
-    docs: Mapping[str, float], scores: np.ndarray, grades: Mapping[str, float]
+def _judged_ranks(
+    docs: Mapping[str, float], scores: np.ndarray, grades: Mapping[str, float], nonrelevant: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """0-based ranks and grades of the relevant retrieved docs, in trec_eval's order.
+    """0-based ranks and grades of the relevant retrieved docs (and of the judged non-relevant ones,
+    grade 0, when `nonrelevant`), in trec_eval's order.
 
     trec_eval (form_res_rels.c, `comp_sim_docno`) sorts by score descending, then by doc id descending
     (`strcmp`). A doc's rank is therefore the number of docs with a higher score plus the number with the
-    same score and a larger id; only the few relevant docs need a rank, so the run is never fully sorted.
+    same score and a larger id; only the few judged docs need a rank, so the run is never fully sorted.
     """
-    relevant = [(doc, grade) for doc, grade in grades.items() if grade > 0 and doc in docs]
+    relevant = [
+        (doc, grade) for doc, grade in grades.items() if (grade > 0 or (nonrelevant and grade == 0)) and doc in docs
+    ]
     if not relevant:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     rel_scores = np.array([float(docs[doc]) for doc, _ in relevant])
@@ -414,6 +305,7 @@ def run_report(
             "%d of %d qrels queries are not in the run; they score 0 (as trec_eval -c).", missing, len(qrels)
         )
     query_ids = list(qrels)
+    with_nonrelevant = any(m.spec.uses_nonrelevant for m in parsed)
     judged: list[np.ndarray] = []
     hit_rows: list[np.ndarray] = []
     hit_cols: list[np.ndarray] = []
@@ -427,15 +319,21 @@ def run_report(
             continue
         scores = _numbers(docs, f"run[{qid!r}]", "score")
         width = max(width, min(depth, scores.size))
-        cols, rel = _relevant_ranks(docs, scores, grades)
+        cols, rel = _judged_ranks(docs, scores, grades, with_nonrelevant)
         keep = cols < depth
         hit_rows.append(np.full(int(keep.sum()), row))
         hit_cols.append(cols[keep])
         hit_grades.append(rel[keep])
     ranked = np.zeros((len(query_ids), width))
+    in_qrels = np.zeros(ranked.shape, dtype=bool) if with_nonrelevant else None
     if hit_rows:
-        ranked[np.concatenate(hit_rows), np.concatenate(hit_cols)] = np.concatenate(hit_grades)
-    report = ranked_report(ranked, judged, metrics=[m.name for m in parsed], depth=depth)
+        at = (np.concatenate(hit_rows), np.concatenate(hit_cols))
+        ranked[at] = np.concatenate(hit_grades)
+        if in_qrels is not None:
+            in_qrels[at] = True
+    report = ranked_report(
+        ranked, judged, metrics=[m.name for m in parsed], depth=depth, ranked_judged=in_qrels
+    )
     report.query_ids = query_ids
     return report
 
@@ -481,7 +379,7 @@ def score_run(
         qrels: `{query_id: {doc_id: grade}}`; grade > 0 is relevant, larger is more relevant (nDCG).
         run: `{query_id: {doc_id: score}}`; larger is better.
         metrics: metric names (see `parse_metric`); default `DEFAULT_METRICS`.
-        depth: documents kept per query; `map` is trec_eval `map` on the run cut to `depth`.
+        depth: documents kept per query; `map`, `rprec` and `bpref` are trec_eval's on the run cut to `depth`.
         per_query: return `{query_id: {metric: value}}` (pytrec_eval's shape) instead of means.
 
     Returns:

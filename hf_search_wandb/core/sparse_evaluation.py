@@ -18,6 +18,7 @@ import torch
 
 from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, get_rank
 from hf_search_wandb.core.encoders import Kind, Tokenized, features_to_device
+from hf_search_wandb.core.measures import SPARSITY_METRICS  # the sparsity figures added to the IR metrics (val/{name})
 from hf_search_wandb.core.results import RetrievalResult
 from hf_search_wandb.core.sparse_encoding import SparseEncoderAdapter, SparseRows, flops
 from hf_search_wandb.core.sparse_search import sparse_search
@@ -25,8 +26,6 @@ from hf_search_wandb.core.sparse_search import sparse_search
 if TYPE_CHECKING:
     from hf_search_wandb.core.evaluator import RetrievalEvaluator
 
-#: the sparsity figures added to the IR metrics (logged as `val/{name}`)
-SPARSITY_METRICS = ("query_active_dims", "corpus_active_dims", "flops")
 #: default padded tokens per batch on GPU: a SPLADE batch holds `tokens x vocabulary` logits
 SPARSE_GPU_BATCH_TOKENS = 16384
 

@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.core.measures import is_logged, logged_forms, logged_goal
+
 #: wandb's sweep distributions (https://docs.wandb.ai/models/sweeps/sweep-config-keys) and the keys each takes.
 DISTRIBUTIONS: dict[str, frozenset[str]] = {
     "constant": frozenset({"value"}),
@@ -53,14 +55,6 @@ TOP_LEVEL_KEYS = frozenset(
 HYPERBAND_KEYS = frozenset({"type", "min_iter", "max_iter", "s", "eta", "strict"})
 MAX_GRID_PARAMETERS = 3
 MAX_GRID_RUNS = 20
-
-#: Metric names SearchWandbCallback logs (any k for the @k metrics).
-_LOGGED_METRIC = re.compile(
-    r"^(val/(mrr|ndcg|recall|precision|hit|map)@\d+|val/(map|loss)|"
-    r"train/(loss|epoch_loss|lr|grad_norm)|system/throughput)$"
-)
-_LOSS_METRICS = frozenset({"val/loss", "train/loss", "train/epoch_loss"})
-
 
 class SweepConfigError(ValueError):
     """A sweep config that must not run; `reasons` lists every problem found, each with what to do."""
@@ -156,16 +150,6 @@ def grid_combinations(parameters: Mapping[str, ParameterSpec]) -> int | None:
             return None
         total *= len(values)
     return total
-
-
-def is_logged_metric(name: str) -> bool:
-    """True when SearchWandbCallback logs `name` (`val/mrr@10`, `val/map`, `val/loss`, `train/loss`, ...).
-
-    Example:
-        >>> is_logged_metric("val/ndcg@20"), is_logged_metric("val_mrr@10")
-        (True, False)
-    """
-    return bool(_LOGGED_METRIC.match(name))
 
 
 def recommended_config_path() -> Path:
@@ -322,19 +306,19 @@ def _check_metric(metric: Any, extra: tuple[str, ...], problems: list[str]) -> t
         problems.append("metric is required: `metric: {name: val/mrr@10, goal: maximize}`")
         return None, None
     name, goal = str(metric["name"]), metric.get("goal")
-    if not is_logged_metric(name) and name not in extra:
+    if not is_logged(name) and name not in extra:
         hint = _did_you_mean(name, ("val/mrr@10", "val/ndcg@10", "val/recall@100", "val/map", "val/hit@10",
                                     "val/loss", "train/loss"))
-        problems.append(f"metric {name!r} is not logged by SearchWandbCallback{hint}; it logs "
-                        "val/{mrr,ndcg,recall,precision,hit,map}@k, val/map, val/loss, train/loss, "
-                        "train/epoch_loss, train/lr, train/grad_norm, system/throughput")
+        problems.append(f"metric {name!r} is not logged by SearchWandbCallback{hint}; it logs {logged_forms()}")
+    expected = {"max": "maximize", "min": "minimize", None: None}[logged_goal(name)]
     if goal is None:
         problems.append(f"metric.goal is required: wandb defaults to minimize, which would pick the worst "
-                        f"{name}; write `goal: {'minimize' if name in _LOSS_METRICS else 'maximize'}`")
+                        f"{name}; write `goal: {expected or 'maximize'}`")
     elif goal not in GOALS:
         problems.append(f"metric.goal must be minimize or maximize (got {goal!r})")
-    elif name in _LOSS_METRICS and goal == "maximize":
-        problems.append(f"metric {name} is a loss: goal must be minimize, not maximize")
+    elif expected is not None and goal != expected:
+        kind = "a loss" if expected == "minimize" else "higher-is-better"
+        problems.append(f"metric {name} is {kind}: goal must be {expected}, not {goal}")
     unknown = sorted(set(metric) - {"name", "goal", "target", "impute", "impute_while_running"})
     problems.extend(f"unknown metric key {key!r}" for key in unknown)
     return name, goal

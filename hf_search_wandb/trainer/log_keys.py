@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hf_search_wandb.core.measures import LOGGED_SERIES, logged_goal
+
 STEP_KEY = "train/global_step"
 TRAIN_KEYS = {
     "loss": "train/loss",
@@ -25,9 +27,6 @@ SUMMARY_KEYS = {
     "total_flos": "train/total_flos",
 }
 EVAL_SYSTEM = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time")
-LOWER_IS_BETTER = ("loss",)
-# sparsity figures of a SPLADE evaluation: neither higher nor lower is "best"; the summary shows the latest
-LAST_VALUE = ("query_active_dims", "corpus_active_dims", "flops")
 
 
 def val_key(key: str, evaluator_names: Iterable[str] = ("val",)) -> str:
@@ -51,17 +50,23 @@ def val_key(key: str, evaluator_names: Iterable[str] = ("val",)) -> str:
 
 
 def summary_goal(key: str) -> str:
-    """`"min"` for losses, `"max"` for retrieval metrics, `"last"` for the sparsity figures (what the runs
-    table should show).
+    """The summary a validation key's column shows in the runs table, from the table of measures
+    (`core/measures.py`): the measure's goal (`"max"`, `"min"` for losses), `"last"` for a logged figure where
+    neither direction is better (the sparsity figures), `"max"` for any other key.
+
+    Args:
+        key: `val/mrr@10`, `val/loss`, or the bare name (`mrr@10`, `loss`: `eval_metric`).
 
     Example:
-        >>> summary_goal("val/loss"), summary_goal("val/mrr@10"), summary_goal("val/flops")
-        ('min', 'max', 'last')
+        >>> summary_goal("val/loss"), summary_goal("val/mrr@10"), summary_goal("loss"), summary_goal("val/bpref")
+        ('min', 'max', 'min', 'max')
+        >>> summary_goal("val/flops")
+        'last'
     """
-    name = key.split("/", 1)[-1]
-    if name in LAST_VALUE:
-        return "last"
-    return "min" if name in LOWER_IS_BETTER else "max"
+    full = "val/" + key.split("/", 1)[-1]
+    if full in LOGGED_SERIES:
+        return LOGGED_SERIES[full] or "last"
+    return logged_goal(full) or "max"
 
 
 @dataclass
