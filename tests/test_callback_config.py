@@ -165,7 +165,7 @@ def no_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_resolve_mode_falls_back_to_offline_without_login(no_login: Path) -> None:
     choice = resolve_mode()
-    assert choice.mode == "offline" and choice.fell_back and "credentials" in choice.reason
+    assert (choice.mode, choice.requested) == ("offline", None) and "credentials" in choice.reason
     assert resolve_mode("online").mode == "offline"
 
 

@@ -62,7 +62,7 @@ def test_two_processes_equal_one_process(tiny_bert_dir: Path, tmp_path: Path):
 def test_rank_zero_only_runs_on_rank_zero_and_returns_default_elsewhere(monkeypatch):
     import torch
 
-    from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, broadcast_object, rank_zero_only
+    from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, rank_zero_only
 
     calls = []
 
@@ -79,4 +79,3 @@ def test_rank_zero_only_runs_on_rank_zero_and_returns_default_elsewhere(monkeypa
     tensor = torch.arange(6).reshape(3, 2)
     assert [t.tolist() for t in all_gather_rows(tensor)] == [tensor.tolist()]
     assert all_reduce(tensor, "max").tolist() == tensor.tolist()
-    assert broadcast_object({"a": 1}) == {"a": 1}

@@ -112,20 +112,6 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     return work.to(tensor.device)
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Send a picklable object from rank `src` to every rank (returned everywhere).
-
-    Example:
-        >>> broadcast_object({"a": 1})
-        {'a': 1}
-    """
-    if not is_distributed():
-        return obj
-    payload = [obj]
-    torch.distributed.broadcast_object_list(payload, src=src)
-    return payload[0]
-
-
 def rank_zero_only(fn: F | None = None, *, default: Any = None) -> Any:
     """Decorator: run `fn` on rank 0 only; other ranks get `default`.
 

@@ -32,7 +32,6 @@ STEP_KEY = "train/global_step"
 
 EXAMPLE_COLUMNS = ["query", "rank", "document", "score", "relevant"]
 ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_rank"]
-HISTOGRAM_KEYS = ("score_distribution", "positive_scores", "negative_scores")
 
 Qrels = Mapping[str, Mapping[str, int]]
 

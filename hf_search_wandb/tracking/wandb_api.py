@@ -52,10 +52,6 @@ class ModeChoice:
     requested: str | None
     reason: str = ""
 
-    @property
-    def fell_back(self) -> bool:
-        return self.requested in (None, "online") and self.mode == "offline" and bool(self.reason)
-
 
 def _base_url() -> str:
     return os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
