@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         SentenceTransformer,
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
-        losses,
     )
-    from sentence_transformers.training_args import BatchSamplers
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer import losses
     from transformers.trainer_utils import set_seed
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
@@ -167,10 +167,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        warmup_ratio=args.warmup_ratio,
+        warmup_steps=args.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
         bf16=bf16,
         fp16=fp16,
-        gradient_checkpointing=args.gradient_checkpointing,
+        activation_checkpointing=args.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         eval_strategy=eval_strategy,
         eval_steps=args.eval_steps or None,

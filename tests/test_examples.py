@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -41,14 +42,23 @@ def _env(wandb_dir: Path) -> dict[str, str]:
         TOKENIZERS_PARALLELISM="false",
         OMP_NUM_THREADS="1",
         PYTHONPATH=str(REPO_ROOT),
+        # show deprecations raised in library modules too (Python hides those outside __main__ by default)
+        PYTHONWARNINGS="default::DeprecationWarning,default::FutureWarning",
     )
     return env
+
+
+#: A deprecation notice: a DeprecationWarning / FutureWarning, or a library's logged advice
+#: (sentence-transformers logs "The `warmup_ratio` argument is deprecated ...").
+_DEPRECATION = re.compile(r"DeprecationWarning|FutureWarning|\bdeprecated\b", re.IGNORECASE)
 
 
 def _run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd[:4])} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    notices = [line for line in (proc.stdout + proc.stderr).splitlines() if _DEPRECATION.search(line)]
+    assert not notices, "the example prints deprecation warnings: use the APIs they name\n" + "\n".join(notices[:10])
     return proc
 
 

@@ -42,11 +42,12 @@ def make_tiny_bert(directory: str | Path, *, seed: int = 0, hidden_size: int = 3
 
 def make_tiny_sentence_transformer(directory: str | Path, *, seed: int = 0, pooling: str = "mean"):
     """A SentenceTransformer (tiny BERT + pooling) saved in `directory`."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     path = make_tiny_bert(Path(directory) / "bert", seed=seed)
-    word = models.Transformer(str(path), max_seq_length=64)
-    pool = models.Pooling(word.get_embedding_dimension(), pooling_mode=pooling)
+    word = Transformer(str(path), max_seq_length=64)
+    pool = Pooling(word.get_embedding_dimension(), pooling_mode=pooling)
     return SentenceTransformer(modules=[word, pool], device="cpu")
 
 
