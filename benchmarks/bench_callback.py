@@ -94,7 +94,8 @@ class StepClock:
 
 
 def run_once(base: Any, data: Any, args: argparse.Namespace, workdir: Path, with_callback: bool) -> dict[str, float]:
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses
 
     from hf_search_wandb.trainer.callback import SearchWandbCallback
 

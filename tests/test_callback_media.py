@@ -56,7 +56,8 @@ def test_st_trainer_logs_media_each_evaluation_without_reencoding(
     import torch
     import wandb
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses
 
     from tests.tiny_models import make_tiny_sentence_transformer
 

@@ -191,11 +191,8 @@ def assert_one_step_axis(run: RunRecords) -> None:
 @pytest.fixture(scope="module")
 def st_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunRecords, Any, Any]:
     from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-        losses,
-    )
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses
 
     from tests.tiny_models import make_tiny_sentence_transformer
 
