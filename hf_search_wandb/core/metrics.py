@@ -106,13 +106,18 @@ def ranked_report(
     if ranked.dtype.kind == "f" and np.isnan(ranked).any():
         raise ValueError("ranked_relevance contains NaN.")
     judged = [_positive_grades(g) for g in judged_relevance]
-    num_nonrelevant, nonrelevant = None, None
+    num_nonrelevant, nonrelevant, in_qrels = None, None, None
     if ranked_judged is not None and any(m.spec.uses_nonrelevant for m in parsed):
-        nonrelevant = _judged_nonrelevant(ranked_judged, np.asarray(ranked_relevance).shape, ranked)
+        in_qrels = _judged_mask(ranked_judged, np.asarray(ranked_relevance).shape, ranked.shape[1])
+        rows, cols = np.nonzero(in_qrels)
+        keep = ranked[rows, cols] == 0  # judged, grade 0 (a negative grade is "unjudged" to trec_eval)
+        nonrelevant = (rows[keep], cols[keep])
         num_nonrelevant = np.fromiter(
             (np.count_nonzero(np.asarray(g) == 0) for g in judged_relevance), dtype=np.float64, count=len(judged)
         )
     hits = RankedHits(ranked, judged, num_nonrelevant, nonrelevant)
+    if in_qrels is not None and not in_qrels[hits.rows, hits.cols].all():
+        raise ValueError("ranked_judged is False at a rank whose grade is > 0: a relevant document is judged.")
     per_query = {m.name: m.spec.kernel(hits, m.k or hits.depth) for m in parsed}
     evaluated = hits.num_rel > 0
     num_eval = int(evaluated.sum())
@@ -135,20 +140,17 @@ def ranked_report(
     return MetricReport(metrics=means, per_query=per_query, evaluated=evaluated)
 
 
-def _judged_nonrelevant(ranked_judged: np.ndarray, shape: tuple[int, ...], ranked: np.ndarray) -> np.ndarray:
-    """True where the (depth-cut) ranking holds a judged document of grade 0."""
-    judged_mask = np.asarray(ranked_judged)
-    if judged_mask.shape != shape:
+def _judged_mask(ranked_judged: np.ndarray, shape: tuple[int, ...], depth: int) -> np.ndarray:
+    """`ranked_judged`, checked against the shape of `ranked_relevance` and cut to `depth` columns."""
+    in_qrels = np.asarray(ranked_judged)
+    if in_qrels.shape != shape:
         raise ValueError(
-            f"ranked_judged has shape {judged_mask.shape} but ranked_relevance has {shape}: give one boolean "
+            f"ranked_judged has shape {in_qrels.shape} but ranked_relevance has {shape}: give one boolean "
             "per ranked document (True where it is in the qrels)."
         )
-    if judged_mask.dtype != bool:
-        raise TypeError(f"ranked_judged must hold booleans, got dtype {judged_mask.dtype}.")
-    judged_mask = judged_mask[:, : ranked.shape[1]]
-    if ((ranked > 0) & ~judged_mask).any():
-        raise ValueError("ranked_judged is False at a rank whose grade is > 0: a relevant document is judged.")
-    return judged_mask & (ranked == 0)
+    if in_qrels.dtype != bool:
+        raise TypeError(f"ranked_judged must hold booleans, got dtype {in_qrels.dtype}.")
+    return in_qrels[:, :depth]
 
 
 @overload

@@ -29,8 +29,9 @@ class RankedHits:
         judged: for each query, the grades > 0 of all its judged documents (their count is R, the
             number of relevant documents; their values give the ideal DCG).
         num_nonrelevant: for each query, how many judged documents have grade 0 (bpref's N), or None.
-        nonrelevant: `(n_queries, depth)` booleans, True where the document at that rank is judged
-            non-relevant (grade 0; unjudged documents are False), or None when no measure needs it.
+        nonrelevant: (rows, columns) of the ranks that hold a judged non-relevant document (grade 0;
+            unjudged documents excluded), in row-major order as `np.nonzero` gives them, or None when no
+            measure needs them.
 
     Raises:
         ValueError: when a row holds more relevant documents than its query has relevant grades.
@@ -41,7 +42,7 @@ class RankedHits:
         ranked: np.ndarray,
         judged: Sequence[np.ndarray],
         num_nonrelevant: np.ndarray | None = None,
-        nonrelevant: np.ndarray | None = None,
+        nonrelevant: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.ranked = ranked
         self.judged = judged
@@ -114,7 +115,7 @@ class RankedHits:
         keep = position < k
         return np.bincount(owner[keep], weights=gain[keep], minlength=self.n)
 
-    def _nonrelevant_input(self) -> tuple[np.ndarray, np.ndarray]:
+    def _nonrelevant_input(self) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         if self.nonrelevant is None or self.num_nonrelevant is None:
             raise ValueError(
                 "bpref needs to tell judged non-relevant documents (grade 0) from unjudged ones: pass "
@@ -139,7 +140,7 @@ class RankedHits:
         Raises:
             ValueError: when the input did not say which ranks hold judged non-relevant documents.
         """
-        non_rows, non_cols = np.nonzero(self._nonrelevant_input()[0])
+        non_rows, non_cols = self._nonrelevant_input()[0]
         width = self.depth + 1
         # row-major keys are sorted, so the number of non-relevant keys below a hit's key, minus those
         # of the rows before it, is the number of non-relevant documents above it in its own row.
