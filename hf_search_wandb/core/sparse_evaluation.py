@@ -18,7 +18,7 @@ import torch
 
 from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, get_rank
 from hf_search_wandb.core.encoders import Kind, Tokenized, features_to_device
-from hf_search_wandb.core.measures import SPARSITY_METRICS  # the sparsity figures added to the IR metrics (val/{name})
+from hf_search_wandb.core.measures import SPARSITY_METRICS
 from hf_search_wandb.core.results import RetrievalResult
 from hf_search_wandb.core.sparse_encoding import SparseEncoderAdapter, SparseRows, flops
 from hf_search_wandb.core.sparse_search import sparse_search
