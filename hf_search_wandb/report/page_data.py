@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.core.measures import logged_goal
 from hf_search_wandb.report import series
 from hf_search_wandb.report.reader import RunLog
 from hf_search_wandb.report.sources import SweepTrial
@@ -48,7 +49,8 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def goal_of(key: str, definitions: Sequence[Mapping[str, Any]] = ()) -> str:
-    """`maximize` / `minimize` for a metric: its `define_metric(summary=...)`, else `minimize` for losses."""
+    """`maximize` / `minimize` for a metric: its `define_metric(summary=...)`, else its goal in the table of
+    measures (`core/measures.py`), else `minimize` for losses."""
     for definition in definitions:
         if definition.get("name") == key:
             summary = definition.get("summary") or {}
@@ -56,6 +58,9 @@ def goal_of(key: str, definitions: Sequence[Mapping[str, Any]] = ()) -> str:
                 return "minimize"
             if summary.get("max"):
                 return "maximize"
+    goal = logged_goal(key)
+    if goal is not None:
+        return "minimize" if goal == "min" else "maximize"
     return "minimize" if "loss" in key.rsplit("/", 1)[-1] else "maximize"
 
 
