@@ -89,6 +89,21 @@ def test_relevant_docs_outside_the_candidates_count_as_not_retrieved(cross_encod
     assert result.num_relevant == {"q1": 2, "q2": 1}
 
 
+def test_bpref_and_rprec_tell_judged_non_relevant_candidates_from_unjudged_ones(cross_encoder):
+    queries = {"q1": "cell growth", "q2": "insulin dose"}
+    corpus = {f"d{i}": f"cell growth insulin {WORDS[i]}" for i in range(8)}
+    qrels = {"q1": {"d1": 1, "d7": 2, "d0": 0, "d3": 0}, "q2": {"d2": 1, "d5": 0}}  # d4 is never judged
+    run = {"q1": {"d0": 3.0, "d1": 2.0, "d3": 1.0}, "q2": {"d4": 5.0, "d5": 4.0}}
+    metrics = ["bpref", "rprec", "mrr@3"]
+    ev = RerankingEvaluator(queries, corpus, qrels, run, depth=3, metrics=metrics, primary_metric="bpref")
+    result = ev.evaluate(cross_encoder)
+    # q1: one judged non-relevant doc (d0) above d1, R = N = 2 -> (1 - 1/2) / 2; q2: d2 not retrieved -> 0
+    assert result.first_stage_metrics["bpref"] == pytest.approx(0.125)
+    assert result.first_stage_metrics == score_run(qrels, run, metrics=metrics, depth=3)
+    assert result.metrics == {**score_run(qrels, result.run(), metrics=metrics, depth=3),
+                              **{f"first_stage/{k}": v for k, v in result.first_stage_metrics.items()}}  # fmt: skip
+
+
 def test_candidate_sources_agree(data, cross_encoder, tmp_path: Path, tiny_bert_dir: Path):
     queries, corpus, qrels = data
     run = {q: dict(docs) for q, docs in bm25_candidates(queries, corpus, 20).items()}

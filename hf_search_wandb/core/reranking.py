@@ -40,7 +40,8 @@ from hf_search_wandb.core.evaluator import (
     _sync,
     plan_batches,
 )
-from hf_search_wandb.core.metrics import DEFAULT_METRICS, parse_metric, parse_metrics, score_ranked
+from hf_search_wandb.core.measures import parse_metric, parse_metrics
+from hf_search_wandb.core.metrics import DEFAULT_METRICS, score_ranked
 from hf_search_wandb.core.pair_scorers import PairScorer
 from hf_search_wandb.core.reranking_result import FIRST_STAGE, RerankingResult
 
@@ -211,8 +212,11 @@ class RerankingEvaluator(SentenceEvaluator):
         self._pair_doc = np.asarray(pair_doc, dtype=np.int64)
         self._pair_query = np.repeat(np.arange(n), (pair_of >= 0).sum(axis=1))
         self._pair_grade = np.zeros(len(pair_doc), dtype=np.float64)
+        self._pair_judged = np.zeros(len(pair_doc), dtype=bool)  # in the qrels (bpref: judged non-relevant)
         for p, (row, doc) in enumerate(zip(self._pair_query.tolist(), pair_doc, strict=True)):
-            self._pair_grade[p] = self.qrels[self._query_ids[row]].get(self._doc_ids[doc], 0)
+            grade = self.qrels[self._query_ids[row]].get(self._doc_ids[doc])
+            if grade is not None:
+                self._pair_grade[p], self._pair_judged[p] = grade, True
         # doc ids in descending order -> a smaller key ranks first among equal scores (trec_eval's rule)
         order = sorted(range(len(self._doc_ids)), key=self._doc_ids.__getitem__, reverse=True)
         self._tie_key = np.empty(len(self._doc_ids), dtype=np.int64)
@@ -228,9 +232,11 @@ class RerankingEvaluator(SentenceEvaluator):
         return grades
 
     def _score(self, pair_matrix: np.ndarray) -> dict[str, np.ndarray]:
+        in_qrels = (pair_matrix >= 0) & self._pair_judged[np.maximum(pair_matrix, 0)]
         return score_ranked(
-            self._grades(pair_matrix), self._judged, metrics=self.metrics, depth=self.depth, per_query=True
-        )
+            self._grades(pair_matrix), self._judged, metrics=self.metrics, depth=self.depth, per_query=True,
+            ranked_judged=in_qrels,
+        )  # fmt: skip
 
     def _ranks(self, pair_matrix: np.ndarray) -> dict[str, dict[str, int]]:
         """1-based rank of every relevant candidate in `pair_matrix`'s order."""
