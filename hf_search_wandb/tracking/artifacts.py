@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
+
 __all__ = [
     "ArtifactUnavailableError",
     "StagedArtifact",
@@ -47,20 +49,6 @@ class ArtifactUnavailableError(RuntimeError):
     """An artifact cannot be downloaded here (offline mode, disabled mode, or no W&B server)."""
 
 
-def _require_wandb() -> Any:
-    from hf_search_wandb.tracking.wandb_api import require_wandb
-
-    return require_wandb()
-
-
-def _active(run: Any) -> Any:
-    """`run`, or the active `wandb.run`; None when there is none or it is disabled."""
-    if run is None:
-        wandb = sys.modules.get("wandb")
-        run = getattr(wandb, "run", None) if wandb is not None else None
-    if run is None or getattr(run, "disabled", False):
-        return None
-    return run
 
 
 def _safe_name(text: str) -> str:
@@ -145,13 +133,13 @@ def log_model_artifact(
         (True, 'Best model (MRR@10: 0.6123)')
         >>> run.finish()
     """
-    run = _active(run)
+    run = active_run(run)
     if run is None:
         return None
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"Model directory {model_dir} does not exist: save the model there first.")
-    wandb = _require_wandb()
+    wandb = require_wandb()
     meta = _jsonable(dict(metadata))
     artifact = wandb.Artifact(
         name=model_artifact_name(run.id),
@@ -248,10 +236,10 @@ def log_dataset_artifact(
         >>> artifact.name, artifact.metadata["train_size"]
         ('training-data-scifact', 1)
     """
-    run = _active(run)
+    run = active_run(run)
     if run is None:
         return None
-    wandb = _require_wandb()
+    wandb = require_wandb()
     # Written to a temporary folder, not the run's files folder (which `wandb sync` would upload
     # a second time); `add_file` copies each file into wandb's staging area before it is removed.
     with tempfile.TemporaryDirectory(prefix="hf-search-wandb-data-") as tmp:
@@ -347,7 +335,7 @@ def fetch_artifact(
         hf_search_wandb.tracking.artifacts.ArtifactUnavailableError: ...
     """
     full, _, _ = _with_alias(name)
-    wandb = _require_wandb()
+    wandb = require_wandb()
     active = run if run is not None else getattr(wandb, "run", None)
     reason = _offline_reason(active)
     if reason is not None:

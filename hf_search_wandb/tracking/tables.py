@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hf_search_wandb.tracking.sparse_config import sparsity_histograms
+from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
 
 if TYPE_CHECKING:
     from hf_search_wandb.core.results import RetrievalResult
@@ -36,11 +37,6 @@ ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_ra
 Qrels = Mapping[str, Mapping[str, int]]
 
 
-def _require_wandb() -> Any:
-    from hf_search_wandb.tracking.wandb_api import require_wandb
-
-    return require_wandb()
-
 
 def _table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool = False) -> Any:
     """A `wandb.Table` of `rows`, whose column types wandb infers and checks on the first row only.
@@ -49,7 +45,7 @@ def _table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool
     media cost); the builders here produce one Python type per column (a mixed column is declared
     with `allow_mixed_types`), so checking the first row is enough and the rest are appended as is.
     """
-    wandb = _require_wandb()
+    wandb = require_wandb()
     table = wandb.Table(columns=list(columns), data=rows[:1], allow_mixed_types=allow_mixed_types)
     table.data.extend(rows[1:])
     return table
@@ -306,7 +302,7 @@ def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str
         >>> sorted(score_histograms(ev.last_result))
         ['negative_scores', 'positive_scores', 'score_distribution']
     """
-    wandb = _require_wandb()
+    wandb = require_wandb()
     series = {
         "score_distribution": result.all_scores,
         "positive_scores": result.positive_scores,
@@ -320,17 +316,6 @@ def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str
             out[key] = wandb.Histogram(np_histogram=np.histogram(values, bins=num_bins))
     return out
 
-
-def _active(run: Any) -> Any:
-    """`run`, or the active `wandb.run`; None when there is none or it is disabled."""
-    if run is None:
-        import sys
-
-        wandb = sys.modules.get("wandb")  # no run can be active if wandb was never imported
-        run = getattr(wandb, "run", None) if wandb is not None else None
-    if run is None or getattr(run, "disabled", False):
-        return None
-    return run
 
 
 def _texts(evaluator: Any, queries: Any, corpus: Any, qrels: Any) -> tuple[Any, Any, Any]:
@@ -388,7 +373,7 @@ def log_retrieval_examples(
         >>> type(logged).__name__
         'Table'
     """
-    run = _active(run)
+    run = active_run(run)
     if run is None:
         return None
     result = result if result is not None else getattr(evaluator, "last_result", None)
@@ -435,7 +420,7 @@ def log_evaluation_media(
         >>> sorted(logged)
         ['error_analysis', 'negative_scores', 'positive_scores', 'retrieval_examples', 'score_distribution']
     """
-    run = _active(run)
+    run = active_run(run)
     if run is None:
         return {}
     queries, corpus, qrels = _texts(evaluator, None, None, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,3 +210,19 @@ def _with_timeout(wandb: ModuleType, settings: Any, timeout: float) -> Any:
     if "init_timeout" in getattr(settings, "model_fields_set", ()):
         return settings
     return settings.model_copy(update={"init_timeout": timeout})
+
+
+def active_run(run: Any = None) -> Any:
+    """`run`, or the active `wandb.run`; None when there is none or it is disabled (what every logging helper
+    of this layer logs into).
+
+    Example:
+        >>> active_run(None) is None  # no run started in this process
+        True
+    """
+    if run is None:
+        wandb = sys.modules.get("wandb")  # no run can be active if wandb was never imported
+        run = getattr(wandb, "run", None) if wandb is not None else None
+    if run is None or getattr(run, "disabled", False):
+        return None
+    return run
