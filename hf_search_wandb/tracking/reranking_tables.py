@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from hf_search_wandb.tracking.tables import (
     DEFAULT_MAX_ERROR_ROWS,
     TABLE_ROW_LIMIT,
-    _active,
     _log,
     _table,
     sample_query_ids,
     score_histograms,
     shorten,
 )
+from hf_search_wandb.tracking.wandb_api import active_run
 
 if TYPE_CHECKING:
     from hf_search_wandb.core.reranking_result import RerankingResult
@@ -148,7 +148,7 @@ def log_reranking_media(
         >>> log_reranking_media(wandb.run, evaluator.last_result, evaluator, step=100)  # doctest: +SKIP
         {'reranking_examples': <wandb.Table>, 'error_analysis': <wandb.Table>, 'score_distribution': ...}
     """
-    run = _active(run)
+    run = active_run(run)
     if run is None:
         return {}
     queries, corpus, qrels = evaluator.queries, evaluator.corpus, evaluator.qrels
