@@ -79,10 +79,39 @@ def rows_of(sparse: torch.Tensor) -> SparseRows:
     return SparseRows.from_counts(counts, cols, coo.values(), int(coo.shape[1]))
 
 
-def kernel_timings(model: object, queries: dict, corpus: dict, depth: int, repeats: int = 3) -> dict:
+def resample(rows: SparseRows, n: int, seed: int, swap: float = 0.3) -> SparseRows:
+    """`n` synthetic rows like `rows`: each a random real row with ~`swap` of its ids redrawn from the
+    rows' own document-frequency distribution (same lengths, values and vocabulary skew, more of them)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    df = rows.count_vector().double().numpy() + 0.01
+    df /= df.sum()
+    crow, cols, values = rows.crow.numpy(), rows.cols.numpy(), rows.values.numpy()
+    out_counts, out_cols, out_values = [], [], []
+    for source in rng.integers(0, len(rows), n).tolist():
+        ids = cols[crow[source] : crow[source + 1]].copy()
+        redraw = rng.random(ids.size) < swap
+        ids[redraw] = rng.choice(df.size, int(redraw.sum()), p=df)
+        ids, first = np.unique(ids, return_index=True)
+        out_counts.append(ids.size)
+        out_cols.append(ids)
+        out_values.append(values[crow[source] : crow[source + 1]][first])
+    return SparseRows.from_counts(torch.tensor(out_counts), torch.from_numpy(np.concatenate(out_cols)),
+                                  torch.from_numpy(np.concatenate(out_values)), rows.dim)  # fmt: skip
+
+
+def kernel_timings(model: object, queries: dict, corpus: dict, depth: int, repeats: int = 3,
+                   scale: tuple[int, int] | None = None) -> dict:  # fmt: skip
     q = model.encode_query(list(queries.values()), convert_to_sparse_tensor=True)  # type: ignore[attr-defined]
     d = model.encode_document(list(corpus.values()), convert_to_sparse_tensor=True)  # type: ignore[attr-defined]
     q_rows, d_rows = rows_of(q), rows_of(d)
+    if scale is not None:  # resampled to a realistic corpus size (encoding one on this CPU takes hours)
+        q_rows, d_rows = resample(q_rows, scale[0], seed=1), resample(d_rows, scale[1], seed=2)
+        q = torch.sparse_coo_tensor(torch.stack([q_rows.row_ids(), q_rows.cols]), q_rows.values,
+                                    (len(q_rows), q_rows.dim)).coalesce()  # fmt: skip
+        d = torch.sparse_coo_tensor(torch.stack([d_rows.row_ids(), d_rows.cols]), d_rows.values,
+                                    (len(d_rows), d_rows.dim)).coalesce()  # fmt: skip
     ties = torch.arange(len(d_rows))
     out: dict[str, float] = {}
     answers = {}
@@ -120,6 +149,9 @@ def main() -> None:
     parser.add_argument("--batch-tokens", type=int, default=None, help="our token budget per batch")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--skip-kernels", action="store_true", help="do not time the search kernels")
+    parser.add_argument("--kernel-scale", type=int, nargs=2, default=None, metavar=("QUERIES", "DOCS"),
+                        help="time the kernels on the encoded rows resampled to this many queries and docs")
+    parser.add_argument("--kernels-only", action="store_true", help="skip the evaluator comparison")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     if args.repeats < 2:
@@ -142,6 +174,10 @@ def main() -> None:
           f"{torch.get_num_threads()}, device {args.device}")  # fmt: skip
     print(f"data: {len(queries):,} queries x {len(corpus):,} docs, {args.max_seq_length} tokens; "
           f"model {'tiny random' if args.tiny else args.model or 'MiniLM-L6 + tied MLM head'}")  # fmt: skip
+    if args.kernels_only:
+        kernels = kernel_timings(model, queries, corpus, depth=100, scale=args.kernel_scale)
+        print("search kernels (median s): " + json.dumps(kernels))
+        return
     runs: dict[str, list[tuple[float, int, dict[str, float]]]] = {"st": [], "ours": []}
     for i in range(args.repeats):
         runs["st"].append(timed(args.device, lambda: theirs(model)))
@@ -171,7 +207,7 @@ def main() -> None:
         print(f"  {name:20} ST {st_metrics[name]:.6f}  ours {our_metrics[name]:.6f}  |diff| {diff[name]:.2e}")
     timings = ours.last_result.timings if ours.last_result else {}
     print("ours, last evaluation: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
-    kernels = {} if args.skip_kernels else kernel_timings(model, queries, corpus, depth=100)
+    kernels = {} if args.skip_kernels else kernel_timings(model, queries, corpus, depth=100, scale=args.kernel_scale)
     if kernels:
         print("search kernels (same rows, median): " + ", ".join(
             f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in kernels.items()))  # fmt: skip

@@ -77,6 +77,7 @@ def splade_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
             model=model, args=args, train_dataset=train, loss=loss, evaluator=evaluator, callbacks=[callback]
         )
         trainer.train()
+        callback.finish()  # the run stays open after train() for later evaluations: close it to read it whole
         yield only_run(root), trainer, evaluator, root
     finally:
         mp.undo()

@@ -169,11 +169,12 @@ class SparseEncoderAdapter(SentenceTransformerEncoder):
     `max_active_dims` like `SparseEncoder.encode` does; the evaluator turns it into `SparseRows` at once.
 
     Example:
-        >>> import tempfile
-        >>> from tests.tiny_models import make_tiny_sparse_encoder
-        >>> adapter = SparseEncoderAdapter(make_tiny_sparse_encoder(tempfile.mkdtemp()))
+        >>> from sentence_transformers.sparse_encoder import SparseEncoder
+        >>> from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
+        >>> mlm = Transformer("sentence-transformers/all-MiniLM-L6-v2", transformer_task="fill-mask")
+        >>> adapter = SparseEncoderAdapter(SparseEncoder(modules=[mlm, SpladePooling("max")], device="cpu"))
         >>> adapter.similarity, adapter.encode_texts(["cell growth"], "query").shape
-        ('dot', torch.Size([1, 126]))
+        ('dot', torch.Size([1, 30522]))
     """
 
     sparse = True

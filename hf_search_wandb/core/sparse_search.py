@@ -1,17 +1,20 @@
-"""Exact top-k by sparse dot product: query rows x an inverted index of each document chunk.
+"""Exact top-k by sparse dot product over CSR document chunks, with the dense search's tie rule.
 
-The documents are cut into chunks of `d_block` rows; each chunk is stored transposed as a CSR matrix
-(`vocabulary x docs`: per vocabulary id, the docs holding it and their weights — an inverted index).
-A block of sparse query rows times that index (`torch` CSR @ CSR, i.e. term-at-a-time accumulation over
-the posting lists of the query's terms only) gives the exact `(queries x docs)` score tile, which
-`search.search_blocks` packs with the tie positions, reduces to its top-k and drops: the same keys, tie
-rule, shard merge and true ranks as the dense search. Nothing of size corpus x vocabulary, nor
-queries x corpus, is ever built; memory is the non-zeros plus one tile of at most `chunk_elements`.
+The documents are cut into chunks of `d_block` CSR rows. Two exact kernels score a block of queries
+against a chunk:
 
-Why an inverted index and not `docs_csr @ dense_queries.T` (SpMM): SpMM multiplies every stored document
-value by every query of the block, most of them zero; the inverted index touches only the
-(query term, posting) pairs that meet, i.e. about `FLOPS x queries x docs` multiplications. Measured in
-`benchmarks/bench_sparse.py` (docs/sparse.md).
+* `"spmm"` (default): CSR docs @ a dense `(vocabulary x query block)` matrix — sparse x dense, one vectorised
+  pass over the chunk's non-zeros per query block; the query block is capped at 8M floats (274 queries at
+  a 30k vocabulary), so memory stays bounded by the vocabulary times that cap, never by the corpus.
+* `"inverted"`: each chunk stored transposed (`vocabulary x docs`: an inverted index) and CSR queries @ that
+  index (CSR x CSR: term-at-a-time over the posting lists of the query's own terms). It does ~50x fewer
+  multiplications (`FLOPS x queries x docs` instead of `nnz(docs) x queries`) but scattered ones, and its
+  sparse output is nearly dense for a SPLADE vocabulary's frequent ids: measured 2.2x slower on CPU
+  (`benchmarks/bench_sparse.py`, docs/sparse.md), hence not the default.
+
+Either tile goes through `search.search_blocks`: packed with the tie positions, reduced to its top-k and
+dropped — the same keys, tie rule, shard merge and true ranks as the dense search. Nothing of size
+corpus x vocabulary, nor queries x corpus, is ever built.
 """
 
 from __future__ import annotations
@@ -26,9 +29,14 @@ from hf_search_wandb.core.sparse_encoding import SparseRows
 Kernel = Literal["inverted", "spmm"]
 
 
-def sparse_blocks(n_queries: int, n_docs: int, chunk_elements: int) -> tuple[int, int]:
-    """(query block, doc block) so that one dense score tile holds at most `chunk_elements` scores."""
-    q_block = max(1, min(n_queries, 1024))
+#: the dense query block of the "spmm" kernel holds at most this many floats (vocabulary x queries)
+DENSE_QUERY_ELEMENTS = 1 << 23
+
+
+def sparse_blocks(n_queries: int, n_docs: int, chunk_elements: int, dim: int = 1) -> tuple[int, int]:
+    """(query block, doc block): a dense score tile of at most `chunk_elements` scores, a dense query block
+    of at most `DENSE_QUERY_ELEMENTS` values."""
+    q_block = max(1, min(n_queries, 1024, DENSE_QUERY_ELEMENTS // max(dim, 1)))
     d_block = max(1, min(n_docs, chunk_elements // q_block))
     return q_block, d_block
 
@@ -44,7 +52,7 @@ def sparse_search(
     pair_docs: torch.Tensor | None = None,
     chunk_elements: int = 1 << 24,
     distributed: bool = True,
-    kernel: Kernel = "inverted",
+    kernel: Kernel = "spmm",
 ) -> SearchHits:
     """Top-`k` docs of every query by sparse dot product, plus the true rank of given (query, doc) pairs.
 
@@ -56,8 +64,8 @@ def sparse_search(
         pair_queries / pair_docs: see `search.search`.
         chunk_elements: scores held at once (one query block x doc block tile).
         distributed: merge with the other ranks of the process group (see `search.search`).
-        kernel: `"inverted"` (default; CSR queries @ CSR inverted index) or `"spmm"` (CSR docs @ dense query
-            block; kept for the benchmark that chose the default).
+        kernel: `"spmm"` (default; CSR docs @ dense query block) or `"inverted"` (CSR queries @ an inverted
+            index per doc chunk); same results, see the module docstring for the measured choice.
 
     Returns:
         `search.SearchHits`, the same on every rank.
@@ -77,7 +85,7 @@ def sparse_search(
         )
     device = queries.values.device
     n_queries, n_docs = len(queries), len(docs)
-    q_block, d_block = sparse_blocks(n_queries, n_docs, chunk_elements)
+    q_block, d_block = sparse_blocks(n_queries, n_docs, chunk_elements, queries.dim)
     doc_chunks = [docs.slice(ds, min(ds + d_block, n_docs)) for ds in range(0, n_docs, d_block)]
     query_blocks: dict[int, torch.Tensor] = {}
     if kernel == "inverted":

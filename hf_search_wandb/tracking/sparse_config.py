@@ -46,11 +46,12 @@ def splade_config(model: Any, loss: Any = None, callbacks: Iterable[Any] = ()) -
         `regularizer_warmup_ratio`.
 
     Example:
-        >>> import tempfile
-        >>> from tests.tiny_models import make_tiny_sparse_encoder
-        >>> cfg = splade_config(make_tiny_sparse_encoder(tempfile.mkdtemp()))
+        >>> from sentence_transformers.sparse_encoder import SparseEncoder
+        >>> from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
+        >>> mlm = Transformer("sentence-transformers/all-MiniLM-L6-v2", transformer_task="fill-mask")
+        >>> cfg = splade_config(SparseEncoder(modules=[mlm, SpladePooling("max")], device="cpu"))
         >>> cfg["pooling_mode"], cfg["activation_function"], cfg["vocab_size"]
-        ('max', 'relu', 126)
+        ('max', 'relu', 30522)
     """
     if "SparseEncoder" not in _type_names(model):
         return {}
