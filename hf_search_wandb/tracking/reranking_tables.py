@@ -137,11 +137,13 @@ def log_reranking_media(
     error_k: int = 10,
     histograms: bool = True,
     seed: int = 0,
+    namespace: str = "",
 ) -> dict[str, Any]:
     """Log `reranking_examples`, `error_analysis` and the three score histograms in one history row.
 
     Same signature as `tables.log_evaluation_media` (the callback picks one by the result's type);
-    `num_examples=0` leaves the examples out, `error_k=0` the error table, `histograms=False` the histograms.
+    `num_examples=0` leaves the examples out, `error_k=0` the error table, `histograms=False` the histograms;
+    `namespace` puts the keys under it (one of several evaluators, or an evaluation after training).
 
     Example:
         >>> evaluator(cross_encoder)  # doctest: +SKIP
@@ -160,6 +162,8 @@ def log_reranking_media(
         payload["error_analysis"] = _table(ERROR_COLUMNS, pushed_down_rows(result, queries, corpus))
     if histograms:
         payload.update(score_histograms(result))
+    if namespace:
+        payload = {f"{namespace}/{key}": value for key, value in payload.items()}
     if payload:
         _log(run, payload, step)
     return payload

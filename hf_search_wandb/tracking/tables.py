@@ -398,8 +398,12 @@ def log_evaluation_media(
     error_k: int = 10,
     histograms: bool = True,
     seed: int = 0,
+    namespace: str = "",
 ) -> dict[str, Any]:
     """Log `retrieval_examples`, `error_analysis` and the three score histograms in one history row.
+
+    `namespace` puts the keys under it (`test/retrieval_examples`): for one of several evaluators, or an
+    evaluation after training.
 
     This is what `SearchWandbCallback` calls after each evaluation it logs media for. `result` is the
     evaluator's kept result (`evaluator.last_result`); no model is run. `num_examples=0` leaves the
@@ -434,6 +438,8 @@ def log_evaluation_media(
     if histograms:
         payload.update(score_histograms(result))
         payload.update(sparsity_histograms(result))  # a sparse evaluation: document lengths in active dims
+    if namespace:
+        payload = {f"{namespace}/{key}": value for key, value in payload.items()}
     if payload:
         _log(run, payload, step)
     return payload

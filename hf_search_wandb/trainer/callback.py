@@ -27,7 +27,22 @@ from hf_search_wandb.tracking.background_logger import BackgroundLogger
 from hf_search_wandb.tracking.run_options import RunSettings
 from hf_search_wandb.tracking.run_setup import CONFIG_KEYS
 from hf_search_wandb.trainer import trainer_link
-from hf_search_wandb.trainer.log_keys import STEP_KEY, split_logs, summary_goal
+from hf_search_wandb.trainer.evaluator_set import (
+    RESERVED_NAMES,
+    EvaluatorSet,
+    evaluator_name,
+    evaluator_set,
+    flatten_evaluators,
+)
+from hf_search_wandb.trainer.log_keys import (
+    STEP_KEY,
+    eval_prefix,
+    evaluator_names_in,
+    prefix_namespace,
+    route_evaluation,
+    split_logs,
+    summary_goal,
+)
 from hf_search_wandb.trainer.options import SearchWandbConfig
 from hf_search_wandb.trainer.resume import read_resume_info, write_run_file
 from hf_search_wandb.trainer.run_state import BestEvaluation, EpochStats
@@ -59,10 +74,13 @@ class SearchWandbCallback(TrainerCallback):
     """Log the prescribed `train/`, `val/` and `system/` metrics, tables and artifacts to one wandb run.
 
     Args:
-        evaluator: a `RetrievalEvaluator`. With a plain `Trainer` the callback runs it on each evaluation
-            (on every rank; rank 0 logs) and adds `eval_{name}_{metric}` to the trainer's metrics, so
-            `metric_for_best_model="eval_val_mrr@10"` works. With a `SentenceTransformerTrainer` that already
-            runs it (`evaluator=`), its results are reused, never recomputed. Optional.
+        evaluator: a `RetrievalEvaluator`, a list of them or a `SequentialEvaluator`. With a plain `Trainer`
+            the callback runs them on each evaluation (on every rank; rank 0 logs) and adds
+            `eval_{name}_{metric}` to the trainer's metrics, so `metric_for_best_model="eval_val_mrr@10"` works.
+            With a `SentenceTransformerTrainer` that already runs them (`evaluator=`), their results are reused,
+            never recomputed. One evaluator logs to `val/`; several each to `{name}/`. Optional.
+        primary: with several evaluators, the one (its name or the object) best tracking and the model
+            artifact follow; default: the first.
         config: a `SearchWandbConfig`; `**overrides` replace its fields.
 
     Example:
@@ -73,7 +91,12 @@ class SearchWandbCallback(TrainerCallback):
     """
 
     def __init__(
-        self, evaluator: Any = None, *, config: SearchWandbConfig | None = None, **overrides: Any
+        self,
+        evaluator: Any = None,
+        *,
+        primary: Any = None,
+        config: SearchWandbConfig | None = None,
+        **overrides: Any,
     ) -> None:
         base = config if config is not None else SearchWandbConfig()
         known = {f.name for f in fields(SearchWandbConfig)} | {"project"}
@@ -85,7 +108,9 @@ class SearchWandbCallback(TrainerCallback):
             from hf_search_wandb.tracking.wandb_api import INSTALL_HINT
 
             raise ImportError(INSTALL_HINT)
+        evaluator_set(evaluator, primary=primary)  # duplicate or reserved names, an unknown primary: fail now
         self.evaluator = evaluator
+        self.primary = primary
         self.run: Any = None
         self.run_dir: Path | None = None
         self.run_config: dict[str, Any] = {}
@@ -202,9 +227,12 @@ class SearchWandbCallback(TrainerCallback):
             else:
                 self._bg.flush()
 
+    def _set(self) -> EvaluatorSet:
+        """The callback's evaluators, then the trainer's own, flattened; and the primary one."""
+        return evaluator_set(self.evaluator, getattr(self._trainer, "evaluator", None), primary=self.primary)
+
     def _evaluators(self) -> list[Any]:
-        found = [self.evaluator, getattr(self._trainer, "evaluator", None)]
-        return [e for i, e in enumerate(found) if e is not None and all(e is not f for f in found[:i])]
+        return list(self._set().evaluators)
 
     def _define(self, key: str) -> None:
         if key in self._defined or self.run is None:
@@ -280,9 +308,10 @@ class SearchWandbCallback(TrainerCallback):
         self._defined = set()
         self.run.define_metric(STEP_KEY)
         self.run.define_metric("*", step_metric=STEP_KEY, step_sync=True)
-        for ev in self._evaluators():
+        evaluators = self._set()
+        for ev in evaluators.evaluators:
             for metric in getattr(ev, "metrics", ()) or ():
-                self._define(f"val/{metric}")
+                self._define(f"{evaluators.namespace(ev)}/{metric}")
         self._define("val/loss")
         self._watch(state, model)
         self._bg = BackgroundLogger(self.run) if self.options.log_in_background else None
@@ -393,8 +422,7 @@ class SearchWandbCallback(TrainerCallback):
             return
         if self._pending_val:
             self._flush_val(state)
-        names = [str(getattr(ev, "name", "") or "") for ev in self._evaluators()]
-        split = split_logs(logs, names, grad_norm=self.options.log_grad_norm)
+        split = split_logs(logs, self._set().names, grad_norm=self.options.log_grad_norm)
         for key, value in split.summary.items():
             self.run.summary[key] = value
         if split.val:
@@ -420,18 +448,27 @@ class SearchWandbCallback(TrainerCallback):
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any
     ) -> None:
-        result = self._evaluate_if_needed(state, metrics, kwargs.get("model"), kwargs.get("processing_class"))
+        prefix = eval_prefix(metrics or {}) or "eval"
+        self._evaluate_if_needed(state, metrics, kwargs.get("model"), kwargs.get("processing_class"), prefix)
         if self.run is None:
             return
+        evaluators = self._set()
+        val = route_evaluation(metrics, evaluators.names, prefix) if metrics else self._pending_val
+        self._pending_val = {}
+        in_training = self._training and prefix == "eval"
+        self._log_evaluation(val, state.global_step, define=in_training)
+        ran = self._ran(metrics or {}, prefix)
+        if not in_training:  # after train() (or a test prefix): its metrics and tables, no best tracking
+            if not self._training and self.options.log_tables != "off":
+                self._log_media(state.global_step, prefix, ran)
+            return
         self._n_evals += 1
-        val = self._pending_val
-        if result is not None:
-            val.update({f"val/{m}": v for m, v in result.items()})
-        self._flush_val(state)
-        headline = val.get(f"val/{self.options.eval_metric}")
+        headline_key = evaluators.headline_key(self.options.eval_metric)
+        namespace = headline_key.split("/", 1)[0]
+        headline = val.get(headline_key)
         if headline is not None and self.best.update(
             float(headline), step=state.global_step, epoch=state.epoch,
-            metrics={k.split("/", 1)[1]: v for k, v in val.items() if k.startswith("val/")},
+            metrics={k.split("/", 1)[1]: v for k, v in val.items() if k.split("/", 1)[0] in ("val", namespace)},
         ):  # fmt: skip
             self.run.summary[f"best/{self.options.eval_metric}"] = float(headline)
             self.run.summary["best/step"] = state.global_step
@@ -441,59 +478,139 @@ class SearchWandbCallback(TrainerCallback):
                     self._log_model(args)
         every = self.options.tables_every
         if every and self._n_evals % every == 0:
-            self._log_media(state.global_step)
+            self._log_media(state.global_step, prefix, ran)
+
+    @with_run
+    def on_predict(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        """`trainer.predict(...)`: its metrics (`test/loss`, and a SentenceTransformerTrainer's evaluator's)
+        and tables, into the same run at the current step."""
+        if not metrics:
+            return
+        prefix = eval_prefix(metrics) or "test"
+        self._log_evaluation(route_evaluation(metrics, self._set().names, prefix), state.global_step, define=False)
+        if self.options.log_tables != "off":
+            self._log_media(state.global_step, prefix, self._ran(metrics, prefix))
+
+    def evaluate(
+        self, evaluator: Any, trainer: Any = None, *, name: str | None = None, model: Any = None
+    ) -> dict[str, float]:
+        """Evaluate another evaluator (e.g. a test split) on the trainer's model and log it into the run.
+
+        Its metrics go to `{name}/...` (default: the evaluator's `name`, else `test`) at the trainer's current
+        step, with its own tables (`{name}/retrieval_examples`, ...). Call it on every process in a distributed
+        run (the evaluator shards the corpus); the main process logs.
+
+        Args:
+            evaluator: a `RetrievalEvaluator` (or any sentence-transformers evaluator).
+            trainer: the trainer whose model to evaluate; default: the one the callback is linked to.
+            name: the namespace; default `evaluator.name`, else `test`.
+            model: evaluate this model instead of the trainer's.
+
+        Returns:
+            The logged values, `{"{name}/{metric}": value}`.
+        """
+        trainer = trainer if trainer is not None else self._trainer
+        model = model if model is not None else getattr(trainer, "model", None)
+        if model is None:
+            raise ValueError("SearchWandbCallback.evaluate needs a model: pass trainer= or model=")
+        namespace = name or evaluator_name(evaluator) or "test"
+        if namespace in RESERVED_NAMES:
+            raise ValueError(f"name={namespace!r} is a namespace the callback writes itself: choose another")
+        tokenizer = getattr(trainer, "processing_class", None)
+        if hasattr(evaluator, "last_result"):  # ours: metrics and the rankings the tables reuse
+            raw = evaluator.evaluate(self._encoder_for(model, tokenizer, evaluator)).metrics
+        else:
+            own = evaluator_name(evaluator)
+            raw = {k.removeprefix(f"{own}_") if own else k: v for k, v in evaluator(model).items()}
+        values = {f"{namespace}/{metric}": float(value) for metric, value in raw.items()}
+        if self.run is None:
+            if self.run_dir is not None:
+                self._say(f"{namespace}: the wandb run is already finished, these metrics are not logged")
+            return values
+        state = getattr(trainer, "state", None) or self._state
+        step = int(getattr(state, "global_step", 0) or 0)
+        self._drain()
+        self._log_evaluation(dict(values), step, define=False)
+        if self.options.log_tables != "off" and getattr(evaluator, "last_result", None) is not None:
+            self._log_media_of(evaluator, step, namespace)
+        return values
+
+    def _ran(self, metrics: dict[str, Any], prefix: str) -> list[Any]:
+        """The evaluators whose metrics this evaluation holds (all of them when the keys carry no names)."""
+        evaluators = self._set()
+        names = set(evaluator_names_in(metrics, prefix, evaluators.names))
+        return [e for e in evaluators.evaluators if evaluator_name(e) in names] or list(evaluators.evaluators)
+
+    def _log_evaluation(self, row: dict[str, Any], step: int, *, define: bool) -> None:
+        """One evaluation's row; during training its retrieval metrics get their summary goal (max/min)."""
+        if define:
+            for key in row:
+                if not key.startswith("system/"):
+                    self._define(key)
+        self._log(row, step)
+
+    def _encoder_for(self, model: Any, tokenizer: Any, ev: Any) -> Any:
+        if callable(getattr(ev, "adapt_model", None)):  # a reranking evaluator wraps its cross-encoder itself
+            return ev.adapt_model(model, tokenizer)
+        if tokenizer is None or getattr(ev, "tokenizer", None) is not None:
+            return model
+        from hf_search_wandb.core.encoders import as_encoder
+
+        return as_encoder(
+            model, tokenizer, pooling=getattr(ev, "pooling", "mean"),
+            normalize=getattr(ev, "normalize", False), max_length=getattr(ev, "max_length", None),
+        )  # fmt: skip
 
     def _evaluate_if_needed(
-        self, state: Any, metrics: dict[str, float] | None, model: Any, tokenizer: Any
-    ) -> Any:
-        """Run the callback's evaluator (all ranks) unless the trainer already did; put its metrics into the
-        trainer's `metrics` dict and last log-history entry. Returns `{metric: value}` or None."""
-        ev = self.evaluator
-        if ev is None or model is None or metrics is None:
-            return None
-        name = getattr(ev, "name", "val") or "val"
-        primary = getattr(ev, "primary_metric", None) or f"{name}_mrr@10"
-        if f"eval_{primary}" in metrics or any(k.startswith(f"eval_{name}_") for k in metrics):
-            return None  # a SentenceTransformerTrainer ran it already: reuse, never recompute
+        self, state: Any, metrics: dict[str, float] | None, model: Any, tokenizer: Any, prefix: str = "eval"
+    ) -> None:
+        """Run the callback's evaluators (all ranks) unless the trainer already did; put their metrics into the
+        trainer's `metrics` dict (`eval_{name}_{metric}`) and last log-history entry.
+
+        Only for the trainer's own evaluations (`eval` prefix): a `test` prefix means another split, which the
+        callback's (validation) evaluators do not hold; use `callback.evaluate(test_evaluator)` for it."""
+        if model is None or metrics is None or prefix != "eval":
+            return
         if getattr(self._trainer, "evaluator", None) is not None:
             # A SentenceTransformerTrainer runs its own evaluator on rank 0 only; where its metrics were not
             # broadcast (accelerate's CPU DDP), evaluating here would start collectives rank 0 never joins.
-            return None
-        target = model
-        if callable(getattr(ev, "adapt_model", None)):  # a reranking evaluator wraps its cross-encoder itself
-            target = ev.adapt_model(model, tokenizer)
-        elif tokenizer is not None and getattr(ev, "tokenizer", None) is None:
-            from hf_search_wandb.core.encoders import as_encoder
-
-            target = as_encoder(
-                model, tokenizer, pooling=getattr(ev, "pooling", "mean"),
-                normalize=getattr(ev, "normalize", False), max_length=getattr(ev, "max_length", None),
-            )  # fmt: skip
-        result = ev.evaluate(target)
-        values = {m: float(v) for m, v in result.metrics.items()}
-        prefixed = {f"eval_{name}_{m}": v for m, v in values.items()}
-        metrics.update(prefixed)
-        if state.log_history and state.log_history[-1].get("step") == state.global_step:
-            state.log_history[-1].update(prefixed)
-        return values
+            return
+        added: dict[str, float] = {}
+        for ev in flatten_evaluators(self.evaluator):
+            name = evaluator_name(ev)
+            key_prefix = f"eval_{name}_" if name else "eval_"
+            primary = getattr(ev, "primary_metric", None)
+            if (primary and f"eval_{primary}" in metrics) or (name and any(k.startswith(key_prefix) for k in metrics)):
+                continue  # already computed for this evaluation: reuse, never recompute
+            result = ev.evaluate(self._encoder_for(model, tokenizer, ev))
+            added.update({f"{key_prefix}{m}": float(v) for m, v in result.metrics.items()})
+        metrics.update(added)
+        if added and state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update(added)
 
     def _flush_val(self, state: Any) -> None:
         val, self._pending_val = self._pending_val, {}
-        for key in val:
-            if key.startswith("val/"):
-                self._define(key)
-        self._log(val, state.global_step)
+        self._log_evaluation(val, state.global_step, define=self._training)
 
     # ------------------------------------------------------------------ tables and artifacts (content elsewhere)
-    def _last_result(self) -> tuple[Any, Any]:
-        for ev in self._evaluators():
-            result = getattr(ev, "last_result", None)
-            if result is not None:
-                return result, ev
-        return None, None
+    def _log_media(self, step: int, prefix: str = "eval", ran: list[Any] | None = None) -> None:
+        """Tables and histograms of the evaluators that ran: top-level keys with one evaluator in training,
+        `{name}/...` with several, `{prefix namespace}/...` (e.g. `test/`) for other prefixes."""
+        evaluators = self._set()
+        targets = [e for e in (ran if ran is not None else evaluators.evaluators)
+                   if getattr(e, "last_result", None) is not None]  # fmt: skip
+        base = prefix_namespace(prefix)
+        for ev in targets:
+            if base == "val":
+                namespace = evaluators.namespace(ev) if evaluators.several else ""
+            else:
+                namespace = f"{base}/{evaluator_name(ev)}" if len(targets) > 1 and evaluator_name(ev) else base
+            self._log_media_of(ev, step, namespace)
 
-    def _log_media(self, step: int) -> None:
-        result, ev = self._last_result()
+    def _log_media_of(self, ev: Any, step: int, namespace: str) -> None:
+        result = getattr(ev, "last_result", None)
         if result is None or step <= self._skip_until:
             return
         try:
@@ -510,7 +627,7 @@ class SearchWandbCallback(TrainerCallback):
             log_media = reranking_tables.log_reranking_media
         log_media(
             self.run, result, ev, step=step, num_examples=o.num_examples, k=o.examples_k,
-            error_k=o.error_k, histograms=o.log_histograms, seed=o.table_seed,
+            error_k=o.error_k, histograms=o.log_histograms, seed=o.table_seed, namespace=namespace,
         )  # fmt: skip
 
     def _save_best(self, args: Any, model: Any, tokenizer: Any) -> None:

@@ -29,10 +29,78 @@ SUMMARY_KEYS = {
 EVAL_SYSTEM = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time")
 
 
+def eval_prefix(logs: Mapping[str, Any]) -> str | None:
+    """The `metric_key_prefix` of an evaluation's metrics (`eval`, `test`, `eval_scifact`), read from its
+    `{prefix}_runtime` key (transformers always adds it); `eval` for bare `eval_*` keys; None for a training log.
+
+    Example:
+        >>> eval_prefix({"test_loss": 1.0, "test_runtime": 0.5}), eval_prefix({"eval_val_mrr@10": 0.3})
+        ('test', 'eval')
+        >>> eval_prefix({"loss": 0.5, "train_runtime": 9.0}) is None
+        True
+    """
+    for key in logs:
+        if key.endswith("_runtime") and key not in SUMMARY_KEYS:
+            return key[: -len("_runtime")]
+    return "eval" if any(str(k).startswith("eval_") for k in logs) else None
+
+
+def prefix_namespace(prefix: str) -> str:
+    """Where an evaluation's metrics go: `eval` -> `val` (SPEC §2); `eval_{dataset}` (a dict of eval datasets)
+    -> `{dataset}`; any other prefix (`test` from `predict` or `evaluate(metric_key_prefix="test")`) -> itself.
+
+    Example:
+        >>> prefix_namespace("eval"), prefix_namespace("eval_nfcorpus"), prefix_namespace("test")
+        ('val', 'nfcorpus', 'test')
+    """
+    if prefix == "eval":
+        return "val"
+    return prefix[len("eval_") :] if prefix.startswith("eval_") else prefix
+
+
+def evaluator_names_in(keys: Iterable[str], prefix: str, evaluator_names: Iterable[str]) -> list[str]:
+    """The evaluators (by name) whose metrics are among `keys` (`{prefix}_{name}_{metric}`), in their order.
+
+    Example:
+        >>> evaluator_names_in(["eval_loss", "eval_a_map", "eval_b_map"], "eval", ["a", "b", "c"])
+        ['a', 'b']
+    """
+    keys = list(keys)
+    return [n for n in evaluator_names if n and any(k.startswith(f"{prefix}_{n}_") for k in keys)]
+
+
+def eval_key(key: str, prefix: str = "eval", evaluator_names: Iterable[str] = ("val",), *, several: bool = False) -> str:
+    """The wandb key of one evaluation metric.
+
+    One evaluator: `{namespace}/{metric}` (`eval_val_mrr@10` -> `val/mrr@10`, its `{name}_` removed). Several
+    (`several=True`): each evaluator under its own name, `eval_scifact_ndcg@10` -> `scifact/ndcg@10` (under
+    another prefix: `test/scifact/ndcg@10`). Timings go to `system/{prefix}_runtime`, ...
+
+    Example:
+        >>> eval_key("eval_val_mrr@10"), eval_key("eval_loss"), eval_key("eval_runtime")
+        ('val/mrr@10', 'val/loss', 'system/eval_runtime')
+        >>> eval_key("eval_nf_ndcg@10", "eval", ["sf", "nf"], several=True), eval_key("test_val_map", "test")
+        ('nf/ndcg@10', 'test/map')
+    """
+    rest = key[len(prefix) + 1 :] if key.startswith(f"{prefix}_") else key
+    if rest in EVAL_SYSTEM:
+        return f"system/{prefix}_{rest}"
+    base = prefix_namespace(prefix)
+    for name in sorted((n for n in evaluator_names if n), key=len, reverse=True):
+        if rest.startswith(f"{name}_"):
+            metric = rest[len(name) + 1 :]
+            if several:
+                return f"{name}/{metric}" if base == "val" else f"{base}/{name}/{metric}"
+            return f"{base}/{metric}"
+    if not several and rest.startswith("val_"):
+        return f"{base}/{rest[len('val_') :]}"
+    return f"{base}/{rest}"
+
+
 def val_key(key: str, evaluator_names: Iterable[str] = ("val",)) -> str:
     """`eval_val_mrr@10` -> `val/mrr@10`; `eval_loss` -> `val/loss`; `eval_runtime` -> `system/eval_runtime`.
 
-    The evaluator's own prefix (`{name}_`, e.g. `val_` or `scifact_`) is removed.
+    The evaluator's own prefix (`{name}_`, e.g. `val_` or `scifact_`) is removed (one evaluator; see `eval_key`).
 
     Example:
         >>> val_key("eval_val_mrr@10"), val_key("eval_loss"), val_key("eval_scifact_map", ["scifact"])
@@ -40,13 +108,27 @@ def val_key(key: str, evaluator_names: Iterable[str] = ("val",)) -> str:
         >>> val_key("eval_runtime")
         'system/eval_runtime'
     """
-    name = key[len("eval_") :] if key.startswith("eval_") else key
-    if name in EVAL_SYSTEM:
-        return f"system/eval_{name}"
-    for prefix in (*[n for n in evaluator_names if n], "val"):
-        if name.startswith(f"{prefix}_"):
-            return "val/" + name[len(prefix) + 1 :]
-    return "val/" + name
+    return eval_key(key, "eval", evaluator_names)
+
+
+def route_evaluation(
+    metrics: Mapping[str, Any], evaluator_names: Iterable[str] = ("val",), prefix: str | None = None
+) -> dict[str, Any]:
+    """Every metric of one evaluation (the keys under its prefix) under its wandb key; several evaluators
+    present -> each in its own namespace.
+
+    Example:
+        >>> route_evaluation({"eval_loss": 1.0, "eval_a_map": 0.2, "eval_b_map": 0.3, "epoch": 1.0}, ["a", "b"])
+        {'val/loss': 1.0, 'a/map': 0.2, 'b/map': 0.3}
+    """
+    prefix = prefix or eval_prefix(metrics) or "eval"
+    names = list(evaluator_names)
+    several = len(evaluator_names_in(metrics, prefix, names)) > 1
+    return {
+        eval_key(k, prefix, names, several=several): v
+        for k, v in metrics.items()
+        if str(k).startswith(f"{prefix}_") and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def summary_goal(key: str) -> str:
@@ -81,8 +163,9 @@ class SplitLogs:
 def split_logs(
     logs: Mapping[str, Any], evaluator_names: Iterable[str] = ("val",), *, grad_norm: bool = True
 ) -> SplitLogs:
-    """Rename a trainer log: `eval_*` keys to `val/` (or `system/`), the end-of-training figures to the
-    summary, everything else numeric to `train/`.
+    """Rename a trainer log: an evaluation's keys (`eval_*`, or `test_*` from `evaluate(metric_key_prefix=
+    "test")`) by `route_evaluation`, the end-of-training figures to the summary, everything else numeric to
+    `train/`.
 
     Example:
         >>> s = split_logs({"loss": 0.5, "learning_rate": 1e-5, "grad_norm": 2.0, "epoch": 0.1})
@@ -93,11 +176,14 @@ def split_logs(
     """
     names = list(evaluator_names)
     out = SplitLogs()
+    prefix = eval_prefix(logs)
+    if prefix is not None:
+        out.val = route_evaluation(logs, names, prefix)
     for key, value in logs.items():
         if key in SUMMARY_KEYS:
             out.summary[SUMMARY_KEYS[key]] = value
-        elif key.startswith("eval_"):
-            out.val[val_key(key, names)] = value
+        elif prefix is not None and key.startswith(f"{prefix}_"):
+            continue
         elif key in TRAIN_KEYS:
             if key != "grad_norm" or grad_norm:
                 out.train[TRAIN_KEYS[key]] = value

@@ -1,0 +1,126 @@
+"""Which evaluators a training has, which one is primary, and where each one's metrics and tables go.
+
+The callback's `evaluator=` (one evaluator, a list, or a `SequentialEvaluator`) and the trainer's own
+`evaluator` (a `SentenceTransformerTrainer`'s) are flattened into one list, the callback's first, each
+evaluator once. With one evaluator everything stays in `val/` (SPEC §2). With several, each logs under its
+own name (`{name}/ndcg@10`, `{name}/retrieval_examples`); best tracking and the model artifact follow the
+primary one: `primary=` (a name or the evaluator itself), else the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+#: Namespaces the callback itself writes: an evaluator may not be named after one of them.
+RESERVED_NAMES = frozenset({"train", "system", "best", "gradients", "parameters"})
+
+
+def flatten_evaluators(*sources: Any) -> list[Any]:
+    """Every evaluator inside `sources` (lists, `SequentialEvaluator`s), in order, each object once.
+
+    Example:
+        >>> from types import SimpleNamespace as E
+        >>> a, b = E(name="a"), E(name="b")
+        >>> [e.name for e in flatten_evaluators([a, E(evaluators=[b, a])], None, b)]
+        ['a', 'b']
+    """
+    found: list[Any] = []
+
+    def visit(obj: Any) -> None:
+        if obj is None:
+            return
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                visit(item)
+            return
+        inner = getattr(obj, "evaluators", None)
+        if isinstance(inner, (list, tuple)):
+            visit(inner)
+            return
+        if all(obj is not seen for seen in found):
+            found.append(obj)
+
+    for source in sources:
+        visit(source)
+    return found
+
+
+def evaluator_name(evaluator: Any) -> str:
+    """The evaluator's `name` (`""` when it has none)."""
+    return str(getattr(evaluator, "name", "") or "")
+
+
+@dataclass(frozen=True)
+class EvaluatorSet:
+    """The flattened evaluators and the primary one."""
+
+    evaluators: tuple[Any, ...] = ()
+    primary: Any = None
+
+    @property
+    def several(self) -> bool:
+        return len(self.evaluators) > 1
+
+    @property
+    def names(self) -> list[str]:
+        return [evaluator_name(e) for e in self.evaluators]
+
+    def namespace(self, evaluator: Any) -> str:
+        """`val` with one evaluator; the evaluator's name with several."""
+        return (evaluator_name(evaluator) or "val") if self.several else "val"
+
+    def headline_key(self, metric: str) -> str:
+        """The wandb key best tracking reads: `val/mrr@10`, or `{primary}/mrr@10` with several evaluators
+        (`val/loss` for the loss, which the trainer computes once for all)."""
+        if metric == "loss" or not self.several or self.primary is None:
+            return f"val/{metric}"
+        return f"{self.namespace(self.primary)}/{metric}"
+
+
+def evaluator_set(*sources: Any, primary: Any = None) -> EvaluatorSet:
+    """Flatten `sources` and pick the primary evaluator; names must be unique and not reserved.
+
+    Example:
+        >>> from types import SimpleNamespace as E
+        >>> s = evaluator_set([E(name="scifact"), E(name="nfcorpus")], primary="nfcorpus")
+        >>> s.headline_key("ndcg@10"), s.namespace(s.evaluators[0])
+        ('nfcorpus/ndcg@10', 'scifact')
+        >>> evaluator_set([E(name="a"), E(name="a")])
+        Traceback (most recent call last):
+        ...
+        ValueError: several evaluators are named 'a': give each a distinct name= (their metrics go to {name}/...)
+    """
+    evaluators = flatten_evaluators(*sources)
+    if len(evaluators) > 1:
+        _check_names(evaluator_name(e) for e in evaluators)
+    chosen = evaluators[0] if evaluators else None
+    if primary is not None:
+        chosen = _find(evaluators, primary)
+    return EvaluatorSet(tuple(evaluators), chosen)
+
+
+def _check_names(names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            continue
+        if name in RESERVED_NAMES:
+            raise ValueError(
+                f"an evaluator is named {name!r}, a namespace the callback writes itself: rename it "
+                f"(reserved: {sorted(RESERVED_NAMES)})"
+            )
+        if name in seen:
+            raise ValueError(
+                f"several evaluators are named {name!r}: give each a distinct name= (their metrics go to {{name}}/...)"
+            )
+        seen.add(name)
+
+
+def _find(evaluators: list[Any], primary: Any) -> Any:
+    for evaluator in evaluators:
+        if evaluator is primary or (isinstance(primary, str) and evaluator_name(evaluator) == primary):
+            return evaluator
+    names = [evaluator_name(e) for e in evaluators]
+    raise ValueError(f"primary={primary!r} is none of the evaluators {names}: pass one of these names or objects")
