@@ -197,3 +197,11 @@ def test_evaluator_names_must_be_distinct_and_primary_known() -> None:
         SearchWandbCallback([named_evaluator("a", 5), named_evaluator("b", 5)], primary="nope", mode="disabled")
     with pytest.raises(ValueError, match="'train', a namespace the callback writes"):
         evaluator_set([named_evaluator("train", 5), named_evaluator("b", 5)])
+
+
+def test_the_trainers_evaluator_replaces_a_same_named_callback_evaluator() -> None:
+    """`SearchWandbCallback(ev_a)` with a `SentenceTransformerTrainer(evaluator=ev_b)`, both named `val`: the
+    trainer's runs and keeps the rankings, so it is the one the callback reads (not an error, not two)."""
+    callback_side, trainer_side = named_evaluator("val", 5), named_evaluator("val", 6)
+    merged = evaluator_set(callback_side, trainer_side, primary=callback_side, strict=False)
+    assert merged.evaluators == (trainer_side,) and merged.primary is trainer_side and not merged.several

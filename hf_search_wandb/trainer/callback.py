@@ -229,7 +229,8 @@ class SearchWandbCallback(TrainerCallback):
 
     def _set(self) -> EvaluatorSet:
         """The callback's evaluators, then the trainer's own, flattened; and the primary one."""
-        return evaluator_set(self.evaluator, getattr(self._trainer, "evaluator", None), primary=self.primary)
+        trainer_evaluator = getattr(self._trainer, "evaluator", None)
+        return evaluator_set(self.evaluator, trainer_evaluator, primary=self.primary, strict=False)
 
     def _evaluators(self) -> list[Any]:
         return list(self._set().evaluators)

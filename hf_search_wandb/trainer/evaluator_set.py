@@ -79,8 +79,11 @@ class EvaluatorSet:
         return f"{self.namespace(self.primary)}/{metric}"
 
 
-def evaluator_set(*sources: Any, primary: Any = None) -> EvaluatorSet:
+def evaluator_set(*sources: Any, primary: Any = None, strict: bool = True) -> EvaluatorSet:
     """Flatten `sources` and pick the primary evaluator; names must be unique and not reserved.
+
+    `strict=False` (the callback's evaluators merged with the trainer's): a later evaluator with the name of an
+    earlier one replaces it in place (the trainer's own evaluator is the one that runs and keeps results).
 
     Example:
         >>> from types import SimpleNamespace as E
@@ -93,6 +96,8 @@ def evaluator_set(*sources: Any, primary: Any = None) -> EvaluatorSet:
         ValueError: several evaluators are named 'a': give each a distinct name= (their metrics go to {name}/...)
     """
     evaluators = flatten_evaluators(*sources)
+    if not strict:
+        evaluators = _last_of_each_name(evaluators)
     if len(evaluators) > 1:
         _check_names(evaluator_name(e) for e in evaluators)
     chosen = evaluators[0] if evaluators else None
@@ -118,9 +123,25 @@ def _check_names(names: Iterable[str]) -> None:
         seen.add(name)
 
 
-def _find(evaluators: list[Any], primary: Any) -> Any:
+def _last_of_each_name(evaluators: list[Any]) -> list[Any]:
+    kept: list[Any] = []
     for evaluator in evaluators:
-        if evaluator is primary or (isinstance(primary, str) and evaluator_name(evaluator) == primary):
+        name = evaluator_name(evaluator)
+        same = [i for i, e in enumerate(kept) if name and evaluator_name(e) == name]
+        if same:
+            kept[same[0]] = evaluator
+        else:
+            kept.append(evaluator)
+    return kept
+
+
+def _find(evaluators: list[Any], primary: Any) -> Any:
+    wanted = primary if isinstance(primary, str) else evaluator_name(primary)
+    for evaluator in evaluators:
+        if evaluator is primary:
+            return evaluator
+    for evaluator in evaluators:
+        if wanted and evaluator_name(evaluator) == wanted:
             return evaluator
     names = [evaluator_name(e) for e in evaluators]
     raise ValueError(f"primary={primary!r} is none of the evaluators {names}: pass one of these names or objects")
