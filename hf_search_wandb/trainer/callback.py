@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import shutil
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
@@ -68,6 +69,13 @@ def with_run(event: _Event) -> _Event:
         return None if self.run is None else event(self, *args, **kwargs)
 
     return guarded  # type: ignore[return-value]
+
+
+def _finish_at_exit(ref: weakref.ReferenceType[SearchWandbCallback]) -> None:
+    """The exit hook: finish the callback's run if the callback still exists and holds one."""
+    callback = ref()
+    if callback is not None:
+        callback.finish()
 
 
 class SearchWandbCallback(TrainerCallback):
@@ -293,7 +301,7 @@ class SearchWandbCallback(TrainerCallback):
         self._created = created or self.run.id != self._user_run_id
         self._training = True
         if not self._exit_hook:  # registered after wandb's own exit hook, so ours runs first
-            atexit.register(self.finish)
+            atexit.register(_finish_at_exit, weakref.ref(self))  # weak: a finished sweep trial's callback can go
             self._exit_hook = True
         # where the run lives on disk (offline: what `wandb sync` takes); kept after the run finishes
         self.run_dir = Path(self.run.dir).parent if getattr(self.run, "dir", None) else None
