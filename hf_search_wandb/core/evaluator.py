@@ -38,6 +38,7 @@ from hf_search_wandb.core.encoders import (
     features_to_device,
 )
 from hf_search_wandb.core.hf_datasets import to_plain_data
+from hf_search_wandb.core.matryoshka import check_sizes, normalizes, slice_embeddings, suffixed, validate_dims
 from hf_search_wandb.core.measures import parse_metric, parse_metrics
 from hf_search_wandb.core.metrics import DEFAULT_METRICS, ranked_report
 from hf_search_wandb.core.results import RetrievalResult
@@ -112,6 +113,9 @@ class RetrievalEvaluator(SentenceEvaluator):
             several processes runs; every rank must then call the evaluator).
         chunk_elements: scores held in memory at once during the search.
         show_progress_bar: a tqdm bar per encoding pass (documents, then queries), on rank 0 only.
+        truncate_dims: Matryoshka sizes, e.g. `[256, 128, 64]`: each is scored on the first `dim` columns of the
+            SAME embeddings (one encoding pass; re-normalised for cosine or a normalising model), returned as
+            `{name}_{metric}@dim{dim}` next to the full-size metrics (`core.matryoshka`).
 
     Example:
         >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
@@ -147,6 +151,7 @@ class RetrievalEvaluator(SentenceEvaluator):
         distributed: bool | None = None,
         chunk_elements: int = 1 << 25,
         show_progress_bar: bool = False,
+        truncate_dims: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if precision not in ("auto", *_DTYPES):
@@ -188,6 +193,8 @@ class RetrievalEvaluator(SentenceEvaluator):
         self.distributed = distributed
         self.chunk_elements = chunk_elements
         self.show_progress_bar = show_progress_bar
+        self.truncate_dims = validate_dims(truncate_dims)
+        self.last_dim_results: dict[int, RetrievalResult] = {}
         self.corpus_sample, self.max_queries, self.seed, self.missing = (
             corpus_sample,
             max_queries,
@@ -352,7 +359,11 @@ class RetrievalEvaluator(SentenceEvaluator):
 
     def get_config_dict(self) -> dict[str, Any]:
         """What sentence-transformers records in the model card."""
-        return {"depth": self.depth, "corpus_sample": self.corpus_sample, "max_queries": self.max_queries}
+        config: dict[str, Any] = {"depth": self.depth, "corpus_sample": self.corpus_sample}
+        config["max_queries"] = self.max_queries
+        if self.truncate_dims:
+            config["truncate_dims"] = list(self.truncate_dims)
+        return config
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model: Any) -> RetrievalResult:
@@ -393,6 +404,10 @@ class RetrievalEvaluator(SentenceEvaluator):
                 result = self._search_and_score(query_emb, doc_emb, doc_rows, device, shard)
                 _sync(device)
                 timings["search_s"] = time.perf_counter() - tick
+                if self.truncate_dims:
+                    renormalize = similarity == "cosine" or normalizes(encoder)
+                    self._score_dims(result, query_emb, doc_emb, doc_rows, device, shard, renormalize)
+                    timings["search_dims_s"] = time.perf_counter() - tick - timings["search_s"]
         finally:
             if isinstance(module, torch.nn.Module):
                 module.train(was_training)
@@ -400,6 +415,35 @@ class RetrievalEvaluator(SentenceEvaluator):
         result.timings = timings
         self.last_result = result
         return result
+
+    def _score_dims(
+        self,
+        result: RetrievalResult,
+        query_emb: torch.Tensor,
+        doc_emb: torch.Tensor,
+        doc_rows: np.ndarray,
+        device: torch.device,
+        shard: bool,
+        renormalize: bool,
+    ) -> None:
+        """Score every Matryoshka size on slices of the embeddings already computed (no encoding)."""
+        width = int(query_emb.shape[1])
+        check_sizes(self.truncate_dims, width)
+        full = dict(result.metrics)
+        self.last_dim_results = {}
+        for dim in self.truncate_dims:
+            if dim == width:
+                part = result
+            else:
+                part = self._search_and_score(
+                    slice_embeddings(query_emb, dim, normalize=renormalize),
+                    slice_embeddings(doc_emb, dim, normalize=renormalize),
+                    doc_rows,
+                    device,
+                    shard,
+                )
+            self.last_dim_results[dim] = part
+            result.metrics.update(suffixed(full if part is result else part.metrics, dim))
 
     def _use_distributed(self, model: Any) -> bool:
         if self.distributed is False or not is_distributed():
