@@ -375,8 +375,10 @@ def load_model_from_artifact(
 
     A directory saved by sentence-transformers loads as the class that saved it (its
     `config_sentence_transformers.json` `model_type`): a `CrossEncoder`, a `SparseEncoder` (SPLADE), else a
-    `SentenceTransformer` (it has `modules.json`); any other as `transformers.AutoModel` (load its tokenizer with
-    `AutoTokenizer.from_pretrained` on the same directory). `kwargs` go to the loader.
+    `SentenceTransformer` (it has `modules.json`); a custom module around a transformers model (saved by the
+    callback with `core.model_io.save_model`) as a `PooledEncoder` with the pooling it was evaluated with; any
+    other as `transformers.AutoModel` (load its tokenizer with `AutoTokenizer.from_pretrained` on the same
+    directory). Each scores the same metrics as the model that was saved. `kwargs` go to the loader.
 
     Example:
         >>> import tempfile
@@ -393,18 +395,13 @@ def load_model_from_artifact(
         from sentence_transformers import CrossEncoder
 
         return CrossEncoder(str(path), device=device, **kwargs)
-    if (path / "modules.json").is_file():
-        if _saved_model_type(path) == "SparseEncoder":  # a SPLADE model: sparse embeddings, not dense
-            from sentence_transformers.sparse_encoder import SparseEncoder
+    if (path / "modules.json").is_file() and _saved_model_type(path) == "SparseEncoder":  # SPLADE: sparse
+        from sentence_transformers.sparse_encoder import SparseEncoder
 
-            return SparseEncoder(str(path), device=device, **kwargs)
-        from sentence_transformers import SentenceTransformer
+        return SparseEncoder(str(path), device=device, **kwargs)
+    from hf_search_wandb.core.model_io import load_model
 
-        return SentenceTransformer(str(path), device=device, **kwargs)
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(str(path), **kwargs)
-    return model.to(device) if device is not None else model
+    return load_model(path, device=device, **kwargs)
 
 
 @dataclass

@@ -652,15 +652,11 @@ class SearchWandbCallback(TrainerCallback):
         target = Path(args.output_dir) / BEST_MODEL_DIR
         if target.exists():
             shutil.rmtree(target)
-        target.mkdir(parents=True)
-        if hasattr(model, "save_pretrained"):
-            model.save_pretrained(str(target))
-        else:
-            import torch
+        from hf_search_wandb.core.model_io import save_model
 
-            torch.save(model.state_dict(), target / "pytorch_model.bin")
-        if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
-            tokenizer.save_pretrained(str(target))
+        ev = self.evaluator  # a custom module is saved with the pooling the evaluator scored it with
+        save_model(model, target, tokenizer, pooling=getattr(ev, "pooling", "mean"),
+                   normalize=getattr(ev, "normalize", False), max_length=getattr(ev, "max_length", None))
 
     def _log_model(self, args: Any) -> None:
         target = Path(args.output_dir) / BEST_MODEL_DIR
