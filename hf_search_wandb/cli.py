@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sweep-id", help="join this existing wandb sweep (online)")
     program = run.add_argument_group("trial program (default: fine-tune a bi-encoder on a BEIR folder)")
     program.add_argument("--program", help="your own train function instead, as module:function or file.py:function")
-    program.add_argument("--data", type=Path, help="BEIR folder (default: the bundled SciFact)")
+    program.add_argument("--data", type=Path,
+                         help="BEIR folder (default: the SciFact copy of a source checkout; required when installed)")
     program.add_argument("--model", help="model folder (default: the offline all-MiniLM-L6-v2)")
     program.add_argument("--max-steps", type=int, default=-1, help="steps per trial (-1: num_epochs)")
     program.add_argument("--eval-steps", type=int, help="evaluate every N steps (default: each epoch)")
@@ -183,7 +184,17 @@ def _report(args: argparse.Namespace) -> int:
 def _program(args: argparse.Namespace) -> Any:
     if args.program:
         return load_callable(args.program)
-    from hf_search_wandb.sweeps.training import BiEncoderProgram
+    from hf_search_wandb.core.data import BUNDLED_SCIFACT
+    from hf_search_wandb.sweeps.training import BiEncoderProgram, default_model_path
+
+    if args.data is None and not BUNDLED_SCIFACT.is_dir():
+        raise ValueError("no --data given, and the bundled SciFact copy ships with the source repository only, not "
+                         "with an installed package: pass --data BEIR_FOLDER (corpus.jsonl, queries.jsonl, qrels/)")
+    if args.model is None:
+        try:
+            default_model_path()
+        except ImportError as err:
+            raise ValueError(str(err)) from err
 
     options: dict[str, Any] = {}
     for item in args.callback_option:
