@@ -146,3 +146,19 @@ def test_the_bundled_scifact_path_names_the_flag_when_absent(monkeypatch, tmp_pa
     with pytest.raises(FileNotFoundError, match="--data"):
         data_module.load_beir(data_module.BUNDLED_SCIFACT)
     assert BUNDLED_SCIFACT.is_dir()  # the source checkout has it
+
+
+def test_a_datasets_evaluator_logs_through_the_callback(wandb_offline: Path, tiny_bert_dir: Path) -> None:
+    from hf_search_wandb.trainer.callback import SearchWandbCallback
+    from tests.test_callback_training import make_evaluator, only_run, plain_trainer
+
+    reference = make_evaluator()  # the same queries / docs / qrels, held as Hub-style datasets
+    corpus_ds, queries_ds, qrels_ds = _columns(reference.queries, reference.corpus, reference.qrels)
+    evaluator = RetrievalEvaluator.from_datasets(DatasetDict(corpus=corpus_ds), queries_ds, qrels_ds)
+    callback = SearchWandbCallback(evaluator, dataset_name="scifact", log_tables="off", log_histograms=False,
+                                   model_artifact="off")
+    trainer = plain_trainer(tiny_bert_dir, wandb_offline / "out", callback, max_steps=3)
+    trainer.train()
+    run = only_run(wandb_offline)
+    (mrr,) = run.series("val/mrr@10")
+    assert mrr == pytest.approx(reference.evaluate(trainer.model).metrics["mrr@10"], abs=1e-6)
