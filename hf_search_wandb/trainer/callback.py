@@ -654,7 +654,7 @@ class SearchWandbCallback(TrainerCallback):
             shutil.rmtree(target)
         from hf_search_wandb.core.model_io import save_model
 
-        ev = self.evaluator  # a custom module is saved with the pooling the evaluator scored it with
+        ev = self._set().primary  # a custom module is saved with the pooling the evaluator scored it with
         save_model(model, target, tokenizer, pooling=getattr(ev, "pooling", "mean"),
                    normalize=getattr(ev, "normalize", False), max_length=getattr(ev, "max_length", None))
 
