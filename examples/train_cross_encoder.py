@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     training_args = CrossEncoderTrainingArguments(
         output_dir=args.output_dir, num_train_epochs=args.epochs, max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
-        warmup_ratio=args.warmup_ratio, bf16=bf16, eval_strategy="epoch", eval_on_start=args.eval_before,
+        warmup_steps=args.warmup_ratio, bf16=bf16,  # transformers 5: a float < 1 is a ratio of the total steps
+        eval_strategy="epoch", eval_on_start=args.eval_before,
         logging_steps=args.logging_steps, save_strategy="no", report_to="none", seed=args.seed,
         use_cpu=not cuda, disable_tqdm=not main_proc,
         dataloader_drop_last=int(os.environ.get("WORLD_SIZE", "1")) > 1,

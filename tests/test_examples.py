@@ -144,3 +144,23 @@ def test_train_hf_trainer_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
     for key in ("val/mrr@10", "val/ndcg@10", "val/loss", "train/loss"):
         assert run.series(key), f"{key} missing from the run history"
     assert run.config["pooling_mode"] == "mean"
+
+
+def test_train_cross_encoder_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    metrics_json = tmp_path / "metrics.json"
+    cmd = [
+        sys.executable, "examples/train_cross_encoder.py", "--tiny", "--model", str(tiny_bert_dir),
+        "--eval-before", "--logging-steps", "1", "--wandb-mode", "offline",
+        "--output-dir", str(tmp_path / "out"), "--metrics-json", str(metrics_json),
+    ]  # fmt: skip
+    _run(cmd, _env(tmp_path))
+    results = json.loads(metrics_json.read_text())
+    assert {"ndcg@5", "first_stage/ndcg@5"} <= results["after"].keys()
+    assert results["before"]["first_stage/ndcg@5"] == results["after"]["first_stage/ndcg@5"]  # BM25 is fixed
+    run = _one_run(tmp_path)
+    assert len(run.series("val/ndcg@5")) == 2 and len(run.series("val/first_stage/ndcg@5")) == 2
+    assert run.series("train/loss")
+    assert run.config["model_type"] == "cross-encoder" and run.config["num_labels"] == 1
+    assert run.config["loss_function"] == "BinaryCrossEntropyLoss"
+    assert run.config["negative_sampling"] == "bm25_hard"
+    assert any(a["type"] == "model" for a in run.artifacts)
