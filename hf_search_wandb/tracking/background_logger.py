@@ -5,13 +5,20 @@ for the hand-off; on a busy machine that wait is milliseconds per call, paid on 
 Here the training thread only enqueues the row (microseconds); one daemon thread logs the rows in order.
 `flush()` waits until every queued row has been handed to wandb: the callback calls it before anything it
 logs directly (tables, artifacts, summary) and before `finish`, so the order of records is unchanged.
+
+The queue is bounded in time, not length: when the oldest queued row is older than `max_lag` seconds
+(default 1 s), `log()` waits until the worker has handed every queued row to wandb. So a SIGKILL, which no
+handler sees, loses at most the rows of the last `max_lag` seconds plus what wandb's service had not yet
+written (`benchmarks/bench_kill_rows.py` measures it).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -37,9 +44,11 @@ class BackgroundLogger:
         [0, 1, 2]
     """
 
-    def __init__(self, run: Any, *, timeout: float = 120.0) -> None:
+    def __init__(self, run: Any, *, timeout: float = 120.0, max_lag: float = 1.0) -> None:
         self.run = run
         self.timeout = timeout
+        self.max_lag = max_lag
+        self._queued_at: collections.deque[float] = collections.deque()  # enqueue times of rows not yet logged
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="hf-search-wandb-log", daemon=True)
@@ -59,10 +68,27 @@ class BackgroundLogger:
                 if self.error is None:
                     self.error = err
                     logger.warning("hf_search_wandb: wandb.log failed in the background: %r", err)
+            finally:
+                if self._queued_at:
+                    self._queued_at.popleft()
 
     def log(self, row: dict[str, Any]) -> None:
-        """Queue one row (returns at once)."""
+        """Queue one row; returns at once unless the oldest queued row waits longer than `max_lag` seconds,
+        in which case it first waits for the queue to drain."""
+        now = time.monotonic()
+        try:
+            oldest = self._queued_at[0]
+        except IndexError:  # the worker emptied it meanwhile
+            oldest = now
+        if now - oldest > self.max_lag:
+            self.flush()
+        self._queued_at.append(now)
         self._queue.put(row)
+
+    @property
+    def pending(self) -> int:
+        """Rows queued and not yet handed to wandb."""
+        return len(self._queued_at)
 
     def flush(self) -> None:
         """Block until every row queued so far has been passed to `run.log`."""

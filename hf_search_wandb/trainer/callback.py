@@ -25,6 +25,7 @@ from transformers import TrainerCallback
 
 from hf_search_wandb.core.reranking_result import RerankingResult
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
+from hf_search_wandb.tracking.run_history import LoggedRows
 from hf_search_wandb.tracking.run_options import RunSettings
 from hf_search_wandb.tracking.run_setup import CONFIG_KEYS
 from hf_search_wandb.trainer import trainer_link
@@ -45,7 +46,8 @@ from hf_search_wandb.trainer.log_keys import (
     summary_goal,
 )
 from hf_search_wandb.trainer.options import SearchWandbConfig
-from hf_search_wandb.trainer.resume import read_resume_info, write_run_file
+from hf_search_wandb.trainer.preemption import SignalGuard
+from hf_search_wandb.trainer.resume import held_rows, read_resume_info, write_run_file
 from hf_search_wandb.trainer.run_state import BestEvaluation, EpochStats
 from hf_search_wandb.trainer.warn_once import WarnOnce
 
@@ -57,6 +59,9 @@ NO_TRAINER = (
     "logging what the event arguments carry; dataset sizes, the loss name and marking a failed "
     "train() as failed are unavailable"
 )
+# A SIGKILL loses at most the rows of the last ~1 s: the background queue waits at most this long, and
+# wandb's service writes its transaction log this often (its default is 15 s).
+FLUSH_SECONDS = 0.5
 _Event = TypeVar("_Event", bound=Callable[..., Any])
 
 
@@ -136,7 +141,9 @@ class SearchWandbCallback(TrainerCallback):
         self._say = WarnOnce(logger)
         self._n_evals = 0
         self._last_logged = -1
-        self._skip_until = -1
+        self._keys_at_last: set[str] = set()
+        self._held = LoggedRows()  # what the run already holds (resume): not logged again
+        self._signals = SignalGuard(self._on_signal)
         self._cuda = False
         self._epoch: EpochStats | None = None
         self._bg: BackgroundLogger | None = None
@@ -217,14 +224,20 @@ class SearchWandbCallback(TrainerCallback):
         return self.run is not None
 
     def _log(self, row: dict[str, Any], step: int) -> None:
-        if self.run is None or step <= self._skip_until or not row:
+        if self.run is None or not row:
+            return
+        row = self._held.new_part(row, step)
+        if not row:
             return
         row[STEP_KEY] = step
         if self._bg is not None:
             self._bg.log(row)
         else:
             self.run.log(row)
-        self._last_logged = max(self._last_logged, step)
+        if step > self._last_logged:
+            self._last_logged, self._keys_at_last = step, set(row)
+        elif step == self._last_logged:
+            self._keys_at_last.update(row)
 
     def _drain(self, *, stop: bool = False) -> None:
         """Wait until queued rows reached wandb (before direct logging, artifacts and finish)."""
@@ -268,10 +281,10 @@ class SearchWandbCallback(TrainerCallback):
             # Still open: `auto_find_batch_size` retries this train() after an out-of-memory error (a failed
             # train() closes its run on leaving it). Same run; the steps the failed attempt logged stay.
             self._drain()
-            self._skip_until = self._last_logged = max(self._last_logged, self._skip_until)
+            self._held = self._held.merged(LoggedRows(self._last_logged, frozenset(self._keys_at_last)))
             self._say(f"train() restarted inside the same call: continuing wandb run {self.run.id}")
             return
-        self._last_logged, self._skip_until = -1, -1
+        self._last_logged, self._keys_at_last, self._held = -1, set(), LoggedRows()
         if not state.is_world_process_zero:
             return
         from hf_search_wandb.tracking.wandb_api import require_wandb, resolve_mode
@@ -291,12 +304,16 @@ class SearchWandbCallback(TrainerCallback):
 
         self.settings = self._settings(args, state)
         resume = self._resume_info(args, state)
+        if resume.get("name") and self.settings.sources.get("name", "automatic") == "automatic":
+            self.settings = replace(self.settings, name=resume["name"])  # the resumed run keeps its name
+        if resume:  # read before wandb.init adds this session's directory
+            self._held = held_rows(resume, STEP_KEY, warn=self._say)
         existing = wandb.run is not None
         if resume.get("project"):
             self.settings = replace(self.settings, project=resume["project"])
         self.run, created = init_run(
             wandb, self.settings, mode=choice.mode, run_config=self.run_config, directory=self.options.dir,
-            run_id=resume.get("run_id") if not existing else None,
+            run_id=resume.get("run_id") if not existing else None, flush_seconds=FLUSH_SECONDS,
         )  # fmt: skip
         self._created = created or self.run.id != self._user_run_id
         self._training = True
@@ -312,8 +329,7 @@ class SearchWandbCallback(TrainerCallback):
         elif existing:
             self._say(f"reusing the active wandb run {self.run.id}")
         if resume:
-            self._skip_until = max(int(resume.get("last_logged_step", -1)), int(state.global_step))
-            self._say(f"resumed wandb run {self.run.id}; steps up to {self._skip_until} are already logged")
+            self._say(f"resumed wandb run {self.run.id}; it holds the steps up to {self._held.last_step}")
         self._defined = set()
         self.run.define_metric(STEP_KEY)
         self.run.define_metric("*", step_metric=STEP_KEY, step_sync=True)
@@ -323,7 +339,8 @@ class SearchWandbCallback(TrainerCallback):
                 self._define(f"{evaluators.namespace(ev)}/{metric}")
         self._define("val/loss")
         self._watch(state, model)
-        self._bg = BackgroundLogger(self.run) if self.options.log_in_background else None
+        self._bg = BackgroundLogger(self.run, max_lag=FLUSH_SECONDS) if self.options.log_in_background else None
+        self._signals.install()
         if self.options.dataset_artifact:
             self._log_dataset(trainer)
 
@@ -391,6 +408,7 @@ class SearchWandbCallback(TrainerCallback):
             "name": self.run.name,
             "global_step": state.global_step,
             "last_logged_step": self._last_logged,
+            "run_dir": str(self.run_dir) if self.run_dir is not None else None,
         }
 
     # ------------------------------------------------------------------ training metrics
@@ -620,7 +638,7 @@ class SearchWandbCallback(TrainerCallback):
 
     def _log_media_of(self, ev: Any, step: int, namespace: str) -> None:
         result = getattr(ev, "last_result", None)
-        if result is None or step <= self._skip_until:
+        if result is None or step <= self._held.last_step:
             return
         try:
             from hf_search_wandb.tracking import tables
@@ -698,6 +716,7 @@ class SearchWandbCallback(TrainerCallback):
     # ------------------------------------------------------------------ checkpoints and the end
     @with_run
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._drain()  # every row up to the checkpoint goes to wandb before the checkpoint counts as saved
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if checkpoint.is_dir():
             self._write_run_file(checkpoint, state)
@@ -722,8 +741,12 @@ class SearchWandbCallback(TrainerCallback):
             description=f"Checkpoint at step {state.global_step}" + (" (best so far)" if is_best else ""),
         )  # fmt: skip
 
-    @with_run
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self._signals.restore()
+        if self.run is not None:
+            self._end(args, state, model, kwargs)
+
+    def _end(self, args: Any, state: Any, model: Any, kwargs: dict[str, Any]) -> None:
         if self._pending_val:
             self._flush_val(state)
         self._close_epoch(args, state)
@@ -766,6 +789,7 @@ class SearchWandbCallback(TrainerCallback):
         """`train()` raised: keep what was logged, record where we got, mark the run failed (exit code 1).
 
         Never raises: the training's own exception is what the user must see."""
+        self._signals.restore()
         if self.run is None:
             return
         run = self.run
@@ -786,3 +810,29 @@ class SearchWandbCallback(TrainerCallback):
                 run.finish(exit_code=1)
             except Exception as err:
                 self._say(f"could not finish wandb run {run.id} as failed: {err!r}")
+
+    def _on_signal(self, signum: int, fatal: bool) -> None:
+        """SIGTERM/SIGINT during train(): every queued row and the resume record to disk; when the signal
+        ends the process (`fatal`), finish the run as failed (exit code 128 + signal), marked preempting."""
+        if self.run is None:
+            return
+        run = self.run
+        try:
+            if self._pending_val and self._state is not None:
+                self._flush_val(self._state)
+            if fatal:
+                self._drain(stop=True)
+            else:
+                self._drain()
+            if self._state is not None:
+                self._write_run_file(Path(self._args.output_dir), self._state)
+        except Exception as err:  # the process is going down: save what can be saved
+            self._say(f"could not flush the run on signal {signum}: {err!r}")
+        if not fatal:
+            return
+        self.run = None
+        try:
+            run.mark_preempting()
+            run.finish(exit_code=128 + signum)
+        except Exception as err:
+            self._say(f"could not finish wandb run {run.id} on signal {signum}: {err!r}")

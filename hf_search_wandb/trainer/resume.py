@@ -8,8 +8,11 @@ run (`wandb.init(id=..., resume="allow")`) and to skip the steps that run alread
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from hf_search_wandb.tracking.run_history import LoggedRows, read_logged_rows, run_dirs_of
 
 RUN_FILE = "wandb_run.json"
 
@@ -72,3 +75,29 @@ def read_resume_info(
             int(info.get("last_logged_step", -1)), int(latest.get("last_logged_step", -1))
         )
     return info
+
+
+def held_rows(info: dict[str, Any], step_key: str, *, warn: Callable[[str], Any] | None = None) -> LoggedRows:
+    """What the run of resume record `info` already holds, read from its own files when they are here.
+
+    Every session directory of the run next to `info["run_dir"]` is read with wandb's reader: the last step
+    on disk is the truth (a SIGKILL may have lost rows the record counts, or logged rows after the
+    checkpoint's record). Without those files (another machine, or no reader), falls back to the record's
+    `last_logged_step` (all keys of that step held), and says so through `warn`.
+    """
+    run_id, run_dir = info.get("run_id"), info.get("run_dir")
+    recorded = LoggedRows(int(info.get("last_logged_step", -1)), None)
+    if run_id and run_dir:
+        dirs = run_dirs_of(str(run_id), Path(run_dir).parent)
+        if dirs:
+            try:
+                return read_logged_rows(dirs, step_key)
+            except (RuntimeError, OSError) as err:
+                reason = str(err)
+        else:
+            reason = f"no directory of run {run_id} under {Path(run_dir).parent}"
+    else:
+        reason = "the resume record names no run directory"
+    if warn is not None:
+        warn(f"{reason}: resuming after the last step the resume record counts ({recorded.last_step})")
+    return recorded

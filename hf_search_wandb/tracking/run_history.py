@@ -1,0 +1,98 @@
+"""What a wandb run already holds on disk, read with wandb's own reader (`wandb leet inspect --json`).
+
+Used when training resumes: the steps to skip are read from the run's transaction logs (`run-*.wandb`,
+written by wandb's service as rows arrive), not only from a record written at clean exits, so a SIGKILL
+that lost the last rows does not lose them for good and a kill after the checkpoint does not log steps twice.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LoggedRows:
+    """The last step a run holds and the keys logged at that step (None: all of them); rows up to it are
+    not logged again.
+
+    Example:
+        >>> done = LoggedRows(last_step=5, keys_at_last=frozenset({"train/loss"}))
+        >>> done.new_part({"train/loss": 1.0}, 4), done.new_part({"train/loss": 1.0, "val/map": 0.5}, 5)
+        ({}, {'val/map': 0.5})
+        >>> done.new_part({"train/loss": 1.0}, 6)
+        {'train/loss': 1.0}
+    """
+
+    last_step: int = -1
+    keys_at_last: frozenset[str] | None = field(default_factory=frozenset)
+
+    def new_part(self, row: dict[str, Any], step: int) -> dict[str, Any]:
+        """The part of `row` (logged at `step`) the run does not hold yet."""
+        if step < self.last_step:
+            return {}
+        if step == self.last_step:
+            held = self.keys_at_last
+            return {} if held is None else {k: v for k, v in row.items() if k not in held}
+        return row
+
+    def merged(self, other: LoggedRows) -> LoggedRows:
+        """The later of two; keys are united when both end at the same step."""
+        if other.last_step != self.last_step:
+            return other if other.last_step > self.last_step else self
+        if self.keys_at_last is None or other.keys_at_last is None:
+            return LoggedRows(self.last_step, None)
+        return LoggedRows(self.last_step, self.keys_at_last | other.keys_at_last)
+
+
+def wandb_cli() -> str | None:
+    """The `wandb` command installed with the running Python's wandb, or the one on PATH, or None."""
+    exe = Path(sys.executable).with_name("wandb")
+    return str(exe) if exe.exists() else shutil.which("wandb")
+
+
+def run_dirs_of(run_id: str, wandb_dir: str | Path) -> list[Path]:
+    """Every session directory of run `run_id` under `wandb_dir` (`offline-run-*-<id>`, `run-*-<id>`),
+    oldest first: a resumed offline run writes one directory per session."""
+    root = Path(wandb_dir)
+    found = [p for p in root.glob(f"*run-*-{run_id}") if p.is_dir()]
+    return sorted(found, key=lambda p: p.name.split("run-", 1)[1])
+
+
+def read_logged_rows(run_dirs: Iterable[str | Path], step_key: str, *, timeout: float = 120.0) -> LoggedRows:
+    """The last `step_key` value in the history of `run_dirs`, and the keys logged at it.
+
+    Reads each directory with `wandb leet inspect --json` (a truncated log, as a SIGKILL leaves it, is
+    read up to its last complete record). Raises `RuntimeError` when wandb's reader is unavailable or fails.
+    """
+    cli = wandb_cli()
+    if cli is None:
+        raise RuntimeError("the `wandb` command is not installed next to this Python")
+    done = LoggedRows()
+    for run_dir in run_dirs:
+        result = subprocess.run(
+            [cli, "leet", "inspect", "--json", str(run_dir)],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if result.returncode != 0 and not result.stdout:
+            raise RuntimeError(f"wandb leet inspect failed on {run_dir}: {result.stderr.strip()[-300:]}")
+        for line in result.stdout.splitlines():
+            if '"history"' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            item = (record.get("history") or {}).get("item") or {}
+            step = item.get(step_key)
+            if record.get("type") != "history" or not isinstance(step, (int, float)):
+                continue
+            keys = frozenset(k for k in item if not k.startswith("_") and k != step_key)
+            done = done.merged(LoggedRows(int(step), keys))
+    return done
