@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from hf_search_wandb.core.inputs import check_text, grade, normalize_id
 
 Qrels = dict[str, dict[str, int]]
 
@@ -44,44 +46,90 @@ def doc_text(record: dict, sep: str = " ") -> str:
     return f"{title}{sep}{text}".strip() if title else text
 
 
-def _jsonl(path: Path) -> Iterator[dict]:
+def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
             line = line.strip()
             if not line:
                 continue
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{line_no} is not valid JSON ({err.msg}).") from err
+            if not isinstance(record, dict) or "_id" not in record:
+                raise ValueError(f"{path}:{line_no}: each line must be a JSON object with an `_id` (BEIR format).")
+            yield line_no, record
+
+
+def _records(path: Path, text: Callable[[dict, str], str]) -> dict[str, str]:
+    """`{id: text(record)}` of a BEIR JSONL file; a repeated id is refused with both line numbers."""
+    out: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for line_no, record in _jsonl(path):
+        where = f"{path}:{line_no}"
+        key = normalize_id(record["_id"], where)
+        if key in out:
+            raise ValueError(f"{where}: id {key!r} already appears on line {first_line[key]}; give every id once.")
+        out[key], first_line[key] = text(record, where), line_no
+    return out
+
+
+def _corpus_text(record: dict, where: str) -> str:
+    for field in ("title", "text"):
+        if record.get(field) is not None:
+            check_text(record[field], f"{where} `{field}`")
+    return doc_text(record)
 
 
 def load_corpus(path: str | Path) -> dict[str, str]:
-    """`{doc_id: "title text"}` from a BEIR `corpus.jsonl`."""
-    return {str(rec["_id"]): doc_text(rec) for rec in _jsonl(Path(path))}
+    """`{doc_id: "title text"}` from a BEIR `corpus.jsonl` (ids as `normalize_id` makes them, each once)."""
+    return _records(Path(path), _corpus_text)
 
 
 def load_queries(path: str | Path) -> dict[str, str]:
-    """`{query_id: text}` from a BEIR `queries.jsonl` (its `metadata` is ignored: it may hold labels)."""
-    return {str(rec["_id"]): str(rec["text"]).strip() for rec in _jsonl(Path(path))}
+    """`{query_id: text}` from a BEIR `queries.jsonl` (its `metadata` is ignored: it may hold labels).
+    A missing or non-string `text` and a repeated id are refused with the line number."""
+    return _records(Path(path), lambda rec, where: check_text(rec.get("text"), f"{where} `text`").strip())
+
+
+#: The one header a BEIR qrels file may start with (`-` or `_`, any case); any other first row is data.
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+
+
+def _is_header(row: list[str]) -> bool:
+    return [cell.lower().replace("_", "-") for cell in row] == list(QRELS_HEADER)
 
 
 def load_qrels(path: str | Path) -> Qrels:
-    """`{query_id: {doc_id: relevance}}` from a BEIR qrels TSV (header optional, CRLF or LF)."""
+    """`{query_id: {doc_id: relevance}}` from a qrels TSV: BEIR's 3 columns (CRLF or LF) or TREC's 4.
+
+    The first row is a header only when it is BEIR's `query-id<TAB>corpus-id<TAB>score`; otherwise it is
+    data. Grades must be integers (`inputs.grade`); a malformed row or a (query, doc) pair judged twice
+    is refused with its line number.
+    """
     qrels: Qrels = {}
+    seen: dict[tuple[str, str], int] = {}
     with Path(path).open(encoding="utf-8", newline="") as handle:
         for row_no, row in enumerate(csv.reader(handle, delimiter="\t"), 1):
             row = [cell.strip() for cell in row]
             if not row or not any(row):
                 continue
-            if row_no == 1 and not row[-1].lstrip("-").isdigit():
-                continue  # header: query-id, corpus-id, score
+            where = f"{path}:{row_no}"
+            if not seen and not qrels and _is_header(row):
+                continue
             if len(row) == 4:  # TREC style: qid, iteration, docid, rel
                 row = [row[0], row[2], row[3]]
             if len(row) != 3:
-                raise ValueError(f"{path}:{row_no}: expected 3 tab-separated columns, got {len(row)}: {row!r}")
-            qid, did, rel = row
-            qrels.setdefault(qid, {})[did] = int(rel)
+                hint = (" (it looks space-separated: qrels columns are separated by tabs)"
+                        if len(row) == 1 and len(row[0].split()) in (3, 4) else "")
+                raise ValueError(f"{where}: expected 3 tab-separated columns (query-id, corpus-id, score) or "
+                                 f"TREC's 4, got {len(row)}: {row!r}{hint}")
+            qid, did, rel = normalize_id(row[0], where), normalize_id(row[1], where), row[2]
+            if (qid, did) in seen:
+                raise ValueError(f"{where}: query {qid!r}, doc {did!r} is already judged on line {seen[qid, did]}; "
+                                 "judge each pair once")
+            seen[qid, did] = row_no
+            qrels.setdefault(qid, {})[did] = grade(rel, where)
     return qrels
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from hf_search_wandb.core import inputs
 from hf_search_wandb.core.distributed import (
     all_gather_rows,
     all_reduce,
@@ -170,7 +171,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             ):
                 raise ValueError(f"{label} must be a positive integer or None, got {value!r}.")
         primary = parse_metric(primary_metric).name
-        names = [parse_metric(m).name for m in metrics]
+        names = [parse_metric(m).name for m in inputs.string_list(metrics, "metrics")]
         if primary not in names:
             names.append(primary)
         self.metrics = names
@@ -262,7 +263,10 @@ class RetrievalEvaluator(SentenceEvaluator):
             raise ValueError("There are no queries: give {query_id: text} with at least one query.")
         if not qrels:
             raise ValueError("The qrels are empty: give {query_id: {doc_id: relevance}}.")
-        qrels = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
+        # one id normalisation for all three (1 and "1" are one id; both at once are refused), real texts,
+        # integer grades: see core.inputs
+        queries, corpus = inputs.texts(queries, "queries"), inputs.texts(corpus, "corpus")
+        qrels = inputs.qrels(qrels)
         lost_queries = [q for q in qrels if q not in queries]
         lost_docs = sorted({d for docs in qrels.values() for d in docs if d not in corpus})
         if (lost_queries or lost_docs) and self.missing == "error":

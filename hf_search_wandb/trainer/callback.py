@@ -214,6 +214,20 @@ class SearchWandbCallback(TrainerCallback):
         return trainer, bool(trainer_link.silence_wandb_callbacks(trainer.callback_handler))
 
     # ------------------------------------------------------------------ helpers
+    def _check_eval_metric(self) -> None:
+        """Refuse, before training starts, an `eval_metric` no linked evaluator computes (it would silently
+        disable best tracking and the best-model artifact)."""
+        metric = self.options.eval_metric
+        computed = [list(getattr(ev, "metrics", None) or ()) for ev in self._evaluators()]
+        computed = [names for names in computed if names]
+        if metric == "loss" or not computed or any(metric in names for names in computed):
+            return
+        raise ValueError(
+            f"eval_metric={metric!r} is not computed by the evaluator (it computes {', '.join(computed[0])}): "
+            f"best tracking and the best-model artifact would never trigger. Set eval_metric to one of those, "
+            f"or add {metric!r} to the evaluator's metrics."
+        )
+
     def _new_best(self) -> BestEvaluation:
         metric = self.options.eval_metric
         return BestEvaluation(metric, lower_is_better=summary_goal(metric) == "min")
@@ -274,6 +288,7 @@ class SearchWandbCallback(TrainerCallback):
             self._say(NO_TRAINER)
         # each train() call is one run: per-run state starts afresh (hyperparameter search re-trains)
         self._epoch, self._pending_val, self._n_evals, self.best = None, {}, 0, self._new_best()
+        self._check_eval_metric()
         self._args, self._state = args, state
         if self.run is not None and not self._training:
             self.finish()  # the previous train()'s run, kept open for its post-training evaluations

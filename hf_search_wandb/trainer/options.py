@@ -12,6 +12,8 @@ import json
 from dataclasses import InitVar, dataclass, field, fields, replace
 from typing import Any
 
+from hf_search_wandb.core.inputs import string_list
+
 MODEL_TYPES = ("bi-encoder", "cross-encoder", "colbert", "splade")
 MODES = ("online", "offline", "disabled")
 ARTIFACT_POLICIES = ("best", "end", "checkpoint", "off")
@@ -198,9 +200,8 @@ class SearchWandbConfig:
         if self.num_hard_negatives is not None and self.num_hard_negatives < 0:
             raise ValueError(f"num_hard_negatives must be >= 0, got {self.num_hard_negatives}")
         if self.tags is not None:
-            self.tags = [str(t) for t in self.tags]
-        if not self.eval_metric:
-            raise ValueError("eval_metric must be a metric name such as 'mrr@10'")
+            self.tags = string_list(self.tags, "tags")
+        self.eval_metric = _check_eval_metric(self.eval_metric)
 
     @property
     def tables_every(self) -> int | None:
@@ -244,3 +245,22 @@ def _json_object(name: str, value: Any, example: str) -> Any:
     if not isinstance(parsed, dict):
         raise ValueError(f"{name} must be a JSON object, e.g. '{example}'")
     return parsed
+
+
+def _check_eval_metric(name: Any) -> str:
+    """`eval_metric` in the evaluator's own spelling (`mrr@10`, `loss`), or a ValueError saying how to write it."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"eval_metric must be a metric name such as 'mrr@10', got {name!r}")
+    text = name.strip()
+    for prefix in ("val/", "eval_val_", "val_", "eval_"):
+        if text.startswith(prefix):
+            raise ValueError(f"eval_metric={name!r}: give the metric without its {prefix!r} prefix, "
+                             f"e.g. eval_metric={text[len(prefix):]!r} (it is logged as val/{text[len(prefix):]})")
+    if text == "loss":
+        return text
+    from hf_search_wandb.core.metrics import parse_metric
+
+    try:
+        return parse_metric(text).name
+    except ValueError as err:
+        raise ValueError(f"eval_metric={name!r}: {err}") from None
