@@ -258,7 +258,7 @@ def _check_eval_metric(name: Any) -> str:
                              f"e.g. eval_metric={text[len(prefix):]!r} (it is logged as val/{text[len(prefix):]})")
     if text == "loss":
         return text
-    from hf_search_wandb.core.metrics import parse_metric
+    from hf_search_wandb.core.measures import parse_metric
 
     try:
         return parse_metric(text).name
