@@ -69,10 +69,16 @@ class PageSession:
     def wait_ready(self, timeout: float = 120.0) -> float:
         """Wait until the report's script says every chart is drawn; returns the seconds since navigation
         started (the page's load time, measured by the browser's own clock)."""
+        from selenium.common.exceptions import TimeoutException
+
+        self.driver.set_script_timeout(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.driver.execute_script("return !!(window.__report && window.__report.ready)"):
-                return float(self.driver.execute_script("return window.__report.drawnMs")) / 1000
+            try:  # a page still busy drawing answers late: that is a wait, not a failure
+                if self.driver.execute_script("return !!(window.__report && window.__report.ready)"):
+                    return float(self.driver.execute_script("return window.__report.drawnMs")) / 1000
+            except TimeoutException:
+                continue
             time.sleep(0.05)
         raise TimeoutError(f"the report did not finish drawing within {timeout:.0f} s; errors: {self.errors()}")
 
