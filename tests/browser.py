@@ -103,7 +103,10 @@ def open_page(path: str | Path, *, width: int = 1400, height: int = 1000) -> Ite
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    options.page_load_strategy = "none"  # `get` returns at once; `wait_ready` waits for the drawing itself
     driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    # a page of many long runs keeps the browser busy for minutes: allow each driver call that long
+    driver.command_executor._client_config.timeout = 1800
     try:
         url = Path(path).resolve().as_uri()
         session = PageSession(driver=driver, url=url)
