@@ -41,6 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
+    # transformers prints "[INFO] Running in WANDB offline mode" when its wandb integration is first imported
+    # with WANDB_MODE=offline: import it here, so that line never lands inside a doctest's expected output.
+    import transformers.integrations.integration_utils  # noqa: F401
     try:
         cache = build_hub_cache(Path(tempfile.mkdtemp(prefix="hf-hub-cache-")))
     except ImportError:  # the offline model package is a dev extra; without it Hub names cannot resolve
