@@ -76,3 +76,14 @@ def test_public_api_resolves_to_the_defining_module() -> None:
             assert value.__module__ == hf_search_wandb._EXPORTS[name], name
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = hf_search_wandb.nope
+
+
+def test_architecture_doc_names_every_module() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__init__.py" or p.parent == PACKAGE
+    )
+    missing = [m for m in modules if f"`{m}`" not in page]
+    assert missing == [], f"docs/architecture.md does not name {missing}"
