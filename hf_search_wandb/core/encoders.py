@@ -9,6 +9,10 @@ evaluated through that method alone.
 `as_encoder(model, tokenizer)` picks the adapter: a `SentenceTransformer`, a transformers
 `PreTrainedModel` (+ tokenizer, with mean/cls/max pooling), a custom `nn.Module` holding one under
 `encoder`/`model`/`backbone`, or a DDP/accelerate-wrapped version of those.
+
+Why over 400 lines: the adapters (the `Encoder` protocol, `TokenEncoder`, the SentenceTransformer and plain-
+transformers encoders, `as_encoder`) share the tokenise-once cache, the batching and the pooling code; apart
+they would export each other's private helpers.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ ranks by chunked matrix products and scores the ranking with `metrics.score_rank
 (see docs/performance.md): texts are tokenised once and the token ids reused by every evaluation;
 batches are cut from length-sorted texts by a token budget; the forward pass runs under autocast in the
 trainer's precision with `inference_mode`; embeddings never leave the device.
+
+Why over 400 lines: construction (validation, reduction, id normalisation), the tokenise-once encode loop and
+the distributed search and merge work on the same private state; the sparse, Matryoshka and reranking paths
+already live in their own modules.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ The result also carries what the dataset artifact records: `negative_sampling` (
 `log_dataset_artifact(run, dataset_name="scifact", train=mined.dataset, metadata=mined.metadata)`.
 
 `bm25s` is imported lazily (`pip install "hf-search-wandb[hard-negatives]"`); `datasets` is a dependency.
+
+Why over 400 lines: BM25 and dense mining share the pair building, the false-negative filter, the sampling and
+the `HardNegatives` result; each miner is a short function over them.
 """
 
 from __future__ import annotations

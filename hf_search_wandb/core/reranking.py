@@ -12,6 +12,10 @@ Fast (see docs/rerankers.md): the candidate pairs are fixed, so they are tokenis
 reused by every evaluation; batches are cut from length-sorted pairs by a token budget; the forward pass
 runs under autocast in the trainer's precision with `inference_mode`; under DDP the batches are sharded
 over the ranks and the scores gathered.
+
+Why over 400 lines: the evaluator's construction (candidates, pair tokenisation cache), its sharded, token-
+budget scoring and the scoring of both stages work on one private state; candidates, pair scorers and the
+result are already separate modules.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ is collected and raised together as one `SweepConfigError`, so a config is fixed
   2,187 runs, about 91 days at 1 h per run) and what to do instead.
 * unknown distribution names, `min >= max`, a metric the callback does not log, a goal other than
   `minimize` / `maximize` (and a missing goal: wandb would silently minimise), unknown keys.
+
+Why over 400 lines: it validates every part of wandb's sweep schema (method, metric, parameters and
+distributions, early termination, count and grid size) and reports every problem at once; the checks share one
+error collector.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ ended; a stale trial hands its slot to its retry) and re-checks after Optuna num
 that lost that race is closed unrun (state FAIL, user attribute `skipped`) and does not count. An agent
 with nothing left to start waits while other agents' trials run, so that it can take over a trial whose
 agent dies, and returns once every slot is finished.
+
+Why over 400 lines: the engine's run loop, the mapping of wandb's methods and hyperband onto Optuna,
+heartbeats and retries, and the result object are one flow; slot counting is already in `trial_slots.py`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ by `wandb sync`; nothing can be downloaded, so `fetch_artifact` raises `Artifact
 saying what to do instead, and `find_staged_artifact` / `restore_staged_artifact` recover a copy that
 an offline run staged on this machine. With no run, or a disabled one, the `log_*` helpers do nothing
 and return None. Only the main process should call them (the callback does so on rank 0).
+
+Why over 400 lines: logging, fetching, loading and recovering staged offline copies share the artifact naming
+and the offline rules.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Works on a `transformers.Trainer` and a `SentenceTransformerTrainer`. Event orde
 `Trainer.evaluate` calls `log(metrics)` *before* `on_evaluate`, so evaluation metrics arriving in
 `on_log` are held and logged together with the callback's own evaluation in `on_evaluate`, as one row
 at `train/global_step`. Only the main process touches wandb.
+
+Why over 400 lines: transformers dispatches every event to one object, so the event methods of
+`SearchWandbCallback` live in one class; each delegates its work (routing in `log_keys.py`, evaluators in
+`evaluator_set.py`, state in `run_state.py`, run set-up, tables and artifacts in `tracking/`, signals in
+`preemption.py`).
 """
 
 from __future__ import annotations
