@@ -110,6 +110,20 @@ def tokenized_from_padded(batches: Sequence[dict[str, Any]]) -> Tokenized:
     return Tokenized(columns=columns, zero_columns=zero, offsets=offsets, extras=extras)
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a module's weights live (its first parameter's device; CPU for a module without any)."""
+    param = next(module.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """A module's floating weight dtype (float32 when it has no floating parameter)."""
+    for param in module.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return torch.float32
+
+
 class TokenEncoder(ABC):
     """A transformer-based encoder split into `tokenize` (once) and `forward` (every evaluation)."""
 
@@ -122,16 +136,12 @@ class TokenEncoder(ABC):
     @property
     def device(self) -> torch.device:
         """Where the weights live (the first parameter's device)."""
-        param = next(self.module.parameters(), None)
-        return param.device if param is not None else torch.device("cpu")
+        return module_device(self.module)
 
     @property
     def dtype(self) -> torch.dtype:
         """The weights' floating dtype."""
-        for param in self.module.parameters():
-            if param.is_floating_point():
-                return param.dtype
-        return torch.float32
+        return module_dtype(self.module)
 
     @abstractmethod
     def cache_key(self, kind: Kind, prompt: str | None) -> Hashable:

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from hf_search_wandb.core.encoders import Tokenized, tokenized_from_padded, unwrap_model
+from hf_search_wandb.core.encoders import (
+    Tokenized,
+    module_device,
+    module_dtype,
+    tokenized_from_padded,
+    unwrap_model,
+)
 
 _TOKENIZE_CHUNK = 2048
 
@@ -86,16 +92,12 @@ class PairScorer:
     @property
     def device(self) -> torch.device:
         """Where the weights live."""
-        param = next(self.module.parameters(), None)
-        return param.device if param is not None else torch.device("cpu")
+        return module_device(self.module)
 
     @property
     def dtype(self) -> torch.dtype:
         """The weights' floating dtype."""
-        for param in self.module.parameters():
-            if param.is_floating_point():
-                return param.dtype
-        return torch.float32
+        return module_dtype(self.module)
 
     def _limit(self) -> int | None:
         if self.max_length:
@@ -122,7 +124,9 @@ class PairScorer:
             if self.kind == "cross-encoder":
                 kwargs: dict[str, Any] = {"prompt": prompt}
                 if self.max_length:
-                    kwargs["processing_kwargs"] = {"text": {"max_length": self.max_length, "truncation": True}}
+                    kwargs["processing_kwargs"] = {
+                        "text": {"max_length": self.max_length, "truncation": True}
+                    }
                 batches.append(self.model.preprocess([list(p) for p in chunk], **kwargs))
             else:
                 queries = [f"{prompt}{q}" if prompt else q for q, _ in chunk]
