@@ -41,11 +41,17 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
-    # transformers prints "[INFO] Running in WANDB offline mode" when its wandb integration is first imported
-    # with WANDB_MODE=offline: import it here, so that line never lands inside a doctest's expected output.
-    import transformers.integrations.integration_utils  # noqa: F401
     try:
         cache = build_hub_cache(Path(tempfile.mkdtemp(prefix="hf-hub-cache-")))
     except ImportError:  # the offline model package is a dev extra; without it Hub names cannot resolve
+        _import_wandb_integration()
         return
     os.environ["HF_HUB_CACHE"] = str(cache)
+    _import_wandb_integration()
+
+
+def _import_wandb_integration() -> None:
+    """transformers prints "[INFO] Running in WANDB offline mode" when its wandb integration is first imported
+    with WANDB_MODE=offline: import it here, so that line never lands inside a doctest's expected output.
+    After HF_HUB_CACHE is set: huggingface_hub reads it once, when transformers first imports it."""
+    import transformers.integrations.integration_utils  # noqa: F401
