@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-docs test-slow lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow and not docs" -q
+
+# every Python example of README.md and docs/*.md, run as written with tiny budgets (CI runs it after `test`)
+test-docs: install
+	$(BIN)/python -m pytest -m docs -q tests/test_docs_examples.py
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow -q
