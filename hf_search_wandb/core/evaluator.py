@@ -256,7 +256,9 @@ class RetrievalEvaluator(SentenceEvaluator):
         """
         from hf_search_wandb.core.hf_datasets import is_hf_dataset, qrels_from_dataset
 
-        return cls(queries, corpus, qrels_from_dataset(qrels, split) if is_hf_dataset(qrels) else qrels, **kwargs)
+        return cls(
+            queries, corpus, qrels_from_dataset(qrels, split) if is_hf_dataset(qrels) else qrels, **kwargs
+        )
 
     def _prepare(
         self, queries: Mapping[str, str], corpus: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
@@ -356,14 +358,9 @@ class RetrievalEvaluator(SentenceEvaluator):
         return metrics
 
     def _append_csv(self, output_path: str, epoch: float, steps: int, metrics: dict[str, float]) -> None:
-        path = Path(output_path) / f"retrieval_evaluation_{self.name or 'results'}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        new = not path.exists()
-        with path.open("a", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["epoch", "steps", *metrics])
-            writer.writerow([epoch, steps, *metrics.values()])
+        append_metrics_csv(
+            Path(output_path) / f"retrieval_evaluation_{self.name or 'results'}.csv", epoch, steps, metrics
+        )
 
     def get_config_dict(self) -> dict[str, Any]:
         """What sentence-transformers records in the model card."""
@@ -454,27 +451,10 @@ class RetrievalEvaluator(SentenceEvaluator):
             result.metrics.update(suffixed(full if part is result else part.metrics, dim))
 
     def _use_distributed(self, model: Any) -> bool:
-        if self.distributed is False or not is_distributed():
-            return False
-        # sentence-transformers >= 6.2 calls evaluators on rank 0 only (other ranks wait in its own
-        # inference server), so collectives would hang: evaluate locally; the trainer broadcasts.
-        return getattr(model, "_distributed_inference", None) is None
+        return evaluates_distributed(self.distributed, model)
 
     def _precision_dtype(self, encoder: Any, device: torch.device) -> torch.dtype | None:
-        if self.precision != "auto":
-            return _DTYPES[self.precision]
-        active = _active_autocast_dtype(device)
-        if active is not None:
-            return active
-        if getattr(encoder, "dtype", torch.float32) in (torch.bfloat16, torch.float16):
-            return None  # weights already in half precision
-        try:
-            from accelerate.state import AcceleratorState
-
-            mixed = AcceleratorState._shared_state.get("_mixed_precision")
-        except ImportError:  # pragma: no cover
-            mixed = None
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(mixed))
+        return evaluation_dtype(self.precision, getattr(encoder, "dtype", torch.float32), device)
 
     def _encode_all(
         self, encoder: Any, rank: int, world: int, shard: bool, timings: dict[str, float]
@@ -690,6 +670,45 @@ def _active_autocast_dtype(device: torch.device) -> torch.dtype | None:
         if device.type == "cpu" and torch.is_autocast_cpu_enabled():
             return torch.get_autocast_cpu_dtype()
         return None
+
+
+def evaluates_distributed(flag: bool | None, model: Any) -> bool:
+    """Whether an evaluator shards its work over the process group: not when told not to, not outside one,
+    and not under sentence-transformers >= 6.2, which calls evaluators on rank 0 only (other ranks wait in its
+    own inference server, so collectives would hang: evaluate locally; the trainer broadcasts)."""
+    if flag is False or not is_distributed():
+        return False
+    return getattr(model, "_distributed_inference", None) is None
+
+
+def evaluation_dtype(precision: str, weights_dtype: torch.dtype, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of an evaluation: the explicit `precision`, else an enclosing autocast, else None for
+    half-precision weights, else accelerate's `mixed_precision` (the trainer's), else None (fp32)."""
+    if precision != "auto":
+        return _DTYPES[precision]
+    active = _active_autocast_dtype(device)
+    if active is not None:
+        return active
+    if weights_dtype in (torch.bfloat16, torch.float16):
+        return None  # weights already in half precision
+    try:
+        from accelerate.state import AcceleratorState
+
+        mixed = AcceleratorState._shared_state.get("_mixed_precision")
+    except ImportError:  # pragma: no cover
+        mixed = None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(mixed))
+
+
+def append_metrics_csv(path: Path, epoch: float, steps: int, metrics: dict[str, float]) -> None:
+    """Append one evaluation to `path` (sentence-transformers' evaluator CSV: epoch, steps, metrics)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(["epoch", "steps", *metrics])
+        writer.writerow([epoch, steps, *metrics.values()])
 
 
 def _sync(device: torch.device) -> None:

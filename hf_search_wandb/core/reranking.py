@@ -21,7 +21,6 @@ result are already separate modules.
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import os
 import time
@@ -33,15 +32,17 @@ import numpy as np
 import torch
 
 from hf_search_wandb.core.candidates import as_candidates
-from hf_search_wandb.core.distributed import all_gather_rows, get_rank, get_world_size, is_distributed
+from hf_search_wandb.core.distributed import all_gather_rows, get_rank, get_world_size
 from hf_search_wandb.core.encoders import Tokenized, features_to_device
 from hf_search_wandb.core.evaluator import (
     _DTYPES,
     Precision,
     SentenceEvaluator,
-    _active_autocast_dtype,
     _autocast,
     _sync,
+    append_metrics_csv,
+    evaluates_distributed,
+    evaluation_dtype,
     plan_batches,
 )
 from hf_search_wandb.core.measures import parse_metric, parse_metrics
@@ -168,7 +169,9 @@ class RerankingEvaluator(SentenceEvaluator):
         if not corpus:
             raise ValueError("The corpus is empty: give {doc_id: text} with the candidates' texts.")
         if not queries or not qrels:
-            raise ValueError("queries and qrels must be non-empty: {query_id: text}, {query_id: {doc_id: grade}}.")
+            raise ValueError(
+                "queries and qrels must be non-empty: {query_id: text}, {query_id: {doc_id: grade}}."
+            )
         judged = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
         evaluable = [q for q, docs in judged.items() if q in queries and any(g > 0 for g in docs.values())]
         if not evaluable:
@@ -177,7 +180,11 @@ class RerankingEvaluator(SentenceEvaluator):
                 "check that the query ids match."
             )
         if self.max_queries is not None and len(evaluable) > self.max_queries:
-            chosen = set(np.random.default_rng(self.seed).choice(len(evaluable), self.max_queries, replace=False).tolist())
+            chosen = set(
+                np.random.default_rng(self.seed)
+                .choice(len(evaluable), self.max_queries, replace=False)
+                .tolist()
+            )
             evaluable = [q for i, q in enumerate(evaluable) if i in chosen]
         return {q: str(queries[q]) for q in evaluable}, {q: judged[q] for q in evaluable}
 
@@ -278,14 +285,9 @@ class RerankingEvaluator(SentenceEvaluator):
         return metrics
 
     def _append_csv(self, output_path: str, epoch: float, steps: int, metrics: dict[str, float]) -> None:
-        path = Path(output_path) / f"reranking_evaluation_{self.name or 'results'}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        new = not path.exists()
-        with path.open("a", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["epoch", "steps", *metrics])
-            writer.writerow([epoch, steps, *metrics.values()])
+        append_metrics_csv(
+            Path(output_path) / f"reranking_evaluation_{self.name or 'results'}.csv", epoch, steps, metrics
+        )
 
     def get_config_dict(self) -> dict[str, Any]:
         """What sentence-transformers records in the model card."""
@@ -327,26 +329,10 @@ class RerankingEvaluator(SentenceEvaluator):
         return result
 
     def _use_distributed(self, model: Any) -> bool:
-        if self.distributed is False or not is_distributed():
-            return False
-        # sentence-transformers >= 6.2 calls evaluators on rank 0 only: collectives would hang there.
-        return getattr(model, "_distributed_inference", None) is None
+        return evaluates_distributed(self.distributed, model)
 
     def _dtype(self, scorer: PairScorer, device: torch.device) -> torch.dtype | None:
-        if self.precision != "auto":
-            return _DTYPES[self.precision]
-        active = _active_autocast_dtype(device)
-        if active is not None:
-            return active
-        if scorer.dtype in (torch.bfloat16, torch.float16):
-            return None  # weights already in half precision
-        try:
-            from accelerate.state import AcceleratorState
-
-            mixed = AcceleratorState._shared_state.get("_mixed_precision")
-        except ImportError:  # pragma: no cover
-            mixed = None
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(mixed))
+        return evaluation_dtype(self.precision, scorer.dtype, device)
 
     def _prompt(self, scorer: PairScorer) -> str | None:
         if self.prompt is not None:
@@ -381,7 +367,9 @@ class RerankingEvaluator(SentenceEvaluator):
         if self.show_progress_bar and get_rank() == 0:
             from tqdm.auto import tqdm
 
-            progress = tqdm(total=sum(len(b) for b in batches), desc=f"{self.name}: reranking", unit="pair", leave=False)
+            progress = tqdm(
+                total=sum(len(b) for b in batches), desc=f"{self.name}: reranking", unit="pair", leave=False
+            )
         tick = time.perf_counter()
         parts: list[torch.Tensor] = []
         for batch in batches:
