@@ -76,7 +76,8 @@ def python_blocks(page: Path) -> list[dict[str, str]]:
         if before and before[-1].strip() == FRAGMENT:
             continue
         line = text.count("\n", 0, match.start()) + 2
-        blocks.append({"code": match.group(1), "where": f"{page.relative_to(ROOT)}:{line}"})
+        name = page.relative_to(ROOT) if page.is_relative_to(ROOT) else page
+        blocks.append({"code": match.group(1), "where": f"{name}:{line}"})
     return blocks
 
 
