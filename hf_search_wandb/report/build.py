@@ -57,9 +57,9 @@ def build_report(
         ReportInputError: a path names no readable run (the message says which and why).
         ImportError: plotly is missing (`pip install 'hf-search-wandb[report]'`).
 
-    Example:
-        >>> build_report(["wandb/"], "report.html")  # doctest: +SKIP
-        ReportResult(path=PosixPath('report.html'), runs=3, ...)
+    Example (needs offline runs on disk; `tests/test_report.py` runs it on real ones)::
+
+        build_report(["wandb/"], "report.html")   # ReportResult(path=PosixPath('report.html'), runs=3, ...)
     """
     t0 = time.perf_counter()
     sources = resolve_paths(paths, study=study)

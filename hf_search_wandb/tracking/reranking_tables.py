@@ -145,10 +145,11 @@ def log_reranking_media(
     `num_examples=0` leaves the examples out, `error_k=0` the error table, `histograms=False` the histograms;
     `namespace` puts the keys under it (one of several evaluators, or an evaluation after training).
 
-    Example:
-        >>> evaluator(cross_encoder)  # doctest: +SKIP
-        >>> log_reranking_media(wandb.run, evaluator.last_result, evaluator, step=100)  # doctest: +SKIP
-        {'reranking_examples': <wandb.Table>, 'error_analysis': <wandb.Table>, 'score_distribution': ...}
+    Example (a sketch: `tests/test_reranking_training.py` runs it with a real cross-encoder)::
+
+        evaluator(cross_encoder)
+        log_reranking_media(wandb.run, evaluator.last_result, evaluator, step=100)
+        # {'reranking_examples': <wandb.Table>, 'error_analysis': <wandb.Table>, 'score_distribution': ...}
     """
     run = active_run(run)
     if run is None:
