@@ -19,7 +19,7 @@ import csv
 import logging
 import os
 import time
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -538,25 +538,15 @@ class RetrievalEvaluator(SentenceEvaluator):
             noun = "queries" if kind == "query" else "documents"
             progress = tqdm(total=total, desc=f"{self.name}: encoding {noun}", unit=noun[:3], leave=False)
         for batch in batches:
-            try:
-                if tokens is not None:
-                    features = features_to_device(tokens, batch, device, encoder.padding_side)
-                    with _autocast(device, dtype):
-                        emb = encoder.forward(features, kind)
-                else:
-                    emb = _as_tensor(encoder.encode_texts([texts[i] for i in batch.tolist()], kind), device)
-            except (TypeError, ValueError):
-                raise
-            except Exception as err:
-                raise RuntimeError(
-                    f"{type(encoder).__name__} failed to encode a batch of {len(batch)} {kind}s "
-                    f"({type(err).__name__}: {err})."
-                ) from err
-            if emb.ndim != 2 or emb.shape[0] != len(batch):
-                raise ValueError(
-                    f"{type(encoder).__name__} returned embeddings of shape {tuple(emb.shape)} for {len(batch)} "
-                    f"{kind}s; expected ({len(batch)}, dim)."
-                )
+
+            def run(batch: np.ndarray = batch) -> torch.Tensor:
+                if tokens is None:
+                    return _as_tensor(encoder.encode_texts([texts[i] for i in batch.tolist()], kind), device)
+                features = features_to_device(tokens, batch, device, encoder.padding_side)
+                with _autocast(device, dtype):
+                    return encoder.forward(features, kind)
+
+            emb = checked_batch(run, type(encoder).__name__, len(batch), kind, "dim")
             if out is None:
                 out = torch.empty((total, emb.shape[1]), dtype=torch.float32, device=device)
             out[filled : filled + len(batch)] = emb.float()
@@ -709,6 +699,22 @@ def append_metrics_csv(path: Path, epoch: float, steps: int, metrics: dict[str, 
         if new:
             writer.writerow(["epoch", "steps", *metrics])
         writer.writerow([epoch, steps, *metrics.values()])
+
+
+def checked_batch(run: Callable[[], torch.Tensor], who: str, n: int, kind: str, width: str) -> torch.Tensor:
+    """`run()`'s embeddings of one batch of `n` texts, as a 2-D `(n, width)` tensor, or a clear error naming
+    `who`: its own TypeError/ValueError as is, any other failure wrapped, a wrong shape refused."""
+    try:
+        emb = run()
+    except (TypeError, ValueError):
+        raise
+    except Exception as err:
+        raise RuntimeError(f"{who} failed to encode a batch of {n} {kind}s ({type(err).__name__}: {err}).") from err
+    if emb.ndim != 2 or emb.shape[0] != n:
+        raise ValueError(
+            f"{who} returned embeddings of shape {tuple(emb.shape)} for {n} {kind}s; expected ({n}, {width})."
+        )
+    return emb
 
 
 def _sync(device: torch.device) -> None:

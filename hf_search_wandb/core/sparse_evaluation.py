@@ -122,7 +122,7 @@ def _embed_sparse(
     device: torch.device,
     dtype: torch.dtype | None,
 ) -> SparseRows:
-    from hf_search_wandb.core.evaluator import _autocast
+    from hf_search_wandb.core.evaluator import _autocast, checked_batch
 
     parts: list[SparseRows] = []
     progress = None
@@ -135,21 +135,12 @@ def _embed_sparse(
     dim = encoder.vocabulary_size or 0
     for batch in batches:
         features = features_to_device(tokens, batch, device, encoder.padding_side)
-        try:
+
+        def run(features: Any = features) -> torch.Tensor:
             with _autocast(device, dtype):
-                emb = encoder.forward(features, kind)
-        except (TypeError, ValueError):
-            raise
-        except Exception as err:
-            raise RuntimeError(
-                f"{type(encoder.model).__name__} failed to encode a batch of {len(batch)} {kind}s "
-                f"({type(err).__name__}: {err})."
-            ) from err
-        if emb.ndim != 2 or emb.shape[0] != len(batch):
-            raise ValueError(
-                f"{type(encoder.model).__name__} returned embeddings of shape {tuple(emb.shape)} for "
-                f"{len(batch)} {kind}s; expected ({len(batch)}, vocabulary)."
-            )
+                return encoder.forward(features, kind)
+
+        emb = checked_batch(run, type(encoder.model).__name__, len(batch), kind, "vocabulary")
         if not bool(torch.isfinite(emb).all()):
             hint = " (fp16 overflow? try precision='bf16' or 'fp32')" if dtype == torch.float16 else ""
             raise ValueError(
