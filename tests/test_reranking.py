@@ -140,7 +140,7 @@ def test_scores_equal_cross_encoder_predict_and_tokens_are_cached(evaluator, cro
     second = evaluator.evaluate(scorer)
     assert calls == [evaluator.num_pairs]  # the pairs are tokenised once, for every evaluation
     np.testing.assert_array_equal(first.top_scores, second.top_scores)
-    qid = first.query_ids[0]
+    qid = next(q for q in first.query_ids if q not in first.not_reranked)
     docs = first.ranked_doc_ids(qid)
     expected = cross_encoder.predict([(evaluator.queries[qid], evaluator.corpus[d]) for d in docs])
     np.testing.assert_allclose(first.ranked_scores(qid), expected, atol=1e-5)
@@ -181,3 +181,75 @@ def test_clear_errors(data, cross_encoder):
     ev = RerankingEvaluator(queries, corpus, qrels, depth=5, metrics=["mrr@5"], primary_metric="mrr@5")
     with pytest.raises(TypeError, match="CrossEncoder"):
         ev.evaluate(object())
+
+
+def _mixed_run(data, seed: int = 0):
+    """A first stage where about half the queries have no relevant candidate: 10 random docs each, plus
+    (for even queries) one relevant doc at a random rank."""
+    queries, corpus, qrels = data
+    rng = np.random.default_rng(seed)
+    docs = sorted(corpus)
+    run = {}
+    for i, qid in enumerate(sorted(queries)):
+        picked = [d for d in rng.choice(docs, size=10, replace=False).tolist() if qrels[qid].get(d, 0) <= 0]
+        if i % 2 == 0:
+            picked.insert(int(rng.integers(0, len(picked) + 1)), next(iter(qrels[qid])))
+        run[qid] = {d: float(len(picked) - r) for r, d in enumerate(picked)}
+    return run
+
+
+def test_queries_without_a_relevant_candidate_are_not_scored_and_the_metrics_are_unchanged(data, cross_encoder):
+    queries, corpus, qrels = data
+    # graded, with judged non-relevant (0) and negative grades among the candidates: bpref and nDCG see them
+    judged = {q: dict(docs) for q, docs in qrels.items()}
+    run = _mixed_run(data)
+    for j, qid in enumerate(sorted(run)):
+        first, second = list(run[qid])[:2]
+        judged[qid].setdefault(first, 0)
+        judged[qid].setdefault(second, -1 if j % 3 == 0 else 0)
+    metrics = ["mrr@10", "ndcg@10", "ndcg@5", "recall@10", "precision@5", "hit@5", "map", "map@5", "rprec", "bpref"]
+    kwargs = dict(depth=11, metrics=metrics, primary_metric="ndcg@10")
+    fast = RerankingEvaluator(queries, corpus, judged, run, **kwargs)
+    full = RerankingEvaluator(queries, corpus, judged, run, rerank_all=True, **kwargs)
+
+    calls = []
+
+    class CountingScorer(PairScorer):
+        def forward(self, features):
+            calls.append(int(features["input_ids"].shape[0]))
+            return super().forward(features)
+
+    skipped = fast.evaluate(CountingScorer(cross_encoder))
+    n_fast = sum(calls)
+    everything = full.evaluate(cross_encoder)
+    answerable = {q for q in run if any(judged[q].get(d, 0) > 0 for d in run[q])}
+    assert 0 < len(answerable) < len(run)
+    assert n_fast == fast.num_pairs == sum(len(run[q]) for q in answerable) < full.num_pairs == fast.num_candidates
+    assert set(skipped.not_reranked) == set(run) - answerable and everything.not_reranked == []
+    # every measure is equal: a query without a relevant candidate scores 0 in any order
+    assert skipped.metrics == pytest.approx(everything.metrics, abs=1e-12)
+    for m in metrics:
+        np.testing.assert_allclose(skipped.per_query[m], everything.per_query[m], atol=1e-12)
+    # the reranked queries are ranked alike; the others keep the first stage's order and scores, so the run
+    # is still scored by trec_eval exactly as the evaluator scored it
+    fast_run, full_run = skipped.run(), everything.run()
+    for qid in run:
+        if qid in answerable:
+            assert list(fast_run[qid]) == list(full_run[qid])
+            np.testing.assert_allclose(list(fast_run[qid].values()), list(full_run[qid].values()), atol=1e-5)
+        else:
+            assert fast_run[qid] == run[qid]
+    assert score_run(judged, fast_run, metrics=metrics, depth=11) == pytest.approx(skipped.reranked_metrics, abs=1e-12)
+    # the histograms hold the scores the reranker gave: every positive, the negatives of reranked queries
+    assert skipped.positive_scores.size == everything.positive_scores.size
+    assert skipped.all_scores.size == skipped.positive_scores.size + skipped.negative_scores.size == fast.num_pairs
+
+
+def test_no_query_with_a_relevant_candidate_scores_nothing(data, cross_encoder):
+    queries, corpus, qrels = data
+    run = {q: docs for i, (q, docs) in enumerate(sorted(_mixed_run(data).items())) if i % 2 == 1}
+    ev = RerankingEvaluator(queries, corpus, qrels, run, depth=10, metrics=["ndcg@10", "mrr@10"])
+    assert ev.num_pairs == 0
+    result = ev.evaluate(cross_encoder)
+    assert result.metrics["ndcg@10"] == result.metrics["first_stage/ndcg@10"] == 0.0
+    assert result.all_scores.size == 0 and set(result.not_reranked) == set(ev.queries)  # with candidates or not

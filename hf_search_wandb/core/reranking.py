@@ -82,6 +82,13 @@ class RerankingEvaluator(SentenceEvaluator):
         distributed: shard the pairs over the `torch.distributed` ranks (None: when a process group with
             several processes runs; every rank must then call the evaluator).
         show_progress_bar: a tqdm bar over the pairs, on rank 0 only.
+        rerank_all: also score the candidates of queries that have no relevant candidate. Their metrics are 0
+            whatever the order (every measure needs a relevant document retrieved), so by default (False)
+            their pairs are never run through the model, as sentence-transformers'
+            `CrossEncoderRerankingEvaluator` skips them; the metrics are identical either way. Such queries
+            keep the first-stage order and scores in `last_result` (listed in `last_result.not_reranked`)
+            and are left out of the example table and the score histograms. Set True for a reranked run of
+            every query (e.g. to write it as a TREC run).
 
     Example:
         >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
@@ -112,6 +119,7 @@ class RerankingEvaluator(SentenceEvaluator):
         seed: int = 0,
         distributed: bool | None = None,
         show_progress_bar: bool = False,
+        rerank_all: bool = False,
     ) -> None:
         super().__init__()
         if precision not in ("auto", *_DTYPES):
@@ -133,6 +141,7 @@ class RerankingEvaluator(SentenceEvaluator):
         self.max_length, self.prompt, self.tokenizer, self.label = max_length, prompt, tokenizer, label
         self.max_queries, self.seed = max_queries, seed
         self.distributed, self.show_progress_bar = distributed, show_progress_bar
+        self.rerank_all = bool(rerank_all)
         self.dataset_name: str | None = None  # recorded in the run config (set by `from_beir`)
         self.queries, self.qrels = self._prepare(queries, corpus, qrels)
         self.corpus = corpus
@@ -233,6 +242,15 @@ class RerankingEvaluator(SentenceEvaluator):
         self._tie_key = np.empty(len(self._doc_ids), dtype=np.int64)
         self._tie_key[order] = np.arange(len(order))
         self._judged = [np.fromiter(self.qrels[q].values(), dtype=np.float64) for q in self._query_ids]
+        # the queries whose candidates are reranked, and the pairs the model scores (all of them, or only
+        # those of queries with a relevant candidate: any order of the others scores 0)
+        reranked: np.ndarray = np.asarray((pair_of >= 0).any(axis=1), dtype=bool)
+        if not self.rerank_all:
+            answerable = np.zeros(n, dtype=bool)
+            answerable[self._pair_query[self._pair_grade > 0]] = True
+            reranked &= answerable
+        self._reranked_rows = reranked
+        self._scored_pairs = np.flatnonzero(reranked[self._pair_query])
         first_indices = np.where(pair_of >= 0, self._pair_doc[np.maximum(pair_of, 0)], -1)
         per_query = self._score(pair_of)
         self._first = (first_indices, first_scores, per_query, self._ranks(pair_of))
@@ -265,7 +283,12 @@ class RerankingEvaluator(SentenceEvaluator):
 
     @property
     def num_pairs(self) -> int:
-        """(query, candidate) pairs scored per evaluation."""
+        """(query, candidate) pairs the model scores per evaluation (see `rerank_all`)."""
+        return int(self._scored_pairs.size)
+
+    @property
+    def num_candidates(self) -> int:
+        """(query, candidate) pairs of the first stage, scored or not."""
         return int(self._pair_doc.size)
 
     # ---------------------------------------------------------- sentence-transformers entry point
@@ -291,7 +314,8 @@ class RerankingEvaluator(SentenceEvaluator):
 
     def get_config_dict(self) -> dict[str, Any]:
         """What sentence-transformers records in the model card."""
-        return {"depth": self.depth, "candidates": self.candidates_source, "max_queries": self.max_queries}
+        return {"depth": self.depth, "candidates": self.candidates_source, "max_queries": self.max_queries,
+                "rerank_all": self.rerank_all}
 
     # ------------------------------------------------------------------ evaluation
     def adapt_model(self, model: Any, tokenizer: Any = None) -> PairScorer:
@@ -347,9 +371,10 @@ class RerankingEvaluator(SentenceEvaluator):
         key = (scorer.cache_key(prompt), self.num_pairs)
         if key not in self._token_cache:
             texts = [self.queries[q] for q in self._query_ids]
+            scored = self._scored_pairs
             pairs = [
                 (texts[q], self.corpus[self._doc_ids[d]])
-                for q, d in zip(self._pair_query.tolist(), self._pair_doc.tolist(), strict=True)
+                for q, d in zip(self._pair_query[scored].tolist(), self._pair_doc[scored].tolist(), strict=True)
             ]
             self._token_cache[key] = scorer.tokenize(pairs, prompt)
         timings["tokenize_s"] = time.perf_counter() - tick
@@ -358,6 +383,11 @@ class RerankingEvaluator(SentenceEvaluator):
     def _score_pairs(
         self, scorer: PairScorer, rank: int, world: int, shard: bool, timings: dict[str, float]
     ) -> np.ndarray:
+        """The model's score of every scored pair (nan for the pairs `rerank_all=False` skips)."""
+        scores = np.full(self.num_candidates, np.nan, dtype=np.float32)
+        if self.num_pairs == 0:  # no query has a relevant candidate: nothing to rerank (the same on every rank)
+            timings["tokenize_s"] = timings["score_s"] = 0.0
+            return scores
         tokens = self._tokens(scorer, timings)
         device = scorer.device
         dtype = self._dtype(scorer, device)
@@ -389,13 +419,13 @@ class RerankingEvaluator(SentenceEvaluator):
         rows = torch.from_numpy(np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64))
         _sync(device)
         timings["score_s"] = time.perf_counter() - tick
-        scores = np.empty(self.num_pairs, dtype=np.float32)
+        scored = self._scored_pairs  # batch rows index the tokenised (scored) pairs
         if shard:
             for part, idx in zip(all_gather_rows(local), all_gather_rows(rows), strict=True):
-                scores[idx.numpy()] = part.cpu().numpy()
+                scores[scored[idx.numpy()]] = part.cpu().numpy()
         else:
-            scores[rows.numpy()] = local.cpu().numpy()
-        if not np.isfinite(scores).all():
+            scores[scored[rows.numpy()]] = local.cpu().numpy()
+        if not np.isfinite(scores[scored]).all():
             hint = " (fp16 overflow? try precision='bf16' or 'fp32')" if dtype == torch.float16 else ""
             raise ValueError(f"The model produced NaN or infinite scores{hint}.")
         return scores
@@ -403,9 +433,12 @@ class RerankingEvaluator(SentenceEvaluator):
     def _rerank(self, scores: np.ndarray) -> RerankingResult:
         pair_of = self._pair_of
         valid = pair_of >= 0
+        kept = ~self._reranked_rows  # not reranked: the first-stage order (and scores) stay
         score_matrix = np.where(valid, scores[np.maximum(pair_of, 0)], -np.inf)
+        score_matrix[kept] = 0.0
         ties = np.where(valid, self._tie_key[self._pair_doc[np.maximum(pair_of, 0)]], 0)
         order = np.lexsort((ties, -score_matrix), axis=-1)  # score desc, then doc id desc; padding last
+        order[kept] = np.arange(pair_of.shape[1])
         reranked = np.take_along_axis(pair_of, order, axis=1)
         per_query = self._score(reranked)
         first_indices, first_scores, first_per_query, first_ranks = self._first
@@ -413,7 +446,9 @@ class RerankingEvaluator(SentenceEvaluator):
         first_metrics = {m: float(np.nanmean(v)) for m, v in first_per_query.items()}
         metrics.update({f"{FIRST_STAGE}/{m}": v for m, v in first_metrics.items()})
         relevant = self._pair_grade > 0
+        scored = ~np.isnan(scores)
         top_scores = np.where(reranked >= 0, scores[np.maximum(reranked, 0)], np.nan).astype(np.float32)
+        top_scores[kept] = first_scores[kept]
         return RerankingResult(
             metrics=metrics,
             query_ids=list(self._query_ids),
@@ -421,8 +456,8 @@ class RerankingEvaluator(SentenceEvaluator):
             top_indices=np.where(reranked >= 0, self._pair_doc[np.maximum(reranked, 0)], -1),
             top_scores=top_scores,
             relevant_ranks=self._ranks(reranked),
-            positive_scores=scores[relevant],
-            negative_scores=scores[~relevant],
+            positive_scores=scores[relevant & scored],
+            negative_scores=scores[~relevant & scored],
             timings={},
             per_query=per_query,
             first_stage_indices=first_indices,
@@ -432,12 +467,14 @@ class RerankingEvaluator(SentenceEvaluator):
             first_stage_per_query=first_per_query,
             num_relevant={q: int((j > 0).sum()) for q, j in zip(self._query_ids, self._judged, strict=True)},
             candidates_source=self.candidates_source,
+            reranked=self._reranked_rows.copy(),
         )
 
     def __repr__(self) -> str:
         return (
-            f"RerankingEvaluator(name={self.name!r}, {len(self.queries):,} queries, {self.num_pairs:,} pairs "
-            f"from {self.candidates_source}, depth={self.depth}, metrics={self.metrics})"
+            f"RerankingEvaluator(name={self.name!r}, {len(self.queries):,} queries, {self.num_pairs:,} of "
+            f"{self.num_candidates:,} pairs scored, from {self.candidates_source}, depth={self.depth}, "
+            f"metrics={self.metrics})"
         )
 
 

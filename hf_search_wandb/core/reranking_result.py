@@ -37,6 +37,9 @@ class RerankingResult(RetrievalResult):
         first_stage_metrics: the first stage's metrics (unprefixed).
         num_relevant: `{query_id: number of relevant docs in the qrels}` (candidates or not).
         candidates_source: where the candidates came from (`"bm25"`, `"run"`, ...).
+        reranked: per query row, whether its candidates were reranked. A query without a relevant
+            candidate is not (unless the evaluator's `rerank_all=True`): its metrics are 0 whatever the order,
+            so its row keeps the first-stage order and scores (see `not_reranked`).
 
     Example:
         >>> r = RerankingResult(
@@ -57,12 +60,23 @@ class RerankingResult(RetrievalResult):
     first_stage_per_query: dict[str, np.ndarray] = field(default_factory=dict)
     num_relevant: dict[str, int] = field(default_factory=dict)
     candidates_source: str = ""
+    reranked: np.ndarray | None = None
+
+    @property
+    def not_reranked(self) -> list[str]:
+        """The query ids kept in first-stage order (no relevant candidate; see `reranked`)."""
+        if self.reranked is None:
+            return []
+        return [q for q, done in zip(self.query_ids, self.reranked.tolist(), strict=True) if not done]
 
     @property
     def all_scores(self) -> np.ndarray:
-        """Every reranker score of a candidate (padding left out): the `score_distribution` sample."""
-        flat = self.top_scores.reshape(-1)
-        return flat[self.top_indices.reshape(-1) >= 0]
+        """Every reranker score of a candidate (padding and queries not reranked left out): the
+        `score_distribution` sample."""
+        rows = self.top_indices >= 0
+        if self.reranked is not None:
+            rows &= self.reranked[:, None]
+        return self.top_scores[rows]
 
     @property
     def reranked_metrics(self) -> dict[str, float]:
@@ -85,7 +99,11 @@ class RerankingResult(RetrievalResult):
         return [s for _, s in self._row_items(self.top_indices[row], self.top_scores[row], k)]
 
     def run(self) -> dict[str, dict[str, float]]:
-        """The reranked run `{query_id: {doc_id: reranker score}}` (for `score_run` / trec_eval)."""
+        """The reranked run `{query_id: {doc_id: reranker score}}` (for `score_run` / trec_eval).
+
+        A query in `not_reranked` comes with its first-stage order and scores, so trec_eval scores this run
+        exactly as the evaluator did.
+        """
         return {
             qid: dict(self._row_items(self.top_indices[i], self.top_scores[i], None))
             for i, qid in enumerate(self.query_ids)

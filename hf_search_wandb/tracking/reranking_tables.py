@@ -6,7 +6,7 @@
 * `error_analysis`: the relevant candidates the reranker pushed down (reranked rank > first-stage rank),
   largest drop first, with the document that took first place.
 * `score_distribution` / `positive_scores` / `negative_scores`: histograms of the reranker's scores of
-  all / relevant / non-relevant candidates.
+  all / relevant / non-relevant candidates (of the reranked queries: see `RerankingEvaluator(rerank_all=)`).
 
 The row builders are pure Python; `log_reranking_media` logs them to a run (the callback calls it for a
 `RerankingResult`, in place of the retrieval tables).
@@ -70,7 +70,8 @@ def reranking_example_rows(
 ) -> list[list[Any]]:
     """Rows `[query, relevant_moves, rank, document, score, relevant, first_stage_rank]`, top `k` reranked.
 
-    The query sample is `tables.sample_query_ids` (the same queries at every evaluation).
+    The query sample is `tables.sample_query_ids` (the same queries at every evaluation), drawn from the
+    reranked queries (`result.not_reranked` have no relevant candidate and keep the first-stage order).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}.")
@@ -78,7 +79,9 @@ def reranking_example_rows(
     num_examples = min(num_examples, TABLE_ROW_LIMIT // k)
     position = {qid: i for i, qid in enumerate(result.query_ids)}
     rows: list[list[Any]] = []
-    for qid in sample_query_ids(result.query_ids, num_examples, seed=seed):
+    skipped = set(result.not_reranked)  # no relevant candidate: nothing was reranked to show
+    shown = [q for q in result.query_ids if q not in skipped] if skipped else result.query_ids
+    for qid in sample_query_ids(shown, num_examples, seed=seed):
         i = position[qid]
         first = {int(d): r for r, d in enumerate(result.first_stage_indices[i].tolist(), 1) if d >= 0}
         query = shorten(queries.get(qid, ""), max_chars)
