@@ -109,13 +109,29 @@ def test_a_custom_sigterm_handler_is_chained_and_training_goes_on(
         trainer.add_callback(Term())
         trainer.train()
         assert seen == [signal.SIGTERM]
-        assert (
-            signal.getsignal(signal.SIGTERM) is mine
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        )
+        # the run stays open after train(): SIGTERM stays guarded until it is finished; Ctrl-C is the user's
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is not mine
+        callback.finish()
+        assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
     (run_dir,) = run_dirs(wandb_offline)
     run = read_run(run_dir)
     assert run.state == "finished"
     assert [r["train/global_step"] for r in run.history if "train/loss" in r] == [1, 2, 3, 4]
+
+
+def test_sigterm_after_train_while_the_run_is_open_finishes_it_as_failed(
+    wandb_offline: Path, tiny_bert_dir: Path
+) -> None:
+    """Preempted during a post-training evaluation: that evaluation's row is kept and the run is closed as
+    failed with exit code 143, not left running; the process still dies of SIGTERM."""
+    died = train_and_die(tiny_bert_dir, wandb_offline / "out", "sigterm-after-train", 0, wandb_offline)
+    assert died.returncode == -signal.SIGTERM, died.stderr[-3000:]
+    assert "post-training evaluation logged" in died.stdout
+    (run_dir,) = run_dirs(wandb_offline)
+    run = read_run(run_dir)
+    assert run.state == "failed" and run.exit_code == 128 + signal.SIGTERM
+    evaluated = [r["train/global_step"] for r in run.history if "val/mrr@10" in r]
+    assert evaluated == [3, 6, 9, 12, 12]  # the four during training, then trainer.evaluate()

@@ -19,6 +19,7 @@ import functools
 import importlib.util
 import logging
 import shutil
+import signal
 import sys
 import weakref
 from collections.abc import Callable
@@ -360,6 +361,7 @@ class SearchWandbCallback(TrainerCallback):
         self._define("val/loss")
         self._watch(state, model)
         self._bg = BackgroundLogger(self.run, max_lag=FLUSH_SECONDS) if self.options.log_in_background else None
+        self._signals.restore()  # the SIGTERM-only guard of a run left open by an earlier train()
         self._signals.install()
         if self.options.dataset_artifact:
             self._log_dataset(trainer)
@@ -765,6 +767,8 @@ class SearchWandbCallback(TrainerCallback):
         self._signals.restore()
         if self.run is not None:
             self._end(args, state, model, kwargs)
+        if self.run is not None:  # left open for evaluations after train(): a preemption still closes it
+            self._signals.install((signal.SIGTERM,))
 
     def _end(self, args: Any, state: Any, model: Any, kwargs: dict[str, Any]) -> None:
         if self._pending_val:
@@ -794,6 +798,7 @@ class SearchWandbCallback(TrainerCallback):
         Called for you when the process exits and when the next `train()` starts; call it yourself after your
         last post-training `trainer.evaluate()` / `callback.evaluate(...)` in a long-lived process (a notebook).
         """
+        self._signals.restore()
         run, self.run = self.run, None
         self._training = False
         if run is None:
@@ -832,8 +837,9 @@ class SearchWandbCallback(TrainerCallback):
                 self._say(f"could not finish wandb run {run.id} as failed: {err!r}")
 
     def _on_signal(self, signum: int, fatal: bool) -> None:
-        """SIGTERM/SIGINT during train(): every queued row and the resume record to disk; when the signal
-        ends the process (`fatal`), finish the run as failed (exit code 128 + signal), marked preempting."""
+        """SIGTERM/SIGINT during train() (SIGTERM after it, while the run is open): every queued row and the
+        resume record to disk; when the signal ends the process (`fatal`), finish the run as failed (exit code
+        128 + signal), marked preempting."""
         if self.run is None:
             return
         run = self.run

@@ -2,7 +2,8 @@
 
 SLURM, Kubernetes and most schedulers preempt with SIGTERM, then SIGKILL a few seconds later; Ctrl-C sends
 SIGINT. The guard is installed by the callback for the duration of one `train()` (main thread only: Python
-delivers signals there), calls `on_signal` first, then restores the previous handler and hands the signal on:
+delivers signals there), and for SIGTERM alone while the run stays open after `train()` (post-training
+evaluations; Ctrl-C in a notebook then stays the user's own). It calls `on_signal` first, then restores the previous handler and hands the signal on:
 a previous Python handler is called (SIGINT's default raises `KeyboardInterrupt`), the default action is
 re-raised with `os.kill` (the process ends "killed by SIGTERM", exit status 143), an ignored signal stays ignored.
 """
@@ -47,11 +48,12 @@ class SignalGuard:
         """True while the handlers are in place."""
         return bool(self._previous)
 
-    def install(self) -> bool:
-        """Install the handlers; False (and nothing done) outside the main thread or when already installed."""
+    def install(self, signals: tuple[int, ...] = SIGNALS) -> bool:
+        """Install the handlers of `signals`; False (and nothing done) outside the main thread or when
+        already installed."""
         if self._previous or threading.current_thread() is not threading.main_thread():
             return False
-        for signum in SIGNALS:
+        for signum in signals:
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
         return True

@@ -1,7 +1,8 @@
 """Train the tiny bi-encoder with SearchWandbCallback and die at a given step (launched by tests).
 
 Usage: python tests/scripts/train_and_die.py MODEL_DIR OUTPUT_DIR HOW STEP
-HOW: sigkill | sigterm | sigint | raise | none. Checkpoints every 4 steps, evaluation every 3, 12 steps.
+HOW: sigkill | sigterm | sigint | raise | none, or sigterm-after-train (train to the end, evaluate once more,
+then SIGTERM while the run is still open). Checkpoints every 4 steps, evaluation every 3, 12 steps.
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ def main() -> None:
     model_dir, out, how, step = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     callback = SearchWandbCallback(make_evaluator(), log_tables="off", model_artifact="off")
     trainer = plain_trainer(Path(model_dir), out, callback, **KILL_ARGS)  # type: ignore[arg-type]
-    trainer.add_callback(Die(how, step))
+    after = how == "sigterm-after-train"
+    trainer.add_callback(Die("none" if after else how, step))
     trainer.train()
+    if after:
+        trainer.evaluate()  # logged into the run, which stays open after train()
+        print("post-training evaluation logged; SIGTERM", flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # never reached: the default action ends the process
 
 
 if __name__ == "__main__":
