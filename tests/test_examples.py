@@ -146,11 +146,12 @@ def test_train_hf_trainer_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
     assert run.config["pooling_mode"] == "mean"
 
 
-def test_train_cross_encoder_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
+@pytest.mark.parametrize(("loss", "loss_function"), [("lambda", "LambdaLoss"), ("bce", "BinaryCrossEntropyLoss")])
+def test_train_cross_encoder_example(tmp_path: Path, tiny_bert_dir: Path, loss: str, loss_function: str) -> None:
     metrics_json = tmp_path / "metrics.json"
     cmd = [
         sys.executable, "examples/train_cross_encoder.py", "--tiny", "--model", str(tiny_bert_dir),
-        "--eval-before", "--logging-steps", "1", "--wandb-mode", "offline",
+        "--eval-before", "--logging-steps", "1", "--wandb-mode", "offline", "--loss", loss,
         "--output-dir", str(tmp_path / "out"), "--metrics-json", str(metrics_json),
     ]  # fmt: skip
     _run(cmd, _env(tmp_path))
@@ -161,6 +162,6 @@ def test_train_cross_encoder_example(tmp_path: Path, tiny_bert_dir: Path) -> Non
     assert len(run.series("val/ndcg@5")) == 2 and len(run.series("val/first_stage/ndcg@5")) == 2
     assert run.series("train/loss")
     assert run.config["model_type"] == "cross-encoder" and run.config["num_labels"] == 1
-    assert run.config["loss_function"] == "BinaryCrossEntropyLoss"
+    assert run.config["loss_function"] == loss_function
     assert run.config["negative_sampling"] == "bm25_hard"
     assert any(a["type"] == "model" for a in run.artifacts)
