@@ -9,7 +9,7 @@ and after, and logged to wandb (offline by default): `val/ndcg@10` of the rerank
 `val/first_stage/ndcg@10` (BM25's), the reranking tables and histograms, and the best model as an artifact.
 docs/rerankers.md has the figures of the default run.
 
-    python examples/train_cross_encoder.py --eval-before   # defaults: about 15 minutes on a 2-core CPU
+    python examples/train_cross_encoder.py --eval-before   # defaults: 18 minutes on a free 2-core CPU (16 without --eval-before)
     python examples/train_cross_encoder.py --full    # 7 negatives, 512 tokens, rerank the top 100, 3 epochs (GPU)
     accelerate launch --multi_gpu --num_processes 2 examples/train_cross_encoder.py --tiny   # 2 CPU processes
 """
@@ -27,7 +27,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT / "data" / "scifact"
 PRESETS: dict[str, dict[str, Any]] = {
-    # minutes on a free 2-core CPU (see docs/rerankers.md for the measured run on a shared one)
+    # the default run: 18 minutes on a free 2-core CPU with --eval-before (measured: docs/rerankers.md)
     # batch_size counts rows: per-query lists of 1 + num_negatives docs with LambdaLoss, pairs with BCE
     "default": {"loss": "lambda", "num_negatives": 3, "depth": 20, "max_length": 128, "epochs": 2.0,
                 "max_train_queries": None, "max_eval_queries": None, "batch_size": 4},
