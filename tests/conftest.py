@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +30,15 @@ def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     # wandb reads WANDB_DIR once per process: tear its singleton down so this test's runs land here.
     wandb = pytest.importorskip("wandb")
     wandb.teardown()
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     yield tmp_path
+    # a test that failed before finishing its run must not leave it (or its callback's signal guard) to the
+    # next test: a run still open when the service is torn down breaks every later run in this process
+    if wandb.run is not None:
+        with contextlib.suppress(Exception):
+            wandb.run.finish(exit_code=1)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
     wandb.teardown()
 
 
