@@ -273,6 +273,35 @@ def test_equal_scores_rank_the_larger_doc_id_first() -> None:
     assert score_run(qrels, run, metrics=["mrr@10"]) == {"mrr@10": 0.5}
 
 
+def test_integer_ids_are_read_as_text_like_trec_eval() -> None:
+    """Ids from a DataFrame column are often ints; trec_eval reads every id as text, so doc 9 ranks above the
+    tied doc 10 ('9' > '10') and query 1 of the qrels is query '1' of the run."""
+    qrels = {1: {9: 1, 100: 2}, 2: {np.int64(5): 1}}
+    run = {"1": {"9": 0.5, "10": 0.5, "100": 0.2}, 2: {5: 0.1, 50: 0.1, 6: 0.3}}
+    text_qrels = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
+    text_run = {str(q): {str(d): s for d, s in docs.items()} for q, docs in run.items()}
+    names = ["mrr@10", "ndcg@10", "map", "precision@2"]
+    ours = score_run(qrels, run, metrics=names, per_query=True)
+    assert ours == score_run(text_qrels, text_run, metrics=names, per_query=True)
+    assert ours["1"]["mrr@10"] == 1.0  # '9' before '10'; numerically 10 would come first (mrr 0.5)
+    ref = _reference(text_qrels, text_run, names, depth=100)
+    for q, values in ours.items():
+        for name in names:
+            assert values[name] == pytest.approx(ref[q][name], abs=TOL), (q, name)
+
+
+@pytest.mark.parametrize(
+    ("qrels", "run", "message"),
+    [
+        ({1: {"d": 1}, "1": {"d": 1}}, {"1": {"d": 1.0}}, "qrels has the query ids 1 and '1'"),
+        ({"q": {"7": 1}}, {"q": {7: 1.0, "7": 0.5}}, "run['q'] has a doc id twice"),
+    ],
+)
+def test_ids_that_collide_as_text_are_refused(qrels: dict, run: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        score_run(qrels, run)
+
+
 def test_queries_without_relevant_docs_are_skipped_counted_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

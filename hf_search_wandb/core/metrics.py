@@ -230,6 +230,39 @@ def _examples(ids: Sequence[str], n: int = 3) -> str:
     return f"[{shown}{', ...' if len(ids) > n else ''}]"
 
 
+def _text_ids(nested: Mapping, what: str) -> Mapping:
+    """`nested` with every query and doc id as text, as trec_eval reads them from its files.
+
+    Ids that are not strings (ints from a DataFrame column, numpy integers) become `str(id)`, so `1` in the
+    qrels matches `"1"` in the run and tied scores break by the ids' text (`"9"` ranks above `"10"`, as in
+    trec_eval), not by their numeric order. Mappings whose ids are all strings are returned as they are.
+    """
+    if set(map(type, nested)) <= {str} and all(
+        set(map(type, inner)) <= {str} for inner in nested.values() if isinstance(inner, Mapping)
+    ):
+        return nested
+    text: dict[str, object] = {}
+    original: dict[str, object] = {}
+    for qid, inner in nested.items():
+        key = str(qid)
+        if key in text:
+            raise ValueError(
+                f"{what} has the query ids {original[key]!r} and {qid!r}, the same id {key!r} once read as "
+                "text (as trec_eval reads ids): give each query one id."
+            )
+        original[key] = qid
+        if isinstance(inner, Mapping) and not set(map(type, inner)) <= {str}:
+            docs = {str(doc): value for doc, value in inner.items()}
+            if len(docs) != len(inner):
+                raise ValueError(
+                    f"{what}[{key!r}] has a doc id twice once ids are read as text (as trec_eval reads ids), "
+                    "e.g. 7 and '7': give each doc one id."
+                )
+            inner = docs
+        text[key] = inner
+    return text
+
+
 _NUMERIC_TYPES = frozenset({float, int, np.float64, np.float32, np.float16, np.int64, np.int32})
 
 
@@ -294,12 +327,13 @@ def run_report(
         raise ValueError("qrels is empty: give {query_id: {doc_id: relevance}} with at least one query.")
     if not isinstance(run, Mapping):
         raise TypeError(f"run must be a mapping {{query_id: {{doc_id: score}}}}, got {type(run).__name__}.")
+    qrels, run = _text_ids(qrels, "qrels"), _text_ids(run, "run")
     common = [qid for qid in qrels if qid in run]
     if not common:
         raise ValueError(
             f"The run shares no query id with the qrels (0 matched): the qrels have {len(qrels):,} ids, "
             f"e.g. {_examples(list(qrels))}; the run has {len(run):,}, e.g. {_examples(list(run))}. "
-            "Check that both use the same ids (and the same type: strings)."
+            "Check that both use the same ids (both are read as text, so 1 and '1' match)."
         )
     missing = len(qrels) - len(common)
     if missing:
@@ -375,7 +409,8 @@ def score_run(
     Each query's documents are ordered as trec_eval orders them (score descending, ties by doc id
     descending) and cut to `depth`. Queries of the qrels missing from the run score 0 (as `trec_eval -c`);
     queries of the run without qrels are ignored; queries with no relevant document are skipped (counted
-    in `run_report(...).num_skipped` and logged).
+    in `run_report(...).num_skipped` and logged). Ids are read as text, as trec_eval reads its files: `1`
+    and `"1"` are the same query or doc, and ties break by the ids' text.
 
     Args:
         qrels: `{query_id: {doc_id: grade}}`; grade > 0 is relevant, larger is more relevant (nDCG).
