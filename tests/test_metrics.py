@@ -293,13 +293,19 @@ def test_integer_ids_are_read_as_text_like_trec_eval() -> None:
 @pytest.mark.parametrize(
     ("qrels", "run", "message"),
     [
-        ({1: {"d": 1}, "1": {"d": 1}}, {"1": {"d": 1.0}}, "qrels has the query ids 1 and '1'"),
-        ({"q": {"7": 1}}, {"q": {7: 1.0, "7": 0.5}}, "run['q'] has a doc id twice"),
+        ({1: {"d": 1}, "1": {"d": 1}}, {"1": {"d": 1.0}}, "qrels: ids 1 and '1' are the same id"),
+        ({"q": {"7": 1}}, {"q": {7: 1.0, "7": 0.5}}, "run['q']: ids 7 and '7' are the same id"),
     ],
 )
 def test_ids_that_collide_as_text_are_refused(qrels: dict, run: dict, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         score_run(qrels, run)
+
+
+def test_float_ids_are_refused_with_the_fix() -> None:
+    """A float id (1.0 read from a table) would be the text '1.0' and silently match nothing."""
+    with pytest.raises(TypeError, match=r"str\(int\(x\)\)"):
+        score_run({1.0: {"d": 1}}, {"1": {"d": 1.0}})
 
 
 def test_queries_without_relevant_docs_are_skipped_counted_and_logged(

@@ -26,6 +26,7 @@ from typing import Literal, overload
 
 import numpy as np
 
+from hf_search_wandb.core.inputs import id_keyed
 from hf_search_wandb.core.measures import parse_metrics
 from hf_search_wandb.core.ranked_hits import RankedHits
 
@@ -233,34 +234,19 @@ def _examples(ids: Sequence[str], n: int = 3) -> str:
 def _text_ids(nested: Mapping, what: str) -> Mapping:
     """`nested` with every query and doc id as text, as trec_eval reads them from its files.
 
-    Ids that are not strings (ints from a DataFrame column, numpy integers) become `str(id)`, so `1` in the
-    qrels matches `"1"` in the run and tied scores break by the ids' text (`"9"` ranks above `"10"`, as in
-    trec_eval), not by their numeric order. Mappings whose ids are all strings are returned as they are.
+    Integer ids (from a DataFrame column, numpy integers) become their decimal text (`inputs.id_keyed`), so
+    `1` in the qrels matches `"1"` in the run and tied scores break by the ids' text (`"9"` ranks above
+    `"10"`, as in trec_eval), not by their numeric order. Mappings whose ids are all strings are returned
+    as they are.
     """
     if set(map(type, nested)) <= {str} and all(
         set(map(type, inner)) <= {str} for inner in nested.values() if isinstance(inner, Mapping)
     ):
         return nested
-    text: dict[str, object] = {}
-    original: dict[str, object] = {}
-    for qid, inner in nested.items():
-        key = str(qid)
-        if key in text:
-            raise ValueError(
-                f"{what} has the query ids {original[key]!r} and {qid!r}, the same id {key!r} once read as "
-                "text (as trec_eval reads ids): give each query one id."
-            )
-        original[key] = qid
-        if isinstance(inner, Mapping) and not set(map(type, inner)) <= {str}:
-            docs = {str(doc): value for doc, value in inner.items()}
-            if len(docs) != len(inner):
-                raise ValueError(
-                    f"{what}[{key!r}] has a doc id twice once ids are read as text (as trec_eval reads ids), "
-                    "e.g. 7 and '7': give each doc one id."
-                )
-            inner = docs
-        text[key] = inner
-    return text
+    return {
+        qid: id_keyed(inner, f"{what}[{qid!r}]") if isinstance(inner, Mapping) else inner
+        for qid, inner in id_keyed(nested, what).items()
+    }
 
 
 _NUMERIC_TYPES = frozenset({float, int, np.float64, np.float32, np.float16, np.int64, np.int32})
