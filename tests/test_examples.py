@@ -5,6 +5,7 @@ gloo; its `--cpu` launcher starts a single process in accelerate 1.x), each writ
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -146,12 +147,28 @@ def test_train_hf_trainer_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
     assert run.config["pooling_mode"] == "mean"
 
 
-@pytest.mark.parametrize(("loss", "loss_function"), [("lambda", "LambdaLoss"), ("bce", "BinaryCrossEntropyLoss")])
-def test_train_cross_encoder_example(tmp_path: Path, tiny_bert_dir: Path, loss: str, loss_function: str) -> None:
+def _native_bf16() -> bool:
+    """The example's own check, loaded from its file (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("train_cross_encoder", REPO_ROOT / "examples" / "train_cross_encoder.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return bool(example.native_bf16(cuda=False))
+
+
+@pytest.mark.parametrize(
+    ("loss", "loss_function", "precision"),
+    [("lambda", "LambdaLoss", "auto"), ("bce", "BinaryCrossEntropyLoss", "fp32")],
+)
+def test_train_cross_encoder_example(
+    tmp_path: Path, tiny_bert_dir: Path, loss: str, loss_function: str, precision: str
+) -> None:
+    """Both losses; `--precision auto` trains in bf16 exactly where this CPU computes bf16 natively."""
     metrics_json = tmp_path / "metrics.json"
     cmd = [
         sys.executable, "examples/train_cross_encoder.py", "--tiny", "--model", str(tiny_bert_dir),
         "--eval-before", "--logging-steps", "1", "--wandb-mode", "offline", "--loss", loss,
+        "--precision", precision,
         "--output-dir", str(tmp_path / "out"), "--metrics-json", str(metrics_json),
     ]  # fmt: skip
     _run(cmd, _env(tmp_path))
@@ -163,5 +180,6 @@ def test_train_cross_encoder_example(tmp_path: Path, tiny_bert_dir: Path, loss: 
     assert run.series("train/loss")
     assert run.config["model_type"] == "cross-encoder" and run.config["num_labels"] == 1
     assert run.config["loss_function"] == loss_function
+    assert run.config["amp_dtype"] == ("bf16" if precision == "auto" and _native_bf16() else "fp32")
     assert run.config["negative_sampling"] == "bm25_hard"
     assert any(a["type"] == "model" for a in run.artifacts)
