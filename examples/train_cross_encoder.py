@@ -101,8 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def native_bf16(cuda: bool) -> bool:
     """Whether bf16 autocast is the fast choice here: a GPU with bf16, or a CPU with AVX512-BF16 or AMX
-    instructions (measured on such a 2-core CPU: training steps 1.6x and reranking 1.8x faster than fp32).
-    Without them a CPU emulates bf16 and is slower than fp32."""
+    instructions (measured on such a 2-core CPU, docs/performance.md: one training step 1.6x and scoring
+    1.8-2.0x faster than fp32; this example's default run 11-13 min instead of 18). Without them a CPU
+    emulates bf16 and is slower than fp32."""
     import torch
 
     if cuda:
