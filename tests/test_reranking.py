@@ -166,6 +166,32 @@ def test_bf16_autocast_runs_and_ranks_like_fp32(data, cross_encoder):
     assert ev._dtype(PairScorer(cross_encoder), cross_encoder.device) is None
 
 
+def test_a_run_with_integer_ids_reads_them_as_text_like_score_run(cross_encoder):
+    # BEIR corpora often have numeric ids; a run built with ints must match the string ids of the qrels
+    queries = {"1": "cell growth", "2": "insulin dose"}
+    corpus = {str(i): f"cell growth insulin {WORDS[i]}" for i in range(12)}
+    qrels = {"1": {"10": 1}, "2": {"3": 1}}
+    run = {1: {9: 2.0, 10: 2.0, 4: 1.0}, 2: {3: 5.0, 5: 4.0}}  # a tie: trec_eval puts "9" above "10" (text)
+    assert candidates_from_run(run, 3) == {"1": [("9", 2.0), ("10", 2.0), ("4", 1.0)],
+                                           "2": [("3", 5.0), ("5", 4.0)]}  # fmt: skip
+    metrics = ["mrr@3", "recall@3"]
+    ev = RerankingEvaluator(queries, corpus, qrels, run, depth=3, metrics=metrics, primary_metric="mrr@3")
+    assert ev.first_stage_metrics == score_run(qrels, run, metrics=metrics, depth=3)
+    assert ev.first_stage_metrics == pytest.approx({"mrr@3": 0.75, "recall@3": 1.0})
+    text_run = {str(q): {str(d): s for d, s in docs.items()} for q, docs in run.items()}
+    trec = _trec_eval(qrels, text_run, ["recip_rank", "recall_3"])
+    assert ev.first_stage_metrics == pytest.approx({"mrr@3": trec["recip_rank"], "recall@3": trec["recall_3"]},
+                                                   abs=1e-12)  # fmt: skip
+    assert ev.evaluate(cross_encoder).metrics["first_stage/recall@3"] == 1.0
+
+    with pytest.raises(ValueError, match="same id"):
+        candidates_from_run({1: {"d": 1.0}, "1": {"d": 2.0}}, 3)
+    with pytest.raises(ValueError, match="same id"):
+        candidates_from_run({"q": {7: 1.0, "7": 2.0}}, 3)
+    with pytest.raises(TypeError, match=r"str\(int\(x\)\)"):
+        candidates_from_run({"q": {7.0: 1.0}}, 3)
+
+
 def test_clear_errors(data, cross_encoder):
     queries, corpus, qrels = data
     with pytest.raises(ValueError, match="not in the corpus"):

@@ -4,7 +4,7 @@ Whatever the source, each query's candidates are ordered the way trec_eval order
 descending, ties by doc id descending) and cut to `depth`, so the first-stage metrics the reranking
 evaluator reports equal `score_run(qrels, run)` (and trec_eval) on the same run cut to `depth`.
 
-This module imports numpy only (`bm25s` lazily, for `bm25_candidates`).
+This module imports numpy and `core.inputs` only (`bm25s` lazily, for `bm25_candidates`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hf_search_wandb.core.inputs import id_keyed
 
 Run = Mapping[str, Mapping[str, float]]
 
@@ -32,9 +34,14 @@ def trec_order(docs: Mapping[str, float]) -> list[tuple[str, float]]:
 def candidates_from_run(run: Run, depth: int) -> dict[str, list[tuple[str, float]]]:
     """`{query_id: [(doc_id, score), ...]}`: each query's top `depth` docs of `run`, in trec_eval's order.
 
+    Ids are read as text, the way `score_run` and the loaders read them (`normalize_id`): an int id
+    becomes its decimal text, so it matches the string ids of the qrels and corpus.
+
     Raises:
-        TypeError: `run` is not a `{query_id: {doc_id: score}}` mapping.
-        ValueError: a score is not a finite number, or `depth < 1`.
+        TypeError: `run` is not a `{query_id: {doc_id: score}}` mapping, or an id is neither a string nor an
+            integer (a float id `1.0` would never match `"1"`).
+        ValueError: a score is not a finite number, two ids are the same once read as text (`1` and `"1"`),
+            an id is blank, or `depth < 1`.
 
     Example:
         >>> candidates_from_run({"q1": {"d1": 0.2, "d2": 0.7, "d3": 0.1}}, depth=2)
@@ -45,18 +52,19 @@ def candidates_from_run(run: Run, depth: int) -> dict[str, list[tuple[str, float
     if not isinstance(run, Mapping):
         raise TypeError(f"A run must be a mapping {{query_id: {{doc_id: score}}}}, got {type(run).__name__}.")
     out: dict[str, list[tuple[str, float]]] = {}
-    for qid, docs in run.items():
+    for qid, docs in id_keyed(run, "run").items():
         if not isinstance(docs, Mapping):
             raise TypeError(
                 f"run[{qid!r}] must be a mapping {{doc_id: score}}, got {type(docs).__name__}."
             )
+        docs = id_keyed(docs, f"run[{qid!r}]")
         try:
             ordered = trec_order(docs)
         except (TypeError, ValueError) as err:
             raise ValueError(f"run[{qid!r}] has a score that is not a number ({err}).") from err
         if any(not np.isfinite(s) for _, s in ordered):
             raise ValueError(f"run[{qid!r}] has a non-finite score (nan or inf): scores must be finite.")
-        out[str(qid)] = ordered[:depth]
+        out[qid] = ordered[:depth]
     return out
 
 
