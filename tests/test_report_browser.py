@@ -145,3 +145,32 @@ def test_screenshot_is_saved(page: PageSession, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     assert page.driver.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_a_long_curve_is_one_line_not_a_node_per_point(tmp_path: Path, wandb_offline: Path) -> None:
+    """A run of 3,000 steps: every value is held and plotted, and drawn as one SVG path per trace; a marker
+    per point made the browser build a DOM node per value (10 runs x 10,000 steps: 26.7 s to draw, 3.4 s now)."""
+    import wandb
+
+    run = wandb.init(project="long", dir=str(wandb_offline))
+    run.define_metric("train/global_step")
+    run.define_metric("*", step_metric="train/global_step")
+    for step in range(1, 3001):
+        run.log({"train/global_step": step, "train/loss": 1.0 / step})
+    run.log({"train/global_step": 3000, "val/mrr@10": 0.5})
+    run_dir = Path(run.dir).parent
+    run.finish()
+    out = tmp_path / "long.html"
+    build_report([run_dir], out)
+    with open_page(out) as session:
+        session.wait_ready(timeout=300)
+        shown = {c["key"]: c for c in charts(session, "curve")}
+        nodes = session.js("""
+            const out = {};
+            for (const c of window.__report.charts.filter(c => c.kind === "curve"))
+              out[c.key] = document.getElementById(c.id).querySelectorAll('.scatterlayer .point').length;
+            return out;""")
+        assert session.errors() == []
+    assert shown["train/loss"]["plotted"] == shown["train/loss"]["full"] == [3000]
+    assert shown["train/loss"]["drawn"] == 1 and nodes["train/loss"] == 0
+    assert nodes["val/mrr@10"] == 1  # a one-point curve keeps its marker, or it would not show

@@ -14,6 +14,7 @@
   const color = (i) => DATA.runs.length <= PALETTE.length ? PALETTE[i] : `hsl(${(i * 137.508) % 360},65%,45%)`;
   const CONFIG = { displaylogo: false, responsive: true };
   const MAX_POINTS_PER_CHART = 120000;
+  const MARKERS_UP_TO = 500;
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -84,7 +85,7 @@
     const traces = full.map((s) => {
       const d = decimate(s.x, s.y, limit());
       return {
-        type: "scatter", mode: s.x.length === 1 ? "markers" : "lines+markers", x: d.x, y: d.y,
+        type: "scatter", mode: s.x.length === 1 ? "markers" : s.x.length > MARKERS_UP_TO ? "lines" : "lines+markers", x: d.x, y: d.y,
         name: DATA.runs[s.run].name, legendgroup: String(s.run), visible: state.visible[s.run],
         line: { color: color(s.run), width: 1.5 }, marker: { size: s.x.length > 60 ? 2 : 5, color: color(s.run) },
         meta: { run: s.run, total: s.x.length },
