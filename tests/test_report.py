@@ -12,6 +12,7 @@ import base64
 import json
 import math
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,40 @@ def test_paths_name_run_folders_wandb_folders_and_log_files(report_runs: list[Pa
     log_file = next(report_runs[1].glob("run-*.wandb"))
     both = resolve_paths([report_runs[1], log_file, wandb_dir]).run_dirs  # repeats dropped, order kept
     assert both == [report_runs[1].resolve(), report_runs[0].resolve()]
+
+
+def test_runs_started_in_one_second_are_listed_in_start_order(tmp_path: Path) -> None:
+    # wandb's folder names hold the second, then a random id: the later run's id sorts first here
+    for name, created in (("offline-run-20261203_005515-zzzzzzzz", "2026-12-03 00:55:15,100"),
+                          ("offline-run-20261203_005515-aaaaaaaa", "2026-12-03 00:55:15,900"),
+                          ("run-20261203_005514-mmmmmmmm", "2026-12-03 00:55:14,999")):  # fmt: skip
+        (tmp_path / name / "logs").mkdir(parents=True)
+        (tmp_path / name / f"run-{name[-8:]}.wandb").write_bytes(b"")
+        (tmp_path / name / "logs" / "debug.log").write_text(
+            f"{created} INFO    MainThread:1 [wandb_init.py:setup_run_log_directory():740] Logging user logs to "
+            f"{tmp_path / name / 'logs' / 'debug.log'}\n", encoding="utf-8")
+    assert [p.name[-8:] for p in resolve_paths([tmp_path]).run_dirs] == ["mmmmmmmm", "zzzzzzzz", "aaaaaaaa"]
+
+
+def test_reading_through_wandb_core_equals_the_wandb_command(report_runs: list[Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader runs `wandb leet inspect`'s own program directly (half the time); it must print exactly what
+    the `wandb` command prints, and the command must still be used where the program is not found."""
+    from hf_search_wandb.report import reader
+
+    run_dir = report_runs[0]
+    assert reader.wandb_core() is not None
+    for extra in ((), ("--summary",)):
+        direct = reader._inspect_core(run_dir, extra, timeout=120)
+        via_cli = subprocess.run([*reader.wandb_cli(), "leet", "inspect", *extra, "--json", str(run_dir)],
+                                 capture_output=True, text=True, check=True, timeout=120).stdout
+        assert direct is not None and direct == via_cli and direct.strip()
+    fast = reader.read_run(run_dir)
+    monkeypatch.setattr(reader, "wandb_core", lambda: None)
+    assert reader._inspect_core(run_dir, (), timeout=120) is None
+    assert reader.read_run(run_dir) == fast
+    with pytest.raises(ReportInputError, match="wandb leet inspect"):  # the command's error, as before
+        reader.read_run(run_dir / "logs")
 
 
 @pytest.mark.parametrize(

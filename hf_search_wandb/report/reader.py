@@ -2,12 +2,15 @@
 
 `wandb leet inspect --json RUN_DIR` prints the run's log one record a line (run, history, stats, metric
 definitions, artifacts, exit, ...); `--summary --json` prints the run's state, final config and summary.
-The `.wandb` file itself is wandb's binary format and is never parsed here. Table media are the JSON files
-wandb wrote under the run's `files/media/table/`, named by the history row that logged them.
+The `.wandb` file itself is wandb's binary format and is never parsed here; the command's own program
+(`wandb-core`) is run directly where it is found, which halves the time (see `_inspect_core`). Table media
+are the JSON files wandb wrote under the run's `files/media/table/`, named by the history row that logged
+them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -82,7 +85,46 @@ def wandb_cli() -> list[str]:
     return [sys.executable, "-m", "wandb"]
 
 
+def wandb_core() -> Path | None:
+    """The `wandb-core` binary that `wandb leet inspect` runs (`wandb/bin/wandb-core`), found without
+    importing wandb; None where this wandb has none."""
+    spec = importlib.util.find_spec("wandb")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        core = Path(folder) / "bin" / "wandb-core"
+        if core.is_file() and os.access(core, os.X_OK):
+            return core
+    return None
+
+
+def _inspect_core(run_dir: Path, extra: tuple[str, ...], timeout: float) -> str | None:
+    """`wandb leet inspect` without its Python front end, or None where that cannot be done.
+
+    Hack: `wandb leet inspect` is a click command that starts Python, imports wandb (~0.7 s of CPU) and then
+    runs `wandb-core leet inspect` with the arguments built here (wandb/cli/leet.py: `launch_inspect`). Run
+    directly, the binary prints the same bytes (checked on wandb 0.31: records and `--summary`), and
+    reading a run takes half the time (2.6 s -> 1.3 s for 10,000 steps). Anything unexpected (no binary, no
+    single `run-*.wandb`, a non-zero exit, a timeout) returns None and the caller goes through the `wandb`
+    command, whose answer or error is then the one reported.
+    """
+    core = wandb_core()
+    files = list(run_dir.glob("run-*.wandb"))
+    if core is None or len(files) != 1:
+        return None
+    command = [str(core), "leet", "inspect", "--no-observability", *extra, "--json",
+               "--run-file", str(files[0].resolve()), str(run_dir.resolve().parent)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 def _inspect(run_dir: Path, *extra: str, timeout: float) -> str:
+    direct = _inspect_core(run_dir, extra, timeout)
+    if direct is not None:
+        return direct
     command = [*wandb_cli(), "leet", "inspect", *extra, "--json", str(run_dir)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)

@@ -62,16 +62,34 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and any(path.glob("run-*.wandb"))
 
 
-def runs_under(folder: Path) -> list[Path]:
-    """The run folders directly under `folder` (or under `folder/wandb`), oldest first.
+def started(run_dir: Path) -> tuple[str, str]:
+    """Sort key of a run folder by start time: the `<time>` of its name (`YYYYMMDD_HHMMSS`), then the
+    millisecond its `logs/debug.log` says wandb set up the folder ("" where that line is missing).
 
-    wandb names them `run-<time>-<id>` / `offline-run-<time>-<id>`, so name order (after the prefix) is
-    time order; the `latest-run` link is skipped.
+    The name alone orders runs to the second only; after the time comes a random id, so two runs started in
+    the same second (short sweep trials) would otherwise be listed in random order.
     """
+    parts = run_dir.name.removeprefix("offline-").split("-")
+    stamp = parts[1] if len(parts) >= 3 else ""
+    created = ""
+    try:
+        with (run_dir / "logs" / "debug.log").open(encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if "Logging user logs to" in line:
+                    created = line[:23]  # 2026-12-03 00:55:16,224
+                    break
+    except OSError:
+        pass
+    return stamp, created
+
+
+def runs_under(folder: Path) -> list[Path]:
+    """The run folders directly under `folder` (or under `folder/wandb`), oldest first (`started`); the
+    `latest-run` link is skipped."""
     if (folder / "wandb").is_dir() and not any(folder.glob("*run-*")):
         folder = folder / "wandb"
     found = [p for p in folder.glob("*run-*") if p.name != "latest-run" and not p.is_symlink() and is_run_dir(p)]
-    return sorted(found, key=lambda p: p.name.removeprefix("offline-"))
+    return sorted(found, key=lambda p: (*started(p), p.name))
 
 
 def is_storage_url(text: str) -> bool:
