@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from hf_search_wandb.tracking.run_history import wandb_cli
+from tests.wandb_records import _wandb_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "tests" / "scripts" / "log_burst.py"
@@ -23,7 +23,7 @@ SCRIPT = REPO / "tests" / "scripts" / "log_burst.py"
 def rows_on_disk(run_dir: Path) -> set[int]:
     """The `i` of every history row wandb's reader finds in `run_dir`."""
     out = subprocess.run(
-        [wandb_cli() or "wandb", "leet", "inspect", "--json", str(run_dir)],
+        [_wandb_cli(), "leet", "inspect", "--json", str(run_dir)],
         capture_output=True, text=True, timeout=120, check=False,
     ).stdout  # fmt: skip
     found = set()

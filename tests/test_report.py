@@ -72,17 +72,20 @@ def test_reading_through_wandb_core_equals_the_wandb_command(report_runs: list[P
     """The reader runs `wandb leet inspect`'s own program directly (half the time); it must print exactly what
     the `wandb` command prints, and the command must still be used where the program is not found."""
     from hf_search_wandb.report import reader
+    from hf_search_wandb.tracking import leet
+    from tests.wandb_records import _wandb_cli
 
     run_dir = report_runs[0]
-    assert reader.wandb_core() is not None
-    for extra in ((), ("--summary",)):
-        direct = reader._inspect_core(run_dir, extra, timeout=120)
-        via_cli = subprocess.run([*reader.wandb_cli(), "leet", "inspect", *extra, "--json", str(run_dir)],
-                                 capture_output=True, text=True, check=True, timeout=120).stdout
-        assert direct is not None and direct == via_cli and direct.strip()
+    assert leet.wandb_core() is not None
+    for summary in (False, True):
+        direct = leet.leet_inspect(run_dir, summary=summary, timeout=120)
+        via_cli = subprocess.run([_wandb_cli(), "leet", "inspect", *(["--summary"] if summary else []), "--json",
+                                  str(run_dir)], capture_output=True, text=True, check=True, timeout=120).stdout
+        assert direct.command[0] == str(leet.wandb_core()) and direct.returncode == 0
+        assert direct.stdout == via_cli and via_cli.strip()
     fast = reader.read_run(run_dir)
-    monkeypatch.setattr(reader, "wandb_core", lambda: None)
-    assert reader._inspect_core(run_dir, (), timeout=120) is None
+    monkeypatch.setattr(leet, "wandb_core", lambda: None)
+    assert leet.leet_inspect(run_dir, timeout=120).command[0] == leet.wandb_cli()[0]
     assert reader.read_run(run_dir) == fast
     with pytest.raises(ReportInputError, match="wandb leet inspect"):  # the command's error, as before
         reader.read_run(run_dir / "logs")

@@ -2,21 +2,17 @@
 
 `wandb leet inspect --json RUN_DIR` prints the run's log one record a line (run, history, stats, metric
 definitions, artifacts, exit, ...); `--summary --json` prints the run's state, final config and summary.
-The `.wandb` file itself is wandb's binary format and is never parsed here; the command's own program
-(`wandb-core`) is run directly where it is found, which halves the time (see `_inspect_core`). Table media
-are the JSON files wandb wrote under the run's `files/media/table/`, named by the history row that logged
-them.
+The `.wandb` file itself is wandb's binary format and is never parsed here (`tracking.leet` runs the
+reader). Table media are the JSON files wandb wrote under the run's `files/media/table/`, named by the
+history row that logged them.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_search_wandb.report.sources import ReportInputError
+from hf_search_wandb.tracking.leet import leet_inspect
 
 #: wandb prints non-finite floats of a history row as these strings.
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -74,60 +71,9 @@ class RunLog:
             return None
 
 
-def wandb_cli() -> list[str]:
-    """The `wandb` command of this Python environment (next to the interpreter, else on PATH)."""
-    exe = Path(sys.executable).with_name("wandb")
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("wandb")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "wandb"]
-
-
-def wandb_core() -> Path | None:
-    """The `wandb-core` binary that `wandb leet inspect` runs (`wandb/bin/wandb-core`), found without
-    importing wandb; None where this wandb has none."""
-    spec = importlib.util.find_spec("wandb")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        core = Path(folder) / "bin" / "wandb-core"
-        if core.is_file() and os.access(core, os.X_OK):
-            return core
-    return None
-
-
-def _inspect_core(run_dir: Path, extra: tuple[str, ...], timeout: float) -> str | None:
-    """`wandb leet inspect` without its Python front end, or None where that cannot be done.
-
-    Hack: `wandb leet inspect` is a click command that starts Python, imports wandb (~0.7 s of CPU) and then
-    runs `wandb-core leet inspect` with the arguments built here (wandb/cli/leet.py: `launch_inspect`). Run
-    directly, the binary prints the same bytes (checked on wandb 0.31: records and `--summary`), and
-    reading a run takes half the time (2.6 s -> 1.3 s for 10,000 steps). Anything unexpected (no binary, no
-    single `run-*.wandb`, a non-zero exit, a timeout) returns None and the caller goes through the `wandb`
-    command, whose answer or error is then the one reported.
-    """
-    core = wandb_core()
-    files = list(run_dir.glob("run-*.wandb"))
-    if core is None or len(files) != 1:
-        return None
-    command = [str(core), "leet", "inspect", "--no-observability", *extra, "--json",
-               "--run-file", str(files[0].resolve()), str(run_dir.resolve().parent)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
 def _inspect(run_dir: Path, *extra: str, timeout: float) -> str:
-    direct = _inspect_core(run_dir, extra, timeout)
-    if direct is not None:
-        return direct
-    command = [*wandb_cli(), "leet", "inspect", *extra, "--json", str(run_dir)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        done = leet_inspect(run_dir, summary="--summary" in extra, timeout=timeout)
     except FileNotFoundError as err:
         raise ReportInputError("the `wandb` command is missing: pip install wandb (>= 0.26, which has "
                                "`wandb leet inspect`)") from err
@@ -135,7 +81,8 @@ def _inspect(run_dir: Path, *extra: str, timeout: float) -> str:
         raise ReportInputError(f"{run_dir}: `wandb leet inspect` took more than {timeout:.0f} s") from err
     if done.returncode != 0:
         why = (done.stderr or done.stdout).strip().splitlines()
-        raise ReportInputError(f"{run_dir}: `{' '.join(command[-4:])}` failed: {why[-1] if why else done.returncode}"
+        raise ReportInputError(f"{run_dir}: `{' '.join(done.command[-4:])}` failed: "
+                               f"{why[-1] if why else done.returncode}"
                                " (is it a wandb run folder, and does this wandb have `wandb leet inspect`?)")
     return done.stdout
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.tracking.run_history import started
+
 #: Trial user attributes written by the offline sweep engine (`hf_search_wandb.sweeps.local`).
 RUN_ID_ATTR = "wandb_run_id"
 RUN_DIR_ATTR = "wandb_run_dir"
@@ -60,27 +62,6 @@ class RunSources:
 def is_run_dir(path: Path) -> bool:
     """True when `path` is a wandb run folder (it holds a `run-*.wandb` log)."""
     return path.is_dir() and any(path.glob("run-*.wandb"))
-
-
-def started(run_dir: Path) -> tuple[str, str]:
-    """Sort key of a run folder by start time: the `<time>` of its name (`YYYYMMDD_HHMMSS`), then the
-    millisecond its `logs/debug.log` says wandb set up the folder ("" where that line is missing).
-
-    The name alone orders runs to the second only; after the time comes a random id, so two runs started in
-    the same second (short sweep trials) would otherwise be listed in random order.
-    """
-    parts = run_dir.name.removeprefix("offline-").split("-")
-    stamp = parts[1] if len(parts) >= 3 else ""
-    created = ""
-    try:
-        with (run_dir / "logs" / "debug.log").open(encoding="utf-8", errors="replace") as log:
-            for line in log:
-                if "Logging user logs to" in line:
-                    created = line[:23]  # 2026-12-03 00:55:16,224
-                    break
-    except OSError:
-        pass
-    return stamp, created
 
 
 def runs_under(folder: Path) -> list[Path]:

@@ -24,13 +24,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.tracking.leet import leet_inspect
+from hf_search_wandb.tracking.run_history import started
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
 
 __all__ = [
@@ -419,23 +420,14 @@ class StagedArtifact:
     files: dict[str, Path] = field(default_factory=dict)  # path in the artifact -> staged copy
 
 
-def _wandb_cli() -> str | None:
-    exe = Path(sys.executable).with_name("wandb")
-    return str(exe) if exe.exists() else shutil.which("wandb")
-
-
-def _artifact_records(run_dir: Path, cli: str) -> list[dict[str, Any]]:
+def _artifact_records(run_dir: Path) -> list[dict[str, Any]]:
     try:
-        out = subprocess.run(
-            [cli, "leet", "inspect", "--json", str(run_dir)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        done = leet_inspect(run_dir, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return []
-    records = (json.loads(line) for line in out.splitlines() if line.strip())
+    if done.returncode != 0:
+        return []
+    records = (json.loads(line) for line in done.stdout.splitlines() if line.strip())
     return [r["artifact"] for r in records if r.get("type") == "artifact"]
 
 
@@ -462,9 +454,6 @@ def find_staged_artifact(
         ['config.json']
     """
     _, base, alias = _with_alias(name)
-    cli = _wandb_cli()
-    if cli is None:
-        return None
     roots = (
         [Path(wandb_dir)] if wandb_dir is not None else [Path(os.environ.get("WANDB_DIR", ".")), Path(".")]
     )
@@ -472,10 +461,10 @@ def find_staged_artifact(
     for root in roots:
         root = root / "wandb" if (root / "wandb").is_dir() else root
         run_dirs.update(p.resolve() for p in root.glob("offline-run-*") if p.is_dir())
-    for run_dir in sorted(run_dirs, key=lambda p: p.name, reverse=True)[:max_runs]:
+    for run_dir in sorted(run_dirs, key=started, reverse=True)[:max_runs]:
         matches = [
             a
-            for a in _artifact_records(run_dir, cli)
+            for a in _artifact_records(run_dir)
             if a.get("name") == base and (alias == "latest" or alias in a.get("aliases", []))
         ]
         if not matches:

@@ -8,13 +8,12 @@ that lost the last rows does not lose them for good and a kill after the checkpo
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hf_search_wandb.tracking.leet import leet_inspect
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,25 @@ class LoggedRows:
         return LoggedRows(self.last_step, self.keys_at_last | other.keys_at_last)
 
 
-def wandb_cli() -> str | None:
-    """The `wandb` command installed with the running Python's wandb, or the one on PATH, or None."""
-    exe = Path(sys.executable).with_name("wandb")
-    return str(exe) if exe.exists() else shutil.which("wandb")
+def started(run_dir: Path) -> tuple[str, str]:
+    """Sort key of a run folder by start time: the `<time>` of its name (`YYYYMMDD_HHMMSS`), then the
+    millisecond its `logs/debug.log` says wandb set up the folder ("" where that line is missing).
+
+    The name alone orders runs to the second only; after the time comes a random id, so two runs started in
+    the same second (short sweep trials) would otherwise be listed in random order.
+    """
+    parts = run_dir.name.removeprefix("offline-").split("-")
+    stamp = parts[1] if len(parts) >= 3 else ""
+    created = ""
+    try:
+        with (run_dir / "logs" / "debug.log").open(encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if "Logging user logs to" in line:
+                    created = line[:23]  # 2026-12-03 00:55:16,224
+                    break
+    except OSError:
+        pass
+    return stamp, created
 
 
 def run_dirs_of(run_id: str, wandb_dir: str | Path) -> list[Path]:
@@ -62,7 +76,7 @@ def run_dirs_of(run_id: str, wandb_dir: str | Path) -> list[Path]:
     oldest first: a resumed offline run writes one directory per session."""
     root = Path(wandb_dir)
     found = [p for p in root.glob(f"*run-*-{run_id}") if p.is_dir()]
-    return sorted(found, key=lambda p: p.name.split("run-", 1)[1])
+    return sorted(found, key=lambda p: (*started(p), p.name))
 
 
 def read_logged_rows(run_dirs: Iterable[str | Path], step_key: str, *, timeout: float = 120.0) -> LoggedRows:
@@ -71,15 +85,12 @@ def read_logged_rows(run_dirs: Iterable[str | Path], step_key: str, *, timeout: 
     Reads each directory with `wandb leet inspect --json` (a truncated log, as a SIGKILL leaves it, is
     read up to its last complete record). Raises `RuntimeError` when wandb's reader is unavailable or fails.
     """
-    cli = wandb_cli()
-    if cli is None:
-        raise RuntimeError("the `wandb` command is not installed next to this Python")
     done = LoggedRows()
     for run_dir in run_dirs:
-        result = subprocess.run(
-            [cli, "leet", "inspect", "--json", str(run_dir)],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+        try:
+            result = leet_inspect(run_dir, timeout=timeout)
+        except FileNotFoundError as err:
+            raise RuntimeError("the `wandb` command is not installed next to this Python") from err
         if result.returncode != 0 and not result.stdout:
             raise RuntimeError(f"wandb leet inspect failed on {run_dir}: {result.stderr.strip()[-300:]}")
         for line in result.stdout.splitlines():
