@@ -128,8 +128,9 @@ def environment_of(run: RunLog) -> dict[str, Any]:
 
 def run_entry(run: RunLog, index: int, trial: SweepTrial | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The page's record of one run, and its scalar curves (`{key: (x, y)}`, for the charts and best values)."""
-    curves = series.scalar_series(run)
-    _, axis = series.step_axis(run)
+    rows = series.rows_of(run)
+    curves = series.scalar_series(run, rows)
+    axis = rows.axis
     xs = [x for key, (x, _) in curves.items() if key.startswith(("train/", "val/"))]
     last_step = max((max(x) for x in xs if x), default=None)
     runtime = run.summary.get("_runtime")
@@ -142,9 +143,9 @@ def run_entry(run: RunLog, index: int, trial: SweepTrial | None) -> tuple[dict[s
         "environment": environment_of(run),
         "best": best_values(run, curves),
         "artifacts": artifact_rows(run),
-        "histograms": series.histograms(run),
-        "tables": series.tables(run),
-        "other_media": series.other_media(run),
+        "histograms": series.histograms(run, rows),
+        "tables": series.tables(run, rows),
+        "other_media": series.other_media(run, rows),
         "trial": None if trial is None else {
             "study": trial.study, "number": trial.number, "state": trial.state, "value": trial.value,
             "params": trial.params,

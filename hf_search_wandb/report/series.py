@@ -13,6 +13,7 @@ import base64
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,23 @@ def media_keys(row: dict[str, Any]) -> dict[str, str]:
     return {k[: -len("._type")]: str(v) for k, v in row.items() if k.endswith("._type")}
 
 
+@dataclass(frozen=True)
+class Rows:
+    """One pass over a run's history: each row's x value, the axis name, and each row's media
+    (`media_keys`), so the curves, histograms and tables do not each scan every key of every row again."""
+
+    xs: list[float]
+    axis: str
+    media: list[dict[str, str]]
+
+
+def rows_of(run: RunLog) -> Rows:
+    """`Rows` of `run` (x values from `step_axis`; a row's media only where it has some)."""
+    xs, axis = step_axis(run)
+    media = [media_keys(row) if any(k.endswith("._type") for k in row) else {} for row in run.history]
+    return Rows(xs, axis, media)
+
+
 def step_axis(run: RunLog) -> tuple[list[float], str]:
     """The x value of each history row and the axis name (`train/global_step`, else `_step`)."""
     if any(STEP_KEY in row for row in run.history):
@@ -73,16 +91,15 @@ def key_order(key: str) -> tuple[int, str, str]:
     return rank, space, key
 
 
-def scalar_series(run: RunLog) -> dict[str, tuple[list[float], list[float]]]:
+def scalar_series(run: RunLog, rows: Rows | None = None) -> dict[str, tuple[list[float], list[float]]]:
     """`{key: (x, y)}` for every numeric history key except wandb's `_` keys, media fields and the axis."""
-    xs, _ = step_axis(run)
+    rows = rows or rows_of(run)
     out: dict[str, tuple[list[float], list[float]]] = {}
-    for x, row in zip(xs, run.history, strict=True):
-        media = media_keys(row)
+    for x, row, media in zip(rows.xs, run.history, rows.media, strict=True):
         for key, value in row.items():
             if key.startswith("_") or key == STEP_KEY or not is_number(value):
                 continue
-            if "." in key and key.rsplit(".", 1)[0] in media:
+            if media and "." in key and key.rsplit(".", 1)[0] in media:
                 continue
             series = out.setdefault(key, ([], []))
             series[0].append(x)
@@ -102,12 +119,12 @@ def stats_series(run: RunLog) -> dict[str, tuple[list[float], list[float]]]:
     return out
 
 
-def histograms(run: RunLog) -> dict[str, list[dict[str, Any]]]:
+def histograms(run: RunLog, rows: Rows | None = None) -> dict[str, list[dict[str, Any]]]:
     """`{key: [{"step", "bins", "values"}, ...]}`: each logged `wandb.Histogram`, in log order."""
-    xs, _ = step_axis(run)
+    rows = rows or rows_of(run)
     out: dict[str, list[dict[str, Any]]] = {}
-    for x, row in zip(xs, run.history, strict=True):
-        for key, kind in media_keys(row).items():
+    for x, row, media in zip(rows.xs, run.history, rows.media, strict=True):
+        for key, kind in media.items():
             if kind != "histogram":
                 continue
             bins, values = row.get(f"{key}.bins"), row.get(f"{key}.values")
@@ -117,12 +134,12 @@ def histograms(run: RunLog) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def tables(run: RunLog) -> dict[str, list[dict[str, Any]]]:
+def tables(run: RunLog, rows: Rows | None = None) -> dict[str, list[dict[str, Any]]]:
     """`{key: [{"step", "columns", "rows", "path"} | {"step", "missing", "path"}, ...]}` per logged table."""
-    xs, _ = step_axis(run)
+    rows = rows or rows_of(run)
     out: dict[str, list[dict[str, Any]]] = {}
-    for x, row in zip(xs, run.history, strict=True):
-        for key, kind in media_keys(row).items():
+    for x, row, media in zip(rows.xs, run.history, rows.media, strict=True):
+        for key, kind in media.items():
             if kind not in TABLE_TYPES:
                 continue
             path = str(row.get(f"{key}.path", ""))
@@ -137,11 +154,12 @@ def tables(run: RunLog) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def other_media(run: RunLog) -> dict[str, dict[str, Any]]:
+def other_media(run: RunLog, rows: Rows | None = None) -> dict[str, dict[str, Any]]:
     """Media the page does not draw (images, audio, ...): `{key: {"type", "count"}}`, so the page can say so."""
+    rows = rows or rows_of(run)
     out: dict[str, dict[str, Any]] = {}
-    for row in run.history:
-        for key, kind in media_keys(row).items():
+    for media in rows.media:
+        for key, kind in media.items():
             if kind == "histogram" or kind in TABLE_TYPES:
                 continue
             entry = out.setdefault(key, {"type": kind, "count": 0})
