@@ -27,7 +27,13 @@ from tests.wandb_records import RunRecords, read_run
 pytest.importorskip("plotly")
 
 
-def decode(enc: dict[str, Any]) -> list[float]:
+def decode(enc: dict[str, Any], arrays: list[dict[str, Any]] | None = None) -> list[float]:
+    """An array of the page data: base64 float64 (`f8`) or int32 (`i4`), or a `ref` into its shared `arrays`."""
+    if "ref" in enc:
+        assert arrays is not None
+        return decode(arrays[enc["ref"]])
+    if "i4" in enc:
+        return [float(v) for v in np.frombuffer(base64.b64decode(enc["i4"]), dtype="<i4")]
     return np.frombuffer(base64.b64decode(enc["f8"]), dtype="<f8").tolist()
 
 
@@ -127,7 +133,10 @@ def test_every_logged_series_is_a_curve_with_every_point(page_data: dict[str, An
             series = next(s for s in curves[key]["series"] if s["run"] == index)
             rows = [row for row in run.history if key in row]
             assert decode(series["y"]) == pytest.approx([float(row[key]) for row in rows], nan_ok=True)
-            assert decode(series["x"]) == [float(row["train/global_step"]) for row in rows]
+            assert decode(series["x"], page_data["arrays"]) == [float(row["train/global_step"]) for row in rows]
+        # keys logged in the same rows share one x array on the page
+        x_of = {key: next(s for s in curves[key]["series"] if s["run"] == index)["x"] for key in keys}
+        assert x_of["train/loss"] == x_of["train/lr"] != x_of["val/mrr@10"]
     assert [c["group"] for c in page_data["curves"]][:1] == ["train"]  # train/, val/, system/ in that order
     groups = [c["group"] for c in page_data["curves"]]
     assert groups.index("val") < groups.index("system")

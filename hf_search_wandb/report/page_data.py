@@ -257,12 +257,14 @@ def _dimension(label: str, values: Sequence[Any]) -> dict[str, Any]:
             "tickvals": list(range(len(categories))), "ticktext": categories}
 
 
-def chart_groups(curves: Sequence[Mapping[str, tuple[list[float], list[float]]]]) -> list[dict[str, Any]]:
-    """One chart per key, every run holding it overlaid: `[{"key", "group", "series": [{"run", "x", "y"}]}]`."""
+def chart_groups(curves: Sequence[Mapping[str, tuple[list[float], list[float]]]],
+                 pool: series.ArrayPool) -> list[dict[str, Any]]:
+    """One chart per key, every run holding it overlaid: `[{"key", "group", "series": [{"run", "x", "y"}]}]`;
+    `x` is a reference into `pool` (keys logged in the same rows share one), `y` an encoded array."""
     keys = sorted({k for c in curves for k in c}, key=series.key_order)
     return [{
         "key": key, "group": series.namespace(key),
-        "series": [{"run": i, "x": series.encode(c[key][0]), "y": series.encode(c[key][1])}
+        "series": [{"run": i, "x": pool.ref(c[key][0]), "y": series.encode(c[key][1])}
                    for i, c in enumerate(curves) if key in c],
     } for key in keys]
 
@@ -279,7 +281,8 @@ def build_page_data(runs: Sequence[RunLog], *, trials: Mapping[Path, SweepTrial]
         title: the page title (default: the run's name, or "N runs").
 
     Returns:
-        `{"title", "runs", "curves", "stats", "eval_metric", "comparison"}`.
+        `{"title", "runs", "curves", "stats", "arrays", "eval_metric", "comparison"}` (`arrays`: the
+        curves' shared x arrays).
     """
     trials = trials or {}
     entries, curves = [], []
@@ -288,12 +291,14 @@ def build_page_data(runs: Sequence[RunLog], *, trials: Mapping[Path, SweepTrial]
         entries.append(entry)
         curves.append(curve)
     metric = eval_metric(runs, curves, sweep_metrics or {})
+    pool = series.ArrayPool()
     return {
         "title": title or (runs[0].name if len(runs) == 1 else f"{len(runs)} runs"),
         "step_key": series.STEP_KEY,
         "runs": entries,
-        "curves": chart_groups(curves),
-        "stats": chart_groups([series.stats_series(run) for run in runs]),
+        "curves": chart_groups(curves, pool),
+        "stats": chart_groups([series.stats_series(run) for run in runs], pool),
+        "arrays": pool.arrays,
         "eval_metric": metric,
         "comparison": comparison(entries, curves, metric) if len(runs) > 1 else None,
     }

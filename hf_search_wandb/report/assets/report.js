@@ -24,11 +24,17 @@
     for (const c of children) if (c != null) node.append(c);
     return node;
   }
+  /* {f8: base64 float64} | {i4: base64 int32} | {ref: k} (an array shared in DATA.arrays) -> Float64Array */
+  const shared = new Map();
   function decode(enc) {
-    const bin = atob(enc.f8);
+    if (enc.ref !== undefined) {
+      if (!shared.has(enc.ref)) shared.set(enc.ref, decode(DATA.arrays[enc.ref]));
+      return shared.get(enc.ref);
+    }
+    const bin = atob(enc.f8 !== undefined ? enc.f8 : enc.i4);
     const bytes = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return new Float64Array(bytes.buffer);
+    return enc.f8 !== undefined ? new Float64Array(bytes.buffer) : Float64Array.from(new Int32Array(bytes.buffer));
   }
   function fmt(v) {
     if (v === null || v === undefined) return "";
