@@ -71,9 +71,9 @@ class RunLog:
             return None
 
 
-def _inspect(run_dir: Path, *extra: str, timeout: float) -> str:
+def _inspect(run_dir: Path, *, summary: bool = False, timeout: float) -> str:
     try:
-        done = leet_inspect(run_dir, summary="--summary" in extra, timeout=timeout)
+        done = leet_inspect(run_dir, summary=summary, timeout=timeout)
     except FileNotFoundError as err:
         raise ReportInputError("the `wandb` command is missing: pip install wandb (>= 0.26, which has "
                                "`wandb leet inspect`)") from err
@@ -122,7 +122,7 @@ def read_run(run_dir: str | Path, *, timeout: float = 600.0) -> RunLog:
     """
     run_dir = Path(run_dir)
     records = [json.loads(line) for line in _inspect(run_dir, timeout=timeout).splitlines() if line.strip()]
-    view = json.loads(_inspect(run_dir, "--summary", timeout=timeout) or "{}")
+    view = json.loads(_inspect(run_dir, summary=True, timeout=timeout) or "{}")
     config = {k: v for k, v in (view.get("config") or {}).items() if k != "_wandb"}
     log = RunLog(
         run_dir=run_dir,
