@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.tracking.run_history import started
+
 
 def _wandb_cli() -> str:
     exe = Path(sys.executable).with_name("wandb")
@@ -100,30 +102,15 @@ def read_run(run_dir: str | Path) -> RunRecords:
     return RunRecords(run_dir=run_dir, records=records, summary_view=json.loads(summary_out))
 
 
-def _started(run_dir: Path) -> tuple[str, str]:
-    """When `run_dir`'s run started: the folder name's timestamp (to the second), then the time its
-    `logs/debug.log` says the run's log folder was set up (to the millisecond), which orders two runs started
-    within the same second."""
-    stamp = run_dir.name.split("-")[-2] if run_dir.name.count("-") >= 2 else ""
-    log = run_dir / "logs" / "debug.log"
-    created = ""
-    if log.is_file():
-        with log.open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if "Logging user logs to" in line:
-                    created = line[:23]  # "2026-12-03 00:55:16,224"
-                    break
-    return stamp, created
-
-
 def run_dirs(wandb_root: str | Path) -> list[Path]:
     """All run directories (offline-run-* / run-*) under a wandb directory, oldest first.
 
-    Ordered by start time, not by name alone: names carry the second the run started and then a random id,
-    so two runs started within one second would otherwise come back in random order.
+    Ordered by start time (`tracking.run_history.started`), not by name alone: names carry the second the
+    run started and then a random id, so two runs started within one second would otherwise come back in
+    random order.
     """
     root = Path(wandb_root)
     if (root / "wandb").is_dir():
         root = root / "wandb"
     dirs = [p for p in root.glob("*run-*") if p.is_dir() and p.name != "latest-run"]
-    return sorted(dirs, key=lambda p: (*_started(p), p.name))
+    return sorted(dirs, key=started)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,18 +40,6 @@ def encode(values: Iterable[float]) -> dict[str, Any]:
     if array.size and whole:
         return {"i4": base64.b64encode(array.astype("<i4").tobytes()).decode("ascii"), "n": int(array.size)}
     return {"f8": base64.b64encode(array.tobytes()).decode("ascii"), "n": int(array.size)}
-
-
-def decode(encoded: Mapping[str, Any]) -> np.ndarray:
-    """The float64 array `encode` wrote (what the page's script decodes).
-
-    Example:
-        >>> decode(encode([3, 4])).tolist(), decode(encode([0.5])).tolist()
-        ([3.0, 4.0], [0.5])
-    """
-    if "i4" in encoded:
-        return np.frombuffer(base64.b64decode(encoded["i4"]), dtype="<i4").astype(np.float64)
-    return np.frombuffer(base64.b64decode(encoded["f8"]), dtype="<f8").copy()
 
 
 class ArrayPool:

@@ -70,7 +70,7 @@ def runs_under(folder: Path) -> list[Path]:
     if (folder / "wandb").is_dir() and not any(folder.glob("*run-*")):
         folder = folder / "wandb"
     found = [p for p in folder.glob("*run-*") if p.name != "latest-run" and not p.is_symlink() and is_run_dir(p)]
-    return sorted(found, key=lambda p: (*started(p), p.name))
+    return sorted(found, key=started)
 
 
 def is_storage_url(text: str) -> bool:

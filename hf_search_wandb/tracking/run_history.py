@@ -50,9 +50,10 @@ class LoggedRows:
         return LoggedRows(self.last_step, self.keys_at_last | other.keys_at_last)
 
 
-def started(run_dir: Path) -> tuple[str, str]:
+def started(run_dir: Path) -> tuple[str, str, str]:
     """Sort key of a run folder by start time: the `<time>` of its name (`YYYYMMDD_HHMMSS`), then the
-    millisecond its `logs/debug.log` says wandb set up the folder ("" where that line is missing).
+    millisecond its `logs/debug.log` says wandb set up the folder ("" where that line is missing), then the
+    name itself, so the order is total.
 
     The name alone orders runs to the second only; after the time comes a random id, so two runs started in
     the same second (short sweep trials) would otherwise be listed in random order.
@@ -68,7 +69,7 @@ def started(run_dir: Path) -> tuple[str, str]:
                     break
     except OSError:
         pass
-    return stamp, created
+    return stamp, created, run_dir.name
 
 
 def run_dirs_of(run_id: str, wandb_dir: str | Path) -> list[Path]:
@@ -76,7 +77,7 @@ def run_dirs_of(run_id: str, wandb_dir: str | Path) -> list[Path]:
     oldest first: a resumed offline run writes one directory per session."""
     root = Path(wandb_dir)
     found = [p for p in root.glob(f"*run-*-{run_id}") if p.is_dir()]
-    return sorted(found, key=lambda p: (*started(p), p.name))
+    return sorted(found, key=started)
 
 
 def read_logged_rows(run_dirs: Iterable[str | Path], step_key: str, *, timeout: float = 120.0) -> LoggedRows:
