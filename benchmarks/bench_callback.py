@@ -46,7 +46,7 @@ def load_model(kind: str, workdir: Path) -> Any:
 def train_pairs(n: int) -> Any:
     from datasets import Dataset
 
-    from hf_search_wandb.core.data import BUNDLED_SCIFACT, load_beir
+    from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
 
     data = load_beir(BUNDLED_SCIFACT, "train")
     anchors, positives = [], []

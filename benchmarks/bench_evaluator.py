@@ -33,8 +33,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_search_wandb.core.data import BUNDLED_SCIFACT, load_beir
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
+from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
 
 def build_data(corpus_size: int | None, max_queries: int | None, split: str = "test", seed: int = 0):

@@ -27,8 +27,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_search_wandb.core.data import BUNDLED_SCIFACT, load_beir
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
+from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
 DIMS = [384, 256, 128, 64, 32]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hf_search_wandb.core.metrics import score_ranked, score_run
+from hf_search_wandb.core.metrics.scoring import score_ranked, score_run
 
 METRICS = ("mrr@10", "ndcg@10", "recall@100", "map", "hit@10", "precision@10", "map@100")
 TREC_MEASURES = {"recip_rank", "ndcg_cut.10", "recall.100", "map", "success.10", "P.10", "map_cut.100"}

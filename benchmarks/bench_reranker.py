@@ -36,9 +36,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_search_wandb.core.data import BUNDLED_SCIFACT, load_beir
-from hf_search_wandb.core.metrics import score_ranked
-from hf_search_wandb.core.reranking import RerankingEvaluator
+from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
+from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
+from hf_search_wandb.core.metrics.scoring import score_ranked
 
 
 def load_model(path: str | None, device: str, max_length: int):

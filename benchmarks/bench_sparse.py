@@ -37,10 +37,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench_evaluator import build_data, timed
 
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
-from hf_search_wandb.core.search import key_ties
-from hf_search_wandb.core.sparse_encoding import SparseRows
-from hf_search_wandb.core.sparse_search import sparse_search
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+from hf_search_wandb.core.models.sparse import SparseRows
+from hf_search_wandb.core.search.dense import key_ties
+from hf_search_wandb.core.search.sparse import sparse_search
 
 # our metric name -> sentence-transformers' key (name "st", dot product)
 ST_KEYS = {

@@ -71,8 +71,8 @@ def main() -> None:
     import torch
     import wandb
 
-    from hf_search_wandb.core.data import BUNDLED_SCIFACT
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from hf_search_wandb.tracking import tables
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

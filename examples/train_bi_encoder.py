@@ -91,7 +91,7 @@ def build_train_dataset(args: argparse.Namespace, train: Any) -> tuple[Any, str,
         if args.max_train_pairs:
             rows = rows[: args.max_train_pairs]
         return Dataset.from_list(rows), "in-batch", 0
-    from hf_search_wandb.core.hard_negatives import mine_bm25_negatives, mine_dense_negatives
+    from hf_search_wandb.core.data.hard_negatives import mine_bm25_negatives, mine_dense_negatives
 
     qrels = train.qrels
     if args.max_train_pairs:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from transformers.trainer_utils import set_seed
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
-    from hf_search_wandb.core.data import load_beir
+    from hf_search_wandb.core.data.beir import load_beir
 
     set_seed(args.seed)
     main_proc = int(os.environ.get("RANK", "0")) == 0  # set by accelerate/torchrun before any process group

@@ -117,7 +117,7 @@ def build_train_dataset(args: argparse.Namespace, train: Any) -> tuple[Any, Any]
     """Labelled pairs (bce) or per-query lists (lambda) with BM25 hard negatives; also the mining record."""
     from datasets import Dataset
 
-    from hf_search_wandb.core.hard_negatives import mine_bm25_negatives
+    from hf_search_wandb.core.data.hard_negatives import mine_bm25_negatives
 
     qrels = dict(train.qrels)
     if args.max_train_queries:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from transformers.trainer_utils import set_seed
 
     from hf_search_wandb import RerankingEvaluator, SearchWandbCallback
-    from hf_search_wandb.core.data import load_beir
+    from hf_search_wandb.core.data.beir import load_beir
 
     set_seed(args.seed)
     main_proc = int(os.environ.get("RANK", "0")) == 0

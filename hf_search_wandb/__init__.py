@@ -13,18 +13,22 @@ from typing import TYPE_CHECKING, Any
 from hf_search_wandb._version import __version__
 
 if TYPE_CHECKING:
-    from hf_search_wandb.core.data import BeirData, load_beir
-    from hf_search_wandb.core.encoders import HFEncoder, as_encoder
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
-    from hf_search_wandb.core.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
-    from hf_search_wandb.core.measures import MEASURES, Measure, parse_metric, parse_metrics
-    from hf_search_wandb.core.metrics import DEFAULT_METRICS, MetricReport, score_ranked, score_run
-    from hf_search_wandb.core.reranking import RerankingEvaluator
-    from hf_search_wandb.core.reranking_result import RerankingResult
-    from hf_search_wandb.core.results import RetrievalResult
-    from hf_search_wandb.core.sparse_encoding import SparseRows
-    from hf_search_wandb.core.sparse_evaluation import SparseRetrievalResult
-    from hf_search_wandb.core.sparse_search import sparse_search
+    from hf_search_wandb.core.data.beir import BeirData, load_beir
+    from hf_search_wandb.core.data.hard_negatives import (
+        HardNegatives,
+        mine_bm25_negatives,
+        mine_dense_negatives,
+    )
+    from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
+    from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+    from hf_search_wandb.core.evaluation.results import RetrievalResult
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.sparse import SparseRetrievalResult
+    from hf_search_wandb.core.metrics.measures import MEASURES, Measure, parse_metric, parse_metrics
+    from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, MetricReport, score_ranked, score_run
+    from hf_search_wandb.core.models.encoders import HFEncoder, as_encoder
+    from hf_search_wandb.core.models.sparse import SparseRows
+    from hf_search_wandb.core.search.sparse import sparse_search
     from hf_search_wandb.hf_evaluate import evaluate_module_path, load_evaluate_metric
     from hf_search_wandb.report.build import build_report
     from hf_search_wandb.tracking.artifacts import (
@@ -48,42 +52,42 @@ if TYPE_CHECKING:
 # loads no layer it does not need and a `core` module can be imported without `tracking` or `trainer`.
 _EXPORTS: dict[str, str] = {
     "ArtifactUnavailableError": "hf_search_wandb.tracking.artifacts",
-    "BeirData": "hf_search_wandb.core.data",
-    "DEFAULT_METRICS": "hf_search_wandb.core.metrics",
-    "HFEncoder": "hf_search_wandb.core.encoders",
-    "HardNegatives": "hf_search_wandb.core.hard_negatives",
-    "MEASURES": "hf_search_wandb.core.measures",
-    "Measure": "hf_search_wandb.core.measures",
-    "MetricReport": "hf_search_wandb.core.metrics",
-    "RerankingEvaluator": "hf_search_wandb.core.reranking",
-    "RerankingResult": "hf_search_wandb.core.reranking_result",
-    "RetrievalEvaluator": "hf_search_wandb.core.evaluator",
-    "RetrievalResult": "hf_search_wandb.core.results",
+    "BeirData": "hf_search_wandb.core.data.beir",
+    "DEFAULT_METRICS": "hf_search_wandb.core.metrics.scoring",
+    "HFEncoder": "hf_search_wandb.core.models.encoders",
+    "HardNegatives": "hf_search_wandb.core.data.hard_negatives",
+    "MEASURES": "hf_search_wandb.core.metrics.measures",
+    "Measure": "hf_search_wandb.core.metrics.measures",
+    "MetricReport": "hf_search_wandb.core.metrics.scoring",
+    "RerankingEvaluator": "hf_search_wandb.core.evaluation.reranking",
+    "RerankingResult": "hf_search_wandb.core.evaluation.reranking_result",
+    "RetrievalEvaluator": "hf_search_wandb.core.evaluation.retrieval",
+    "RetrievalResult": "hf_search_wandb.core.evaluation.results",
     "SearchWandbCallback": "hf_search_wandb.trainer.callback",
     "SearchWandbConfig": "hf_search_wandb.trainer.options",
-    "SparseRetrievalResult": "hf_search_wandb.core.sparse_evaluation",
-    "SparseRows": "hf_search_wandb.core.sparse_encoding",
-    "as_encoder": "hf_search_wandb.core.encoders",
+    "SparseRetrievalResult": "hf_search_wandb.core.evaluation.sparse",
+    "SparseRows": "hf_search_wandb.core.models.sparse",
+    "as_encoder": "hf_search_wandb.core.models.encoders",
     "build_report": "hf_search_wandb.report.build",
     "error_analysis_table": "hf_search_wandb.tracking.tables",
     "evaluate_module_path": "hf_search_wandb.hf_evaluate",
     "fetch_artifact": "hf_search_wandb.tracking.artifacts",
-    "load_beir": "hf_search_wandb.core.data",
+    "load_beir": "hf_search_wandb.core.data.beir",
     "load_evaluate_metric": "hf_search_wandb.hf_evaluate",
     "load_model_from_artifact": "hf_search_wandb.tracking.artifacts",
     "log_dataset_artifact": "hf_search_wandb.tracking.artifacts",
     "log_evaluation_media": "hf_search_wandb.tracking.tables",
     "log_model_artifact": "hf_search_wandb.tracking.artifacts",
     "log_retrieval_examples": "hf_search_wandb.tracking.tables",
-    "mine_bm25_negatives": "hf_search_wandb.core.hard_negatives",
-    "mine_dense_negatives": "hf_search_wandb.core.hard_negatives",
-    "parse_metric": "hf_search_wandb.core.measures",
-    "parse_metrics": "hf_search_wandb.core.measures",
+    "mine_bm25_negatives": "hf_search_wandb.core.data.hard_negatives",
+    "mine_dense_negatives": "hf_search_wandb.core.data.hard_negatives",
+    "parse_metric": "hf_search_wandb.core.metrics.measures",
+    "parse_metrics": "hf_search_wandb.core.metrics.measures",
     "retrieval_examples_table": "hf_search_wandb.tracking.tables",
     "score_histograms": "hf_search_wandb.tracking.tables",
-    "score_ranked": "hf_search_wandb.core.metrics",
-    "score_run": "hf_search_wandb.core.metrics",
-    "sparse_search": "hf_search_wandb.core.sparse_search",
+    "score_ranked": "hf_search_wandb.core.metrics.scoring",
+    "score_run": "hf_search_wandb.core.metrics.scoring",
+    "sparse_search": "hf_search_wandb.core.search.sparse",
 }
 
 __all__ = [

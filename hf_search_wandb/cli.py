@@ -184,7 +184,7 @@ def _report(args: argparse.Namespace) -> int:
 def _program(args: argparse.Namespace) -> Any:
     if args.program:
         return load_callable(args.program)
-    from hf_search_wandb.core.data import BUNDLED_SCIFACT
+    from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
     from hf_search_wandb.sweeps.training import BiEncoderProgram, default_model_path
 
     if args.data is None and not BUNDLED_SCIFACT.is_dir():

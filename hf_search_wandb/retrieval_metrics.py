@@ -19,7 +19,7 @@ from typing import Any
 import datasets
 import evaluate
 
-from hf_search_wandb.core.metrics import DEFAULT_METRICS, score_run
+from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, score_run
 
 _DESCRIPTION = """Retrieval metrics equal to trec_eval: MRR@k, nDCG@k (linear gain, graded), Recall@k,
 Precision@k, Hit@k (trec_eval `success`) and MAP over the run cut to `depth`. Means over the queries that

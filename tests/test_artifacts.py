@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.data import load_beir
+from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.tracking.artifacts import (
     ArtifactUnavailableError,
     dataset_artifact_name,

@@ -67,13 +67,13 @@ TRAIN_METRICS = ("train/loss", "train/lr", "train/global_step", "train/grad_norm
 @functools.lru_cache(maxsize=2)
 def scifact(split: str) -> Any:
     """SciFact parsed once per test session (each scenario builds a fresh evaluator from it)."""
-    from hf_search_wandb.core.data import load_beir
+    from hf_search_wandb.core.data.beir import load_beir
 
     return load_beir(SCIFACT, split)
 
 
 def make_evaluator() -> Any:
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
     data = scifact("test")
     return RetrievalEvaluator(data.queries, data.corpus, data.qrels, max_queries=12, corpus_sample=40)

@@ -30,7 +30,7 @@ _RUNNER = """
 import json, sys, traceback
 
 import transformers
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
 _post_init = transformers.TrainingArguments.__post_init__
 

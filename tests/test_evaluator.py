@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from hf_search_wandb.core.data import load_beir
-from hf_search_wandb.core.evaluator import RetrievalEvaluator, plan_batches
-from hf_search_wandb.core.metrics import score_run
+from hf_search_wandb.core.data.beir import load_beir
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator, plan_batches
+from hf_search_wandb.core.metrics.scoring import score_run
 from tests.conftest import SCIFACT
 
 VOCAB = ("cancer", "gene", "brain", "sleep")
@@ -316,7 +316,7 @@ def test_sentence_transformer_trainer_selects_the_best_model(tmp_path):
 
 def test_progress_bar_counts_every_encoded_text(capsys) -> None:
     """`show_progress_bar=True` shows one bar per encoding pass (docs, then queries) sized to its texts."""
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
     corpus = {f"d{i}": f"cancer cells grow {i}" for i in range(7)}
     queries = {"q1": "cancer", "q2": "cells"}

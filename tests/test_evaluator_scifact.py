@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
-from hf_search_wandb.core.metrics import score_run
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+from hf_search_wandb.core.metrics.scoring import score_run
 from tests.conftest import SCIFACT
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.data import BeirData, load_beir
-from hf_search_wandb.core.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
+from hf_search_wandb.core.data.beir import BeirData, load_beir
+from hf_search_wandb.core.data.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
 from tests.conftest import SCIFACT
 from tests.tiny_models import tokens
 
@@ -95,7 +95,7 @@ def test_pairs_without_enough_hard_candidates_are_dropped_and_counted(
     }
     queries = {"q1": "gene", "q2": "dna"}
     qrels = {"q1": {"p1": 1}, "q2": {"p2": 1}}
-    with caplog.at_level(logging.WARNING, logger="hf_search_wandb.core.hard_negatives"):
+    with caplog.at_level(logging.WARNING, logger="hf_search_wandb.core.data.hard_negatives"):
         mined = mine_bm25_negatives(queries, corpus, qrels, num_negatives=1)
     assert mined.pair_ids == [("q1", "p1")]  # "dna" shares no term with any other doc: no hard negative
     assert mined.negative_ids == [["a"]]

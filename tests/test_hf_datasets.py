@@ -9,8 +9,8 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from hf_search_wandb import RetrievalEvaluator, load_beir
-from hf_search_wandb.core.data import BUNDLED_SCIFACT
-from hf_search_wandb.core.hf_datasets import qrels_from_dataset, texts_from_dataset
+from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
+from hf_search_wandb.core.data.hub_layouts import qrels_from_dataset, texts_from_dataset
 from tests.conftest import SCIFACT
 from tests.test_evaluator import KeywordEncoder
 from tests.tiny_models import WORDS
@@ -140,7 +140,7 @@ def test_non_string_ids_become_strings() -> None:
 
 
 def test_the_bundled_scifact_path_names_the_flag_when_absent(monkeypatch, tmp_path) -> None:
-    import hf_search_wandb.core.data as data_module
+    import hf_search_wandb.core.data.beir as data_module
 
     monkeypatch.setattr(data_module, "BUNDLED_SCIFACT", tmp_path / "no-scifact")
     with pytest.raises(FileNotFoundError, match="--data"):

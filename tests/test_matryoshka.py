@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.data import load_beir
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
+from hf_search_wandb.core.data.beir import load_beir
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.trainer.callback import SearchWandbCallback
 from hf_search_wandb.trainer.log_keys import split_logs, summary_goal
 from tests.conftest import SCIFACT
@@ -139,8 +139,8 @@ def test_a_normalising_model_is_re_normalised_after_slicing(tmp_path) -> None:
     import torch
     from sentence_transformers.sentence_transformer.modules import Normalize
 
-    from hf_search_wandb.core.encoders import as_encoder
-    from hf_search_wandb.core.matryoshka import normalizes, slice_embeddings
+    from hf_search_wandb.core.evaluation.matryoshka import normalizes, slice_embeddings
+    from hf_search_wandb.core.models.encoders import as_encoder
 
     model = make_tiny_sentence_transformer(tmp_path)
     assert not normalizes(as_encoder(model))

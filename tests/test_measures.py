@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.measures import (
+from hf_search_wandb.core.metrics.measures import (
     LOGGED_SERIES,
     MEASURES,
     Measure,
@@ -16,8 +16,8 @@ from hf_search_wandb.core.measures import (
     parse_metric,
     valid_forms,
 )
-from hf_search_wandb.core.metrics import score_ranked, score_run
-from hf_search_wandb.core.ranked_hits import RankedHits
+from hf_search_wandb.core.metrics.ranked_hits import RankedHits
+from hf_search_wandb.core.metrics.scoring import score_ranked, score_run
 from hf_search_wandb.sweeps.config import SweepConfigError, load_sweep_config
 from hf_search_wandb.trainer.log_keys import summary_goal
 

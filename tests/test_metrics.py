@@ -1,4 +1,4 @@
-"""`hf_search_wandb.core.metrics` equals trec_eval (through pytrec_eval) and fails clearly on bad input."""
+"""`hf_search_wandb.core.metrics.scoring` equals trec_eval (through pytrec_eval) and fails clearly on bad input."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hf_search_wandb.core.measures import MEASURES, Metric, parse_metric, parse_metrics
-from hf_search_wandb.core.metrics import (
+from hf_search_wandb.core.metrics.measures import MEASURES, Metric, parse_metric, parse_metrics
+from hf_search_wandb.core.metrics.scoring import (
     DEFAULT_METRICS,
     ranked_report,
     run_report,
@@ -313,7 +313,7 @@ def test_queries_without_relevant_docs_are_skipped_counted_and_logged(
 ) -> None:
     qrels = {"q1": {"d1": 1}, "q2": {"d2": 0}, "q3": {}}
     run = {"q1": {"d1": 1.0}, "q2": {"d2": 1.0}, "q3": {"d9": 1.0}}
-    with caplog.at_level(logging.WARNING, logger="hf_search_wandb.core.metrics"):
+    with caplog.at_level(logging.WARNING, logger="hf_search_wandb.core.metrics.scoring"):
         report = run_report(qrels, run, metrics=["mrr@10"])
     assert report.metrics == {"mrr@10": 1.0}
     assert (report.num_queries, report.num_skipped) == (1, 2)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.data import load_beir
-from hf_search_wandb.core.metrics import score_run
+from hf_search_wandb.core.data.beir import load_beir
+from hf_search_wandb.core.metrics.scoring import score_run
 from tests.conftest import SCIFACT
 from tests.tiny_models import tokens
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
-from hf_search_wandb.core.model_io import ENCODER_FILE, PooledEncoder, load_model, save_model
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+from hf_search_wandb.core.models.save_load import ENCODER_FILE, PooledEncoder, load_model, save_model
 from hf_search_wandb.tracking.artifacts import load_model_from_artifact, restore_staged_artifact
 from hf_search_wandb.trainer.callback import SearchWandbCallback
 from tests.test_callback_training import make_evaluator, only_run, pairs, plain_trainer

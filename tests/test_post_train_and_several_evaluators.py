@@ -18,7 +18,7 @@ from tests.wandb_records import RunRecords
 
 
 def named_evaluator(name: str, max_queries: int, corpus_sample: int = 40) -> Any:
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
     data = scifact("test")
     return RetrievalEvaluator(data.queries, data.corpus, data.qrels, name=name, max_queries=max_queries,

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.candidates import (
+from hf_search_wandb.core.data.candidates import (
     bm25_candidates,
     candidates_from_run,
     read_trec_run,
     write_trec_run,
 )
-from hf_search_wandb.core.metrics import score_run
-from hf_search_wandb.core.pair_scorers import PairScorer
-from hf_search_wandb.core.reranking import RerankingEvaluator
-from hf_search_wandb.core.reranking_result import RerankingResult
+from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
+from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+from hf_search_wandb.core.metrics.scoring import score_run
+from hf_search_wandb.core.models.cross_encoder import PairScorer
 from tests.scripts.evaluator_ddp import synthetic_data
 from tests.tiny_models import WORDS, make_tiny_cross_encoder
 
@@ -116,7 +116,7 @@ def test_candidate_sources_agree(data, cross_encoder, tmp_path: Path, tiny_bert_
     assert from_run.evaluate(cross_encoder).metrics == from_file.evaluate(cross_encoder).metrics
 
     # a bi-encoder's RetrievalResult: its top 20 are the candidates, its metrics the first stage's
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from tests.tiny_models import make_tiny_sentence_transformer
 
     retrieval = RetrievalEvaluator(queries, corpus, qrels, metrics=METRICS, depth=20)

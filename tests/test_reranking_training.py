@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.reranking import RerankingEvaluator
+from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
 from hf_search_wandb.tracking.reranking_tables import (
     ERROR_COLUMNS,
     EXAMPLE_COLUMNS,

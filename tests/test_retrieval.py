@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_search_wandb.core.search import key_scores, key_ties, score_keys, search, tie_positions
+from hf_search_wandb.core.search.dense import key_scores, key_ties, score_keys, search, tie_positions
 
 
 def brute_force(queries: np.ndarray, docs: np.ndarray, ties: np.ndarray, k: int):

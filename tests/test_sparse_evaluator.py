@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
-from hf_search_wandb.core.search import key_scores, key_ties, search, tie_positions
-from hf_search_wandb.core.sparse_encoding import SparseRows
-from hf_search_wandb.core.sparse_evaluation import SparseRetrievalResult
-from hf_search_wandb.core.sparse_search import sparse_search
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+from hf_search_wandb.core.evaluation.sparse import SparseRetrievalResult
+from hf_search_wandb.core.models.sparse import SparseRows
+from hf_search_wandb.core.search.dense import key_scores, key_ties, search, tie_positions
+from hf_search_wandb.core.search.sparse import sparse_search
 from tests.scripts.evaluator_ddp import synthetic_data
 from tests.tiny_models import WORDS, make_tiny_sparse_encoder
 

@@ -7,9 +7,9 @@ import math
 import pytest
 from transformers import TrainerCallback
 
-from hf_search_wandb.core.data import load_corpus, load_qrels, load_queries
-from hf_search_wandb.core.evaluator import RetrievalEvaluator
-from hf_search_wandb.core.inputs import normalize_id
+from hf_search_wandb.core.data.beir import load_corpus, load_qrels, load_queries
+from hf_search_wandb.core.data.inputs import normalize_id
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.trainer.options import SearchWandbConfig
 
 QUERIES = {"q1": "what is x", "q2": "what is y"}

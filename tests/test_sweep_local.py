@@ -21,7 +21,7 @@ import pytest
 import yaml
 from transformers import TrainerCallback
 
-from hf_search_wandb.core.data import load_beir
+from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.sweeps.config import SweepConfigError, load_sweep_config
 from hf_search_wandb.sweeps.local import check_local_support, run_local_sweep, suggest
 from hf_search_wandb.sweeps.pruning import OptunaPruningCallback, metric_value

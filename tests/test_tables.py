@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.results import RetrievalResult
+from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.tracking.tables import (
     ERROR_COLUMNS,
     EXAMPLE_COLUMNS,
@@ -228,7 +228,7 @@ def test_no_run_or_disabled_run_logs_nothing(setup: FakeEvaluator, monkeypatch: 
 def test_logging_media_never_encodes_again(tmp_path: Path, wandb_offline: Path) -> None:
     import wandb
 
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from tests.conftest import SCIFACT
     from tests.tiny_models import make_tiny_sentence_transformer
 

@@ -87,7 +87,7 @@ def test_defaults_that_need_data_name_the_flag(installed: Path, tmp_path: Path) 
                 "--output-dir", str(tmp_path / "out")], cwd=where)
     assert run.returncode == 2, (run.stdout, run.stderr)
     assert "pass --data BEIR_FOLDER" in run.stderr
-    code = ("from hf_search_wandb.core.data import BUNDLED_SCIFACT, load_beir\n"
+    code = ("from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir\n"
             "try:\n    load_beir(BUNDLED_SCIFACT)\nexcept FileNotFoundError as err:\n    print(err)")
     out = _run([str(installed / "python"), "-c", code], cwd=where)
     assert "`--data`" in out.stdout and "installed package" in out.stdout, out.stderr

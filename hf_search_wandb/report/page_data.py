@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.core.measures import logged_goal
+from hf_search_wandb.core.metrics.measures import logged_goal
 from hf_search_wandb.report import series
 from hf_search_wandb.report.reader import RunLog
 from hf_search_wandb.report.sources import SweepTrial
@@ -50,7 +50,7 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def goal_of(key: str, definitions: Sequence[Mapping[str, Any]] = ()) -> str:
     """`maximize` / `minimize` for a metric: its `define_metric(summary=...)`, else its goal in the table of
-    measures (`core/measures.py`), else `minimize` for losses."""
+    measures (`core/metrics/measures.py`), else `minimize` for losses."""
     for definition in definitions:
         if definition.get("name") == key:
             summary = definition.get("summary") or {}

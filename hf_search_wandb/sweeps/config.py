@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.core.measures import is_logged, logged_forms, logged_goal
+from hf_search_wandb.core.metrics.measures import is_logged, logged_forms, logged_goal
 
 #: wandb's sweep distributions (https://docs.wandb.ai/models/sweeps/sweep-config-keys) and the keys each takes.
 DISTRIBUTIONS: dict[str, frozenset[str]] = {

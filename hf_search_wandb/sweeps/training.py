@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.core.data import BUNDLED_SCIFACT, BeirData, load_beir
+from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, BeirData, load_beir
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class BiEncoderProgram:
         """Train one trial with `config`; returns the trainer's final evaluation metrics."""
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-        from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
         loss_function = str(config.get("loss_function", "MultipleNegativesRankingLoss"))
         model = build_bi_encoder(

@@ -403,7 +403,7 @@ def load_model_from_artifact(
         from sentence_transformers.sparse_encoder import SparseEncoder
 
         return SparseEncoder(str(path), device=device, **kwargs)
-    from hf_search_wandb.core.model_io import load_model
+    from hf_search_wandb.core.models.save_load import load_model
 
     return load_model(path, device=device, **kwargs)
 

@@ -1,6 +1,6 @@
 """Retrieval-example and error-analysis tables and score histograms, built from a kept evaluation.
 
-Everything here reads a :class:`~hf_search_wandb.core.results.RetrievalResult` (the rankings and scores
+Everything here reads a :class:`~hf_search_wandb.core.evaluation.results.RetrievalResult` (the rankings and scores
 the evaluator already computed) plus the query / document texts: nothing is encoded again. The
 row builders (`retrieval_example_rows`, `error_analysis_rows`) are pure Python; the `*_table` and
 `score_histograms` functions wrap them in `wandb` objects without needing a run; the `log_*`
@@ -26,7 +26,7 @@ from hf_search_wandb.tracking.sparse_config import sparsity_histograms
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
 
 if TYPE_CHECKING:
-    from hf_search_wandb.core.results import RetrievalResult
+    from hf_search_wandb.core.evaluation.results import RetrievalResult
 
 #: wandb truncates a table logged to a run beyond this many rows (`wandb.Table.MAX_ROWS`).
 TABLE_ROW_LIMIT = 10_000
@@ -121,7 +121,7 @@ def retrieval_example_rows(
 
     Example:
         >>> import numpy as np
-        >>> from hf_search_wandb.core.results import RetrievalResult
+        >>> from hf_search_wandb.core.evaluation.results import RetrievalResult
         >>> result = RetrievalResult(
         ...     metrics={}, query_ids=["q1"], doc_ids=["d1", "d2", "d3"],
         ...     top_indices=np.array([[1, 0, 2]]), top_scores=np.array([[0.75, 0.5, 0.25]], dtype=np.float32),
@@ -189,7 +189,7 @@ def error_analysis_rows(
 
     Example:
         >>> import numpy as np
-        >>> from hf_search_wandb.core.results import RetrievalResult
+        >>> from hf_search_wandb.core.evaluation.results import RetrievalResult
         >>> result = RetrievalResult(
         ...     metrics={}, query_ids=["q1"], doc_ids=["d1", "d2", "d3"],
         ...     top_indices=np.array([[1, 0, 2]]), top_scores=np.array([[0.75, 0.5, 0.25]], dtype=np.float32),
@@ -245,8 +245,8 @@ def retrieval_examples_table(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
-        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
         >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> table = retrieval_examples_table(ev.last_result, ev.queries, ev.corpus, ev.qrels, num_examples=4, k=5)
@@ -276,8 +276,8 @@ def error_analysis_table(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
-        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
         >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> table = error_analysis_table(ev.last_result, ev.queries, ev.corpus, ev.qrels, error_k=1)
@@ -299,8 +299,8 @@ def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
-        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
         >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> sorted(score_histograms(ev.last_result))
@@ -367,8 +367,8 @@ def log_retrieval_examples(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
-        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
         >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> import tempfile, wandb
@@ -418,8 +418,8 @@ def log_evaluation_media(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
-        >>> from hf_search_wandb.core.evaluator import RetrievalEvaluator
+        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
         >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> import tempfile, wandb

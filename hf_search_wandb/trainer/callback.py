@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from transformers import TrainerCallback
 
-from hf_search_wandb.core.reranking_result import RerankingResult
+from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
 from hf_search_wandb.tracking.run_history import LoggedRows
 from hf_search_wandb.tracking.run_options import RunSettings
@@ -605,7 +605,7 @@ class SearchWandbCallback(TrainerCallback):
             return ev.adapt_model(model, tokenizer)
         if tokenizer is None or getattr(ev, "tokenizer", None) is not None:
             return model
-        from hf_search_wandb.core.encoders import as_encoder
+        from hf_search_wandb.core.models.encoders import as_encoder
 
         return as_encoder(
             model, tokenizer, pooling=getattr(ev, "pooling", "mean"),
@@ -692,7 +692,7 @@ class SearchWandbCallback(TrainerCallback):
         target = Path(args.output_dir) / BEST_MODEL_DIR
         if target.exists():
             shutil.rmtree(target)
-        from hf_search_wandb.core.model_io import save_model
+        from hf_search_wandb.core.models.save_load import save_model
 
         ev = self._set().primary  # a custom module is saved with the pooling the evaluator scored it with
         save_model(model, target, tokenizer, pooling=getattr(ev, "pooling", "mean"),

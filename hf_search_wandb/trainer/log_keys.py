@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hf_search_wandb.core.measures import LOGGED_SERIES, logged_goal
+from hf_search_wandb.core.metrics.measures import LOGGED_SERIES, logged_goal
 
 STEP_KEY = "train/global_step"
 TRAIN_KEYS = {
@@ -133,7 +133,7 @@ def route_evaluation(
 
 def summary_goal(key: str) -> str:
     """The summary a validation key's column shows in the runs table, from the table of measures
-    (`core/measures.py`): the measure's goal (`"max"`, `"min"` for losses), `"last"` for a logged figure where
+    (`core/metrics/measures.py`): the measure's goal (`"max"`, `"min"` for losses), `"last"` for a logged figure where
     neither direction is better (the sparsity figures), `"max"` for any other key.
 
     Args:

@@ -12,7 +12,7 @@ import json
 from dataclasses import InitVar, dataclass, field, fields, replace
 from typing import Any
 
-from hf_search_wandb.core.inputs import string_list
+from hf_search_wandb.core.data.inputs import string_list
 
 MODEL_TYPES = ("bi-encoder", "cross-encoder", "colbert", "splade")
 MODES = ("online", "offline", "disabled")
@@ -258,7 +258,7 @@ def _check_eval_metric(name: Any) -> str:
                              f"e.g. eval_metric={text[len(prefix):]!r} (it is logged as val/{text[len(prefix):]})")
     if text == "loss":
         return text
-    from hf_search_wandb.core.measures import parse_metric
+    from hf_search_wandb.core.metrics.measures import parse_metric
 
     try:
         return parse_metric(text).name

@@ -41,7 +41,7 @@ def main(model_dir: str, out_dir: str) -> None:
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoModel, AutoTokenizer
 
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from tests.test_evaluator import KeywordEncoder
     from tests.tiny_models import WORDS
 

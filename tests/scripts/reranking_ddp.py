@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 def main(model_dir: str, out_dir: str) -> None:
     from accelerate import Accelerator
 
-    from hf_search_wandb.core.reranking import RerankingEvaluator
+    from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
     from tests.scripts.evaluator_ddp import synthetic_data
     from tests.tiny_models import WORDS, cross_encoder_from_bert
 

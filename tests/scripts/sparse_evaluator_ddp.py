@@ -22,7 +22,7 @@ def main(model_dir: str, out_dir: str) -> None:
     from accelerate import Accelerator
     from sentence_transformers.sparse_encoder import SparseEncoder
 
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from tests.scripts.evaluator_ddp import synthetic_data
     from tests.tiny_models import WORDS
 

@@ -9,7 +9,7 @@ Two entry points share one kernel:
   directly on its top-k arrays.
 
 Metric names are `mrr@k`, `ndcg@k`, `recall@k`, `precision@k`, `hit@k`, `map`, `map@k`, `rprec` and
-`bpref` (any k >= 1): the table of measures in `core/measures.py` declares each one; see `docs/metrics.md`
+`bpref` (any k >= 1): the table of measures in `core/metrics/measures.py` declares each one; see `docs/metrics.md`
 for the formulas and the trec_eval measure each one equals. A document is relevant when its grade is > 0
 (trec_eval's default relevance level 1). Means are over the queries with at least one relevant document;
 the others are skipped, counted in `MetricReport.num_skipped` and logged.
@@ -26,9 +26,9 @@ from typing import Literal, overload
 
 import numpy as np
 
-from hf_search_wandb.core.inputs import id_keyed
-from hf_search_wandb.core.measures import parse_metrics
-from hf_search_wandb.core.ranked_hits import RankedHits
+from hf_search_wandb.core.data.inputs import id_keyed
+from hf_search_wandb.core.metrics.measures import parse_metrics
+from hf_search_wandb.core.metrics.ranked_hits import RankedHits
 
 logger = logging.getLogger(__name__)
 

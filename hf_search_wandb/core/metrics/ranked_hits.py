@@ -3,7 +3,7 @@
 `RankedHits` wraps the kernel input (a `(n_queries, depth)` matrix of grades by rank, each query's
 positive judged grades, and for bpref which ranks hold a judged non-relevant document) and derives, on
 first use only, the arrays several measures share: where the relevant documents were found, the rank of
-the first one, DCG gains, precision at each hit, the ideal DCG. A measure's kernel (`core/measures.py`)
+the first one, DCG gains, precision at each hit, the ideal DCG. A measure's kernel (`core/metrics/measures.py`)
 is then a line or two of `bincount`s over the hits.
 
 The work is proportional to the number of relevant (and, for bpref, judged non-relevant) documents

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, get_rank
-from hf_search_wandb.core.encoders import Kind, Tokenized, features_to_device
-from hf_search_wandb.core.measures import SPARSITY_METRICS
-from hf_search_wandb.core.results import RetrievalResult
-from hf_search_wandb.core.sparse_encoding import SparseEncoderAdapter, SparseRows, flops
-from hf_search_wandb.core.sparse_search import sparse_search
+from hf_search_wandb.core.evaluation.results import RetrievalResult
+from hf_search_wandb.core.metrics.measures import SPARSITY_METRICS
+from hf_search_wandb.core.models.encoders import Kind, Tokenized, features_to_device
+from hf_search_wandb.core.models.sparse import SparseEncoderAdapter, SparseRows, flops
+from hf_search_wandb.core.search.sparse import sparse_search
 
 if TYPE_CHECKING:
-    from hf_search_wandb.core.evaluator import RetrievalEvaluator
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
 #: default padded tokens per batch on GPU: a SPLADE batch holds `tokens x vocabulary` logits
 SPARSE_GPU_BATCH_TOKENS = 16384
@@ -55,7 +55,7 @@ def evaluate_sparse(
     timings: dict[str, float],
 ) -> SparseRetrievalResult:
     """`RetrievalEvaluator.evaluate` for a `SparseEncoder`: encode sparse, rank exactly, add the sparsity."""
-    from hf_search_wandb.core.evaluator import plan_batches
+    from hf_search_wandb.core.evaluation.retrieval import plan_batches
 
     device = encoder.device
     queries = [evaluator.queries[q] for q in evaluator._query_ids]
@@ -122,7 +122,7 @@ def _embed_sparse(
     device: torch.device,
     dtype: torch.dtype | None,
 ) -> SparseRows:
-    from hf_search_wandb.core.evaluator import _autocast, checked_batch
+    from hf_search_wandb.core.evaluation.retrieval import _autocast, checked_batch
 
     parts: list[SparseRows] = []
     progress = None

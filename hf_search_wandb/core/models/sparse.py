@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hf_search_wandb.core.encoders import Kind, SentenceTransformerEncoder
+from hf_search_wandb.core.models.encoders import Kind, SentenceTransformerEncoder
 
 
 def is_sparse_encoder(model: Any) -> bool:

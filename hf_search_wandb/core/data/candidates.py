@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hf_search_wandb.core.inputs import id_keyed
+from hf_search_wandb.core.data.inputs import id_keyed
 
 Run = Mapping[str, Mapping[str, float]]
 
@@ -148,7 +148,7 @@ def bm25_candidates(
         >>> [doc for doc, _ in found["q1"]]
         ['d1', 'd3']
     """
-    from hf_search_wandb.core.hard_negatives import require_bm25s
+    from hf_search_wandb.core.data.hard_negatives import require_bm25s
 
     bm25s = require_bm25s()
     doc_ids = list(corpus)

@@ -26,7 +26,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from hf_search_wandb.core import inputs
+from hf_search_wandb.core.data import inputs
+from hf_search_wandb.core.data.hub_layouts import to_plain_data
 from hf_search_wandb.core.distributed import (
     all_gather_rows,
     all_reduce,
@@ -34,7 +35,18 @@ from hf_search_wandb.core.distributed import (
     get_world_size,
     is_distributed,
 )
-from hf_search_wandb.core.encoders import (
+from hf_search_wandb.core.evaluation.matryoshka import (
+    check_sizes,
+    normalizes,
+    slice_embeddings,
+    suffixed,
+    validate_dims,
+)
+from hf_search_wandb.core.evaluation.results import RetrievalResult
+from hf_search_wandb.core.evaluation.sparse import evaluate_sparse
+from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
+from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, ranked_report
+from hf_search_wandb.core.models.encoders import (
     Encoder,
     Kind,
     TokenEncoder,
@@ -42,13 +54,7 @@ from hf_search_wandb.core.encoders import (
     as_encoder,
     features_to_device,
 )
-from hf_search_wandb.core.hf_datasets import to_plain_data
-from hf_search_wandb.core.matryoshka import check_sizes, normalizes, slice_embeddings, suffixed, validate_dims
-from hf_search_wandb.core.measures import parse_metric, parse_metrics
-from hf_search_wandb.core.metrics import DEFAULT_METRICS, ranked_report
-from hf_search_wandb.core.results import RetrievalResult
-from hf_search_wandb.core.search import SearchHits, key_scores, key_ties, search, tie_positions
-from hf_search_wandb.core.sparse_evaluation import evaluate_sparse
+from hf_search_wandb.core.search.dense import SearchHits, key_scores, key_ties, search, tie_positions
 
 try:  # sentence-transformers >= 6: BaseEvaluator (SentenceEvaluator is its deprecated alias)
     from sentence_transformers.base.evaluation import BaseEvaluator as SentenceEvaluator
@@ -123,7 +129,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             `{name}_{metric}@dim{dim}` next to the full-size metrics (`core.matryoshka`).
 
     Example:
-        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> evaluator = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=20, corpus_sample=200)
         >>> evaluator.primary_metric, len(evaluator.queries)
         ('val_mrr@10', 20)
@@ -224,11 +230,11 @@ class RetrievalEvaluator(SentenceEvaluator):
         """Build from a BEIR folder (or Hub dataset name) via `data.load_beir`; `kwargs` go to `__init__`.
 
         Example:
-            >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+            >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
             >>> RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test").primary_metric
             'val_mrr@10'
         """
-        from hf_search_wandb.core.data import load_beir
+        from hf_search_wandb.core.data.beir import load_beir
 
         data = load_beir(Path(source), split)
         return cls(data.queries, data.corpus, data.qrels, **kwargs)
@@ -254,7 +260,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             >>> len(RetrievalEvaluator.from_datasets(corpus, queries, qrels, "test").corpus)
             2
         """
-        from hf_search_wandb.core.hf_datasets import is_hf_dataset, qrels_from_dataset
+        from hf_search_wandb.core.data.hub_layouts import is_hf_dataset, qrels_from_dataset
 
         return cls(
             queries, corpus, qrels_from_dataset(qrels, split) if is_hf_dataset(qrels) else qrels, **kwargs
@@ -342,7 +348,7 @@ class RetrievalEvaluator(SentenceEvaluator):
 
         Example:
             >>> from sentence_transformers import SentenceTransformer
-            >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+            >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
             >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, max_queries=5, corpus_sample=50)
             >>> sorted(ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")))[:2]
             ['val_hit@10', 'val_map']
@@ -394,7 +400,7 @@ class RetrievalEvaluator(SentenceEvaluator):
             if isinstance(module, torch.nn.Module):
                 module.eval()
             with torch.inference_mode():
-                if getattr(encoder, "sparse", False):  # a SparseEncoder (SPLADE): core/sparse_evaluation.py
+                if getattr(encoder, "sparse", False):  # a SparseEncoder (SPLADE): core/evaluation/sparse.py
                     sparse = evaluate_sparse(self, encoder, rank, world, shard, timings)  # type: ignore[arg-type]
                     timings["total_s"] = time.perf_counter() - start
                     sparse.timings = timings

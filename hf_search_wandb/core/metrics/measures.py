@@ -3,7 +3,7 @@
 A `Measure` says what the measure takes (a cut-off or not; graded or binary relevance; whether it must
 tell judged non-relevant documents from unjudged ones), its goal (higher or lower is better), the trec_eval
 measure it equals, and its kernel. Everything else reads `MEASURES`: metric-name parsing (`parse_metric`),
-the scorers' dispatch (`core/metrics.py`), the sweep-config check of `metric.name` (`sweeps/config.py`) and
+the scorers' dispatch (`core/metrics/scoring.py`), the sweep-config check of `metric.name` (`sweeps/config.py`) and
 the wandb summary goal of each logged key (`trainer/log_keys.py`). `LOGGED_SERIES` adds the other values the
 callback logs (losses, learning rate, ...) with their goals.
 
@@ -23,7 +23,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from hf_search_wandb.core.ranked_hits import RankedHits
+from hf_search_wandb.core.metrics.ranked_hits import RankedHits
 
 Goal = Literal["max", "min"]
 Kernel = Callable[[RankedHits, int], np.ndarray]
@@ -126,7 +126,7 @@ MEASURES: dict[str, Measure] = {
     )
 }  # fmt: skip
 
-#: Figures a sparse (SPLADE) evaluation reports next to the metrics (`core/sparse_evaluation.py`).
+#: Figures a sparse (SPLADE) evaluation reports next to the metrics (`core/evaluation/sparse.py`).
 SPARSITY_METRICS: tuple[str, ...] = ("query_active_dims", "corpus_active_dims", "flops")
 
 #: The other values SearchWandbCallback logs, with their goal (None: neither direction is better).

@@ -465,7 +465,7 @@ def as_encoder(
     if not isinstance(model, torch.nn.Module) and isinstance(model, Encoder):
         return model
     model = unwrap_model(model)
-    from hf_search_wandb.core.sparse_encoding import SparseEncoderAdapter, is_sparse_encoder
+    from hf_search_wandb.core.models.sparse import SparseEncoderAdapter, is_sparse_encoder
 
     if is_sparse_encoder(model):
         return SparseEncoderAdapter(model, max_length=max_length)

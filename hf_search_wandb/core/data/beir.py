@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_search_wandb.core.inputs import check_text, grade, normalize_id
+from hf_search_wandb.core.data.inputs import check_text, grade, normalize_id
 
 Qrels = dict[str, dict[str, int]]
 
 #: The SciFact copy of the source repository (BEIR format; licence in its README). It is NOT in the wheel
 #: (CC BY-NC data): an installed package has no such folder, and `load_beir` says so.
-BUNDLED_SCIFACT = Path(__file__).resolve().parents[2] / "data" / "scifact"
+BUNDLED_SCIFACT = Path(__file__).resolve().parents[3] / "data" / "scifact"
 
 
 @dataclass
@@ -152,7 +152,7 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
     """
     path = Path(source)
     if path.is_dir() and not (path / "corpus.jsonl").exists():
-        from hf_search_wandb.core.hf_datasets import load_beir_hub
+        from hf_search_wandb.core.data.hub_layouts import load_beir_hub
 
         return load_beir_hub(path, split)  # a local copy of a Hub repository (parquet / jsonl + README configs)
     if path.is_dir():
@@ -175,6 +175,6 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
         )
     if path.exists() or str(source).startswith((".", "/")):
         raise FileNotFoundError(f"{source} is not a BEIR folder (expected corpus.jsonl, queries.jsonl, qrels/).")
-    from hf_search_wandb.core.hf_datasets import load_beir_hub
+    from hf_search_wandb.core.data.hub_layouts import load_beir_hub
 
     return load_beir_hub(str(source), split)

@@ -94,7 +94,7 @@ def _check(queries: Mapping[str, str], corpus: Mapping[str, str], qrels: Qrels, 
     for name, value in (("queries", queries), ("corpus", corpus), ("qrels", qrels)):
         if not isinstance(value, Mapping) or not value:
             raise ValueError(
-                f"{name} is empty: give a non-empty mapping (see hf_search_wandb.core.data.load_beir)."
+                f"{name} is empty: give a non-empty mapping (see hf_search_wandb.core.data.beir.load_beir)."
             )
     if len(corpus) <= num_negatives:
         raise ValueError(
@@ -380,7 +380,7 @@ def mine_dense_negatives(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT, load_beir
+        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
         >>> train = load_beir(BUNDLED_SCIFACT, "train")
         >>> queries = dict(list(train.queries.items())[:8])
         >>> qrels = {q: train.qrels[q] for q in queries}

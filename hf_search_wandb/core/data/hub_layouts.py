@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.core.data import BeirData, Qrels, doc_text
+from hf_search_wandb.core.data.beir import BeirData, Qrels, doc_text
 
 CORPUS_COLUMNS = ("_id", "text")  # `title` is optional
 QUERY_COLUMNS = ("_id", "text")

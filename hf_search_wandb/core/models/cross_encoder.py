@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hf_search_wandb.core.encoders import (
+from hf_search_wandb.core.models.encoders import (
     Tokenized,
     module_device,
     module_dtype,
@@ -157,7 +157,7 @@ class PairScorer:
     @torch.inference_mode()
     def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> torch.Tensor:
         """Scores of `pairs` in order (simple path; the evaluator batches by tokens and caches the ids)."""
-        from hf_search_wandb.core.encoders import features_to_device
+        from hf_search_wandb.core.models.encoders import features_to_device
 
         tokens = self.tokenize(pairs)
         out = [

@@ -23,8 +23,8 @@ from typing import Literal
 
 import torch
 
-from hf_search_wandb.core.search import SearchHits, search_blocks
-from hf_search_wandb.core.sparse_encoding import SparseRows
+from hf_search_wandb.core.models.sparse import SparseRows
+from hf_search_wandb.core.search.dense import SearchHits, search_blocks
 
 Kernel = Literal["inverted", "spmm"]
 
@@ -71,7 +71,7 @@ def sparse_search(
         `search.SearchHits`, the same on every rank.
 
     Example:
-        >>> from hf_search_wandb.core.search import key_ties
+        >>> from hf_search_wandb.core.search.dense import key_ties
         >>> q = SparseRows.from_dense(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]]))
         >>> d = SparseRows.from_dense(torch.tensor([[0.5, 0.0, 0.0], [0.0, 1.0, 1.0], [2.0, 0.0, 0.0]]))
         >>> key_ties(sparse_search(q, d, torch.arange(3), 2).top_keys).tolist()

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from hf_search_wandb.core.candidates import as_candidates
+from hf_search_wandb.core.data.candidates import as_candidates
 from hf_search_wandb.core.distributed import all_gather_rows, get_rank, get_world_size
-from hf_search_wandb.core.encoders import Tokenized, features_to_device
-from hf_search_wandb.core.evaluator import (
+from hf_search_wandb.core.evaluation.reranking_result import FIRST_STAGE, RerankingResult
+from hf_search_wandb.core.evaluation.retrieval import (
     _DTYPES,
     Precision,
     SentenceEvaluator,
@@ -45,10 +45,10 @@ from hf_search_wandb.core.evaluator import (
     evaluation_dtype,
     plan_batches,
 )
-from hf_search_wandb.core.measures import parse_metric, parse_metrics
-from hf_search_wandb.core.metrics import DEFAULT_METRICS, score_ranked
-from hf_search_wandb.core.pair_scorers import PairScorer
-from hf_search_wandb.core.reranking_result import FIRST_STAGE, RerankingResult
+from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
+from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, score_ranked
+from hf_search_wandb.core.models.cross_encoder import PairScorer
+from hf_search_wandb.core.models.encoders import Tokenized, features_to_device
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class RerankingEvaluator(SentenceEvaluator):
             every query (e.g. to write it as a TREC run).
 
     Example:
-        >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> ev = RerankingEvaluator.from_beir(BUNDLED_SCIFACT, "test", depth=20, metrics=["ndcg@10", "mrr@10"])
         >>> ev.primary_metric, len(ev.queries), round(ev.first_stage_metrics["ndcg@10"], 4)
         ('val_mrr@10', 300, 0.6617)
@@ -160,12 +160,12 @@ class RerankingEvaluator(SentenceEvaluator):
         """Build from a BEIR folder (or Hub dataset name); BM25 candidates unless `candidates=` is given.
 
         Example:
-            >>> from hf_search_wandb.core.data import BUNDLED_SCIFACT
+            >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
             >>> RerankingEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, depth=10,
             ...                              metrics=["ndcg@10"]).candidates_source
             'bm25'
         """
-        from hf_search_wandb.core.data import load_beir
+        from hf_search_wandb.core.data.beir import load_beir
 
         data = load_beir(Path(source), split)
         evaluator = cls(data.queries, data.corpus, data.qrels, **kwargs)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hf_search_wandb.core.results import RetrievalResult
+from hf_search_wandb.core.evaluation.results import RetrievalResult
 
 FIRST_STAGE = "first_stage"
 

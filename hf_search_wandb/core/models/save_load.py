@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from hf_search_wandb.core.encoders import HFEncoder, as_encoder, unwrap_model
+from hf_search_wandb.core.models.encoders import HFEncoder, as_encoder, unwrap_model
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Models: one adapter per model family behind the encoder protocols, and save/load."""
