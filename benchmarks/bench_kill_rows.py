@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.kill_rows import kill_during_burst  # noqa: E402
+from tests.helpers.kill_rows import kill_during_burst  # noqa: E402
 
 
 def main() -> None:

@@ -114,7 +114,7 @@ def ensure_runs(root: Path, count: int, points: int, workers: int) -> list[Path]
 
 def measure(name: str, run_dirs: list[Path], out: Path, loads: int) -> dict[str, float | str]:
     from hf_search_wandb.report import build_report
-    from tests.browser import find_browser, open_page
+    from tests.helpers.browser import find_browser, open_page
 
     result = build_report(run_dirs, out, title=name)
     row: dict[str, float | str] = {"case": name, "runs": result.runs, "read_s": result.read_s,

@@ -58,7 +58,7 @@ def load_model(args: argparse.Namespace) -> object:
         return SparseEncoder(args.model, device=args.device)
     build = Path(tempfile.mkdtemp(prefix="bench-splade-"))
     if args.tiny:
-        from tests.tiny_models import make_tiny_sparse_encoder
+        from tests.helpers.tiny_models import make_tiny_sparse_encoder
 
         args.max_seq_length = min(args.max_seq_length, 64)  # the tiny BERT has 128 positions
         return make_tiny_sparse_encoder(build).to(args.device)

@@ -44,7 +44,7 @@ def load_model(name: str, device: str) -> tuple[Any, str]:
         import sys
 
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.tiny_models import make_tiny_sentence_transformer
+        from tests.helpers.tiny_models import make_tiny_sentence_transformer
 
         model = make_tiny_sentence_transformer(tempfile.mkdtemp())
         return model.to(device), "tiny random BERT (2 layers, hidden 32)"

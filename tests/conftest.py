@@ -1,4 +1,11 @@
-"""Shared fixtures. Tests never reach a network: the Hub is offline and wandb runs in offline mode."""
+"""Shared fixtures and the tiers. Tests never reach a network: the Hub is offline and wandb runs in offline mode.
+
+Tiers (docs/testing.md): every test under tests/e2e/ gets the `e2e` marker here, by folder, and no test outside
+it has that marker. A test belongs in tests/e2e/ when it launches a child process of its own (an example, the
+CLI, `accelerate launch`, an agent, a fresh interpreter), a browser or a database. wandb's own service and
+reader (`wandb leet inspect`, tests/helpers/wandb_records.py) do not count: they are how every run is written
+and read back. `make test-fast` deselects `e2e`; `make test` runs it.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +17,28 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.paths import REPO_ROOT, SCIFACT  # noqa: F401  (kept importable from here)
+
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The folder rule: a test under tests/e2e/ is `e2e`."""
+    for item in items:
+        if item.path.is_relative_to(E2E_DIR):
+            item.add_marker(pytest.mark.e2e)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SCIFACT = REPO_ROOT / "data" / "scifact"
 
 
 @pytest.fixture
 def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """wandb in offline mode, writing under a fresh directory (returned). Read runs with
-    `tests.wandb_records.read_run` / `run_dirs`."""
+    `tests.helpers.wandb_records.read_run` / `run_dirs`."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.delenv("WANDB_RUN_ID", raising=False)
@@ -45,7 +61,7 @@ def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved random 2-layer BERT (hidden 32) with a small WordPiece vocabulary."""
-    from tests.tiny_models import make_tiny_bert
+    from tests.helpers.tiny_models import make_tiny_bert
 
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
@@ -60,6 +76,6 @@ def minilm_path() -> Path:
 @pytest.fixture(scope="session")
 def report_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two real offline training runs (tiny model, `SearchWandbCallback`) for the report's tests."""
-    from tests.report_runs import make_runs
+    from tests.helpers.report_runs import make_runs
 
     return make_runs(tmp_path_factory.mktemp("report-runs"))

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -15,7 +11,7 @@ import yaml
 
 from hf_search_wandb.cli import main
 from hf_search_wandb.sweeps.config import recommended_config_path
-from tests.test_sweep_config import SEED_YAML
+from tests.helpers.sweeps import SEED_YAML
 
 
 @pytest.fixture(autouse=True)
@@ -77,14 +73,14 @@ def test_run_offline_with_a_program(tmp_path, wandb_offline, capsys):
                             "parameters": {"quality": {"min": 0.0, "max": 1.0}}})
     out_dir = tmp_path / "out"
     code = main(["sweep", "run", str(path), "--offline", "--output-dir", str(out_dir),
-                 "--program", "tests.test_sweep_local:scripted_program"])
+                 "--program", "tests.helpers.sweeps:scripted_program"])
     assert code == 0
     assert "this agent ran 2 trial(s)" in capsys.readouterr().out
     study = optuna.load_study(study_name="cli", storage=f"sqlite:///{out_dir / 'sweep.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     # --count raises the cap of the same sweep: one more trial, same store.
     assert main(["sweep", "run", str(path), "--offline", "--output-dir", str(out_dir), "--count", "3",
-                 "--program", "tests.test_sweep_local:scripted_program", "--agent-id", "1"]) == 0
+                 "--program", "tests.helpers.sweeps:scripted_program", "--agent-id", "1"]) == 0
     assert len(optuna.load_study(study_name="cli", storage=f"sqlite:///{out_dir / 'sweep.db'}").trials) == 3
 
 
@@ -93,7 +89,7 @@ def test_run_offline_exits_1_when_every_trial_fails(tmp_path, wandb_offline, cap
                             "metric": {"name": "val/mrr@10", "goal": "maximize"},
                             "parameters": {"quality": {"min": 0.0, "max": 1.0}, "fail": {"value": True}}})
     code = main(["sweep", "run", str(path), "--offline", "--output-dir", str(tmp_path / "out"),
-                 "--program", "tests.test_sweep_local:scripted_program"])
+                 "--program", "tests.helpers.sweeps:scripted_program"])
     assert code == 1
     assert "every trial failed" in capsys.readouterr().err
 
@@ -101,7 +97,7 @@ def test_run_offline_exits_1_when_every_trial_fails(tmp_path, wandb_offline, cap
 def test_run_online_without_a_server_points_to_offline(tmp_path, wandb_offline, capsys):
     path = write(tmp_path, {"method": "random", "count": 1, "metric": {"name": "val/mrr@10", "goal": "maximize"},
                             "parameters": {"quality": {"values": [0.5]}}})
-    assert main(["sweep", "run", str(path), "--program", "tests.test_sweep_local:scripted_program"]) == 1
+    assert main(["sweep", "run", str(path), "--program", "tests.helpers.sweeps:scripted_program"]) == 1
     assert "--offline" in capsys.readouterr().err
 
 
@@ -110,18 +106,3 @@ def test_run_with_an_unloadable_program_exits_2(tmp_path, capsys):
                             "parameters": {"quality": {"values": [0.5]}}})
     assert main(["sweep", "run", str(path), "--offline", "--program", "json:no_such_function"]) == 2
     assert "no callable" in capsys.readouterr().err
-
-
-def test_console_script_is_installed(tmp_path):
-    exe = Path(sys.executable).with_name("hf-search-wandb")
-    exe_path = str(exe) if exe.exists() else shutil.which("hf-search-wandb")
-    if exe_path is None:
-        pytest.skip("package not installed with its console script")
-    bad = write(tmp_path, {"method": "grid"})
-    # transformers prints "[INFO] Running in WANDB offline mode" on import when WANDB_MODE=offline (as
-    # `make test` sets it); that line is not the CLI's output, so the check runs without it.
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
-    done = subprocess.run(
-        [exe_path, "sweep", "validate", str(bad)], capture_output=True, text=True, timeout=120, env=env
-    )
-    assert done.returncode == 2 and "metric is required" in done.stderr and done.stdout == ""

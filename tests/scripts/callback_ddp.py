@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     model_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     from hf_search_wandb.trainer.callback import SearchWandbCallback
-    from tests.test_callback_training import make_evaluator, plain_trainer
+    from tests.helpers.training import make_evaluator, plain_trainer
 
     callback = SearchWandbCallback(make_evaluator(), dataset_name="scifact", log_tables="every")
     trainer = plain_trainer(model_dir, out / "train", callback, max_steps=4, eval_steps=2, use_cpu=True)

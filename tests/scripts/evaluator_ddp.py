@@ -17,24 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 
-def synthetic_data(words: tuple[str, ...], seed: int = 0):
-    """300 docs and 40 queries over the tiny models' vocabulary (so every token is known), each query's
-    words planted in 1-3 relevant docs."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    pick = lambda n: " ".join(rng.choice(words, size=n).tolist())  # noqa: E731
-    corpus = {f"doc{i}": pick(int(rng.integers(5, 40))) for i in range(300)}
-    queries, qrels = {}, {}
-    for q in range(40):
-        queries[f"q{q}"] = pick(int(rng.integers(2, 6)))
-        relevant = rng.choice(300, size=int(rng.integers(1, 4)), replace=False).tolist()
-        for d in relevant:
-            corpus[f"doc{d}"] += " " + queries[f"q{q}"]
-        qrels[f"q{q}"] = {f"doc{d}": int(rng.integers(1, 3)) for d in relevant}
-    return queries, corpus, qrels
-
-
 def main(model_dir: str, out_dir: str) -> None:
     from accelerate import Accelerator
     from sentence_transformers import SentenceTransformer
@@ -42,8 +24,9 @@ def main(model_dir: str, out_dir: str) -> None:
     from transformers import AutoModel, AutoTokenizer
 
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-    from tests.test_evaluator import KeywordEncoder
-    from tests.tiny_models import WORDS
+    from tests.helpers.keyword_encoder import KeywordEncoder
+    from tests.helpers.synthetic import synthetic_data
+    from tests.helpers.tiny_models import WORDS
 
     torch.set_num_threads(1)  # same kernels in the 1- and 2-process runs
     accelerator = Accelerator(cpu=True)

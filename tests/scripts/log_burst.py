@@ -1,5 +1,5 @@
 """Log rows to an offline wandb run, printing `logged I T` (T = time.monotonic()) after each (launched by
-tests/test_callback_preemption.py and benchmarks/bench_kill_rows.py, which SIGKILL it).
+tests/e2e/test_callback_preemption.py and benchmarks/bench_kill_rows.py, which SIGKILL it).
 
 Usage: python tests/scripts/log_burst.py N INTERVAL_S MODE
 MODE: `callback` (what SearchWandbCallback does: background logger with a 0.5 s bound, wandb's transaction

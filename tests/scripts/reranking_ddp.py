@@ -22,8 +22,8 @@ def main(model_dir: str, out_dir: str) -> None:
     from accelerate import Accelerator
 
     from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
-    from tests.scripts.evaluator_ddp import synthetic_data
-    from tests.tiny_models import WORDS, cross_encoder_from_bert
+    from tests.helpers.synthetic import synthetic_data
+    from tests.helpers.tiny_models import WORDS, cross_encoder_from_bert
 
     torch.set_num_threads(1)  # same kernels in the 1- and 2-process runs
     accelerator = Accelerator(cpu=True)

@@ -23,8 +23,8 @@ def main(model_dir: str, out_dir: str) -> None:
     from sentence_transformers.sparse_encoder import SparseEncoder
 
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-    from tests.scripts.evaluator_ddp import synthetic_data
-    from tests.tiny_models import WORDS
+    from tests.helpers.synthetic import synthetic_data
+    from tests.helpers.tiny_models import WORDS
 
     torch.set_num_threads(1)  # same kernels in the 1- and 2-process runs
     accelerator = Accelerator(cpu=True)

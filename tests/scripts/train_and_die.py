@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from transformers import TrainerCallback
 
 from hf_search_wandb.trainer.callback import SearchWandbCallback
-from tests.test_callback_training import make_evaluator, plain_trainer
+from tests.helpers.training import make_evaluator, plain_trainer
 
 KILL_ARGS = dict(max_steps=12, save_strategy="steps", save_steps=4, eval_steps=3)
 
