@@ -115,6 +115,7 @@ def test_evaluator_path_logs_reranking_tables_and_histograms(evaluator_path) -> 
     assert scores == sorted(scores, reverse=True)
     errors = json.loads((run.run_dir / "files" / row["error_analysis.path"]).read_text())
     assert errors["columns"] == ERROR_COLUMNS
+    assert errors["data"]  # not vacuous: the check below needs rows
     assert all(r[3] > r[2] and r[4] == r[3] - r[2] for r in errors["data"])  # every row: pushed down
     for key in ("score_distribution", "positive_scores", "negative_scores"):
         assert row[f"{key}._type"] == "histogram"
