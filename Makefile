@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-docs test-slow lint bench clean
+.PHONY: install demo test test-fast test-e2e test-docs test-slow lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,22 @@ lint: install
 	$(BIN)/ruff check hf_search_wandb tests examples benchmarks
 	$(BIN)/mypy
 
+# Test tiers (docs/testing.md). Workers: pytest-xdist; more than the cores, as many tests wait on wandb's
+# service or on processes they launch. --dist loadfile keeps a module on one worker (its module fixtures once).
+TEST_WORKERS ?= 4
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
+# everything but `slow` and `docs`: unit + in-process runs + e2e (processes, browser, database) + doctests
 test: lint
-	$(BIN)/python -m pytest -m "not slow and not docs" -q
+	$(BIN)/python -m pytest -m "not slow and not docs" -q $(XDIST)
+
+# the in-process tests of tests/ only: no e2e (no launched process, browser or database), no doctests
+test-fast: install
+	$(BIN)/python -m pytest tests -m "not slow and not docs and not e2e" -q $(XDIST)
+
+# only the e2e tier (already part of `test`)
+test-e2e: install
+	$(BIN)/python -m pytest tests/e2e -m "not slow and not docs" -q $(XDIST)
 
 # every Python example of README.md and docs/*.md, run as written with tiny budgets (CI runs it after `test`)
 test-docs: install

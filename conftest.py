@@ -41,13 +41,27 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # `make test` runs several pytest-xdist workers on few cores: one intra-op thread per worker (and per
+        # process a test launches), since more threads than cores only make the workers preempt each other.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        os.environ.setdefault("MKL_NUM_THREADS", "1")
     try:
         cache = build_hub_cache(Path(tempfile.mkdtemp(prefix="hf-hub-cache-")))
     except ImportError:  # the offline model package is a dev extra; without it Hub names cannot resolve
         _import_wandb_integration()
+        _one_thread_per_worker()
         return
     os.environ["HF_HUB_CACHE"] = str(cache)
     _import_wandb_integration()
+    _one_thread_per_worker()
+
+
+def _one_thread_per_worker() -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def _import_wandb_integration() -> None:
