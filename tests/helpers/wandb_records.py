@@ -91,7 +91,7 @@ def read_run(run_dir: str | Path) -> RunRecords:
     cli = _wandb_cli()
     records_proc, summary_proc = (
         subprocess.Popen([cli, "leet", "inspect", *extra, "--json", str(run_dir)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+                         stderr=subprocess.PIPE, text=True)
         for extra in ([], ["--summary"])
     )
     outputs = []
