@@ -28,9 +28,10 @@ lint: install
 	$(BIN)/mypy
 
 # Test tiers (docs/testing.md). Workers: pytest-xdist; more than the cores, as many tests wait on wandb's
-# service or on processes they launch. --dist loadfile keeps a module on one worker (its module fixtures once).
+# service or on processes they launch. --dist loadgroup: tests/conftest.py makes each test module a group
+# (one worker, its module fixtures once); the package's doctests spread one by one.
 TEST_WORKERS ?= 4
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
 # everything but `slow` and `docs`: unit + in-process runs + e2e (processes, browser, database) + doctests
 test: lint

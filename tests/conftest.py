@@ -19,14 +19,24 @@ import pytest
 
 from tests.helpers.paths import REPO_ROOT, SCIFACT  # noqa: F401  (kept importable from here)
 
-E2E_DIR = Path(__file__).resolve().parent / "e2e"
+TESTS_DIR = Path(__file__).resolve().parent
+E2E_DIR = TESTS_DIR / "e2e"
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The folder rule: a test under tests/e2e/ is `e2e`."""
+    """The folder rule: a test under tests/e2e/ is `e2e`.
+
+    For `--dist loadgroup` (make test), each test module is one xdist group, so its module-scoped fixtures run
+    once, on one worker; the package's doctests stay ungrouped and spread over the workers one by one (a few
+    of them encode with the real MiniLM: kept together, one module's doctests would be the run's long tail).
+    """
+    xdist = config.pluginmanager.hasplugin("xdist")
     for item in items:
         if item.path.is_relative_to(E2E_DIR):
             item.add_marker(pytest.mark.e2e)
+        if xdist and item.path.is_relative_to(TESTS_DIR):
+            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(TESTS_DIR).as_posix()))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
