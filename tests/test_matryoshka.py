@@ -11,8 +11,8 @@ import pytest
 
 from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+from hf_search_wandb.tracking.log_keys import split_logs, summary_goal
 from hf_search_wandb.trainer.callback import SearchWandbCallback
-from hf_search_wandb.trainer.log_keys import split_logs, summary_goal
 from tests.conftest import SCIFACT
 from tests.test_callback_training import make_evaluator, only_run, plain_trainer
 from tests.tiny_models import WORDS, make_tiny_sentence_transformer, tokens

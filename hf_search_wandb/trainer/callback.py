@@ -31,6 +31,15 @@ from transformers import TrainerCallback
 
 from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
+from hf_search_wandb.tracking.log_keys import (
+    STEP_KEY,
+    eval_prefix,
+    evaluator_names_in,
+    prefix_namespace,
+    route_evaluation,
+    split_logs,
+    summary_goal,
+)
 from hf_search_wandb.tracking.run_history import LoggedRows
 from hf_search_wandb.tracking.run_options import RunSettings
 from hf_search_wandb.tracking.run_setup import CONFIG_KEYS
@@ -41,15 +50,6 @@ from hf_search_wandb.trainer.evaluator_set import (
     evaluator_name,
     evaluator_set,
     flatten_evaluators,
-)
-from hf_search_wandb.trainer.log_keys import (
-    STEP_KEY,
-    eval_prefix,
-    evaluator_names_in,
-    prefix_namespace,
-    route_evaluation,
-    split_logs,
-    summary_goal,
 )
 from hf_search_wandb.trainer.options import SearchWandbConfig
 from hf_search_wandb.trainer.preemption import SignalGuard

@@ -13,8 +13,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-#: Namespaces the callback itself writes: an evaluator may not be named after one of them.
-RESERVED_NAMES = frozenset({"train", "system", "best", "gradients", "parameters"})
+from hf_search_wandb.tracking.log_keys import (
+    RESERVED_NAMES,
+    VAL,
+    evaluator_namespace,
+    headline_key,
+)
+
+__all__ = [
+    "RESERVED_NAMES",
+    "EvaluatorSet",
+    "evaluator_name",
+    "evaluator_set",
+    "flatten_evaluators",
+]
 
 
 def flatten_evaluators(*sources: Any) -> list[Any]:
@@ -68,15 +80,14 @@ class EvaluatorSet:
         return [evaluator_name(e) for e in self.evaluators]
 
     def namespace(self, evaluator: Any) -> str:
-        """`val` with one evaluator; the evaluator's name with several."""
-        return (evaluator_name(evaluator) or "val") if self.several else "val"
+        """`val` with one evaluator; the evaluator's name with several (`log_keys.evaluator_namespace`)."""
+        return evaluator_namespace(evaluator_name(evaluator), several=self.several)
 
     def headline_key(self, metric: str) -> str:
         """The wandb key best tracking reads: `val/mrr@10`, or `{primary}/mrr@10` with several evaluators
         (`val/loss` for the loss, which the trainer computes once for all)."""
-        if metric == "loss" or not self.several or self.primary is None:
-            return f"val/{metric}"
-        return f"{self.namespace(self.primary)}/{metric}"
+        primary = self.namespace(self.primary) if self.primary is not None else VAL
+        return headline_key(metric, primary)
 
 
 def evaluator_set(*sources: Any, primary: Any = None, strict: bool = True) -> EvaluatorSet:
@@ -145,3 +156,4 @@ def _find(evaluators: list[Any], primary: Any) -> Any:
             return evaluator
     names = [evaluator_name(e) for e in evaluators]
     raise ValueError(f"primary={primary!r} is none of the evaluators {names}: pass one of these names or objects")
+
