@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from hf_search_wandb.tracking.tables import (
     DEFAULT_MAX_ERROR_ROWS,
     TABLE_ROW_LIMIT,
-    _log,
-    _table,
+    log_row,
+    make_table,
     sample_query_ids,
     score_histograms,
     shorten,
@@ -161,13 +161,13 @@ def log_reranking_media(
     payload: dict[str, Any] = {}
     if num_examples > 0:
         rows = reranking_example_rows(result, queries, corpus, qrels, num_examples=num_examples, k=k, seed=seed)
-        payload["reranking_examples"] = _table(EXAMPLE_COLUMNS, rows)
+        payload["reranking_examples"] = make_table(EXAMPLE_COLUMNS, rows)
     if error_k > 0:
-        payload["error_analysis"] = _table(ERROR_COLUMNS, pushed_down_rows(result, queries, corpus))
+        payload["error_analysis"] = make_table(ERROR_COLUMNS, pushed_down_rows(result, queries, corpus))
     if histograms:
         payload.update(score_histograms(result))
     if namespace:
         payload = {f"{namespace}/{key}": value for key, value in payload.items()}
     if payload:
-        _log(run, payload, step)
+        log_row(run, payload, step)
     return payload

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hf_search_wandb.tracking.log_keys import STEP_KEY
 from hf_search_wandb.tracking.sparse_config import sparsity_histograms
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
 
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 TABLE_ROW_LIMIT = 10_000
 #: Default cap on error-analysis rows (the worst misses are kept).
 DEFAULT_MAX_ERROR_ROWS = 500
-#: The step key the callback puts every metric on (`define_metric("*", step_metric=STEP_KEY)`).
-STEP_KEY = "train/global_step"
 
 EXAMPLE_COLUMNS = ["query", "rank", "document", "score", "relevant"]
 ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_rank"]
@@ -42,7 +41,7 @@ Qrels = Mapping[str, Mapping[str, int]]
 
 
 
-def _table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool = False) -> Any:
+def make_table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool = False) -> Any:
     """A `wandb.Table` of `rows`, whose column types wandb infers and checks on the first row only.
 
     `wandb.Table(data=rows)` re-derives the column types row by row (about 50 µs a row, most of the
@@ -256,7 +255,7 @@ def retrieval_examples_table(
     rows = retrieval_example_rows(
         result, queries, corpus, qrels, num_examples=num_examples, k=k, seed=seed, max_chars=max_chars
     )
-    return _table(EXAMPLE_COLUMNS, rows)
+    return make_table(EXAMPLE_COLUMNS, rows)
 
 
 def error_analysis_table(
@@ -287,7 +286,7 @@ def error_analysis_table(
     rows = error_analysis_rows(
         result, queries, corpus, qrels, error_k=error_k, max_rows=max_rows, max_chars=max_chars
     )
-    return _table(ERROR_COLUMNS, rows, allow_mixed_types=True)
+    return make_table(ERROR_COLUMNS, rows, allow_mixed_types=True)
 
 
 def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str, Any]:
@@ -334,7 +333,8 @@ def _texts(evaluator: Any, queries: Any, corpus: Any, qrels: Any) -> tuple[Any, 
     return queries, corpus, qrels
 
 
-def _log(run: Any, payload: dict[str, Any], step: int | None) -> None:
+def log_row(run: Any, payload: dict[str, Any], step: int | None) -> None:
+    """Log `payload` to `run` as one history row, at `step` on the callback's step axis (`STEP_KEY`) when given."""
     run.log(payload if step is None else {**payload, STEP_KEY: int(step)})
 
 
@@ -387,7 +387,7 @@ def log_retrieval_examples(
     table = retrieval_examples_table(
         result, queries, corpus, qrels, num_examples=num_examples, k=k, seed=seed, max_chars=max_chars
     )
-    _log(run, {key: table}, step)
+    log_row(run, {key: table}, step)
     return table
 
 
@@ -445,5 +445,5 @@ def log_evaluation_media(
     if namespace:
         payload = {f"{namespace}/{key}": value for key, value in payload.items()}
     if payload:
-        _log(run, payload, step)
+        log_row(run, payload, step)
     return payload
