@@ -317,8 +317,9 @@ class TrackedRun:
         if not self.is_open:
             return
         self.is_open = False
-        try:
+        with contextlib.suppress(Exception):  # the caller flushed and reported; the run must still end
             self.flush(stop=True)
+        try:
             self.wandb_run.mark_preempting()
             self.wandb_run.finish(exit_code=128 + signum)
         except Exception as err:
