@@ -20,10 +20,10 @@ if TYPE_CHECKING:
         mine_dense_negatives,
     )
     from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
-    from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+    from hf_search_wandb.core.evaluation.results import RerankingResult
     from hf_search_wandb.core.evaluation.results import RetrievalResult
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-    from hf_search_wandb.core.evaluation.sparse import SparseRetrievalResult
+    from hf_search_wandb.core.evaluation.results import SparseRetrievalResult
     from hf_search_wandb.core.metrics.measures import MEASURES, Measure, parse_metric, parse_metrics
     from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, MetricReport, score_ranked, score_run
     from hf_search_wandb.core.models.encoders import HFEncoder, as_encoder
@@ -60,12 +60,12 @@ _EXPORTS: dict[str, str] = {
     "Measure": "hf_search_wandb.core.metrics.measures",
     "MetricReport": "hf_search_wandb.core.metrics.scoring",
     "RerankingEvaluator": "hf_search_wandb.core.evaluation.reranking",
-    "RerankingResult": "hf_search_wandb.core.evaluation.reranking_result",
+    "RerankingResult": "hf_search_wandb.core.evaluation.results",
     "RetrievalEvaluator": "hf_search_wandb.core.evaluation.retrieval",
     "RetrievalResult": "hf_search_wandb.core.evaluation.results",
     "SearchWandbCallback": "hf_search_wandb.trainer.callback",
     "SearchWandbConfig": "hf_search_wandb.trainer.options",
-    "SparseRetrievalResult": "hf_search_wandb.core.evaluation.sparse",
+    "SparseRetrievalResult": "hf_search_wandb.core.evaluation.results",
     "SparseRows": "hf_search_wandb.core.models.sparse",
     "as_encoder": "hf_search_wandb.core.models.encoders",
     "build_report": "hf_search_wandb.report.build",

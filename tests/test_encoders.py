@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator, plan_batches
+from hf_search_wandb.core.evaluation.batching import plan_batches
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.core.models.encoders import (
     HFEncoder,
     SentenceTransformerEncoder,

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from transformers import TrainerCallback
 
-from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+from hf_search_wandb.core.evaluation.results import RerankingResult
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
 from hf_search_wandb.tracking.run_history import LoggedRows
 from hf_search_wandb.tracking.run_options import RunSettings
