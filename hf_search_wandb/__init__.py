@@ -20,10 +20,12 @@ if TYPE_CHECKING:
         mine_dense_negatives,
     )
     from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
-    from hf_search_wandb.core.evaluation.results import RerankingResult
-    from hf_search_wandb.core.evaluation.results import RetrievalResult
+    from hf_search_wandb.core.evaluation.results import (
+        RerankingResult,
+        RetrievalResult,
+        SparseRetrievalResult,
+    )
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-    from hf_search_wandb.core.evaluation.results import SparseRetrievalResult
     from hf_search_wandb.core.metrics.measures import MEASURES, Measure, parse_metric, parse_metrics
     from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, MetricReport, score_ranked, score_run
     from hf_search_wandb.core.models.encoders import HFEncoder, as_encoder
