@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -143,7 +143,8 @@ class SearchEvaluator(SentenceEvaluator):
         """Build from a BEIR folder (or Hub dataset name) via `core.data.beir.load_beir`; `kwargs` go to
         `__init__`."""
         data = load_beir(Path(source), split)
-        evaluator = cls(data.queries, data.corpus, data.qrels, **kwargs)  # type: ignore[call-arg]
+        family: Callable[..., Any] = cls  # a family's __init__ takes (queries, corpus, qrels, ...)
+        evaluator = family(data.queries, data.corpus, data.qrels, **kwargs)
         evaluator.dataset_name = data.name
         return evaluator
 
@@ -159,7 +160,8 @@ class SearchEvaluator(SentenceEvaluator):
             split: the qrels split to evaluate on when `qrels` holds several.
         """
         qrels = qrels_from_dataset(qrels, split) if is_hf_dataset(qrels) else qrels
-        return cls(queries, corpus, qrels, **kwargs)  # type: ignore[call-arg]
+        family: Callable[..., Any] = cls
+        return family(queries, corpus, qrels, **kwargs)
 
     def checked_inputs(
         self, queries: Any, corpus: Any, qrels: Any
