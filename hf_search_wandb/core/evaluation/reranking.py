@@ -47,8 +47,8 @@ from hf_search_wandb.core.evaluation.retrieval import (
 )
 from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, score_ranked
+from hf_search_wandb.core.models.base import Tokenized, features_to_device
 from hf_search_wandb.core.models.cross_encoder import PairScorer
-from hf_search_wandb.core.models.encoders import Tokenized, features_to_device
 
 logger = logging.getLogger(__name__)
 

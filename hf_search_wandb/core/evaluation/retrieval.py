@@ -46,14 +46,8 @@ from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.evaluation.sparse import evaluate_sparse
 from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, ranked_report
-from hf_search_wandb.core.models.encoders import (
-    Encoder,
-    Kind,
-    TokenEncoder,
-    Tokenized,
-    as_encoder,
-    features_to_device,
-)
+from hf_search_wandb.core.models.base import Encoder, Kind, TokenEncoder, Tokenized, features_to_device
+from hf_search_wandb.core.models.factory import as_encoder
 from hf_search_wandb.core.search.dense import SearchHits, key_scores, key_ties, search, tie_positions
 
 try:  # sentence-transformers >= 6: BaseEvaluator (SentenceEvaluator is its deprecated alias)

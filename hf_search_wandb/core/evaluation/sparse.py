@@ -19,7 +19,7 @@ import torch
 from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, get_rank
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.metrics.measures import SPARSITY_METRICS
-from hf_search_wandb.core.models.encoders import Kind, Tokenized, features_to_device
+from hf_search_wandb.core.models.base import Kind, Tokenized, features_to_device
 from hf_search_wandb.core.models.sparse import SparseEncoderAdapter, SparseRows, flops
 from hf_search_wandb.core.search.sparse import sparse_search
 
