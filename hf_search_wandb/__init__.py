@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 from hf_search_wandb._version import __version__
 
 if TYPE_CHECKING:
-    from hf_search_wandb.core.data.beir import BeirData, load_beir
+    from hf_search_wandb.core.data.beir import load_beir
     from hf_search_wandb.core.data.hard_negatives import (
         HardNegatives,
         mine_bm25_negatives,
         mine_dense_negatives,
     )
+    from hf_search_wandb.core.data.records import BeirData
     from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
     from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
     from hf_search_wandb.core.evaluation.results import RetrievalResult
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 # loads no layer it does not need and a `core` module can be imported without `tracking` or `trainer`.
 _EXPORTS: dict[str, str] = {
     "ArtifactUnavailableError": "hf_search_wandb.tracking.artifacts",
-    "BeirData": "hf_search_wandb.core.data.beir",
+    "BeirData": "hf_search_wandb.core.data.records",
     "DEFAULT_METRICS": "hf_search_wandb.core.metrics.scoring",
     "HFEncoder": "hf_search_wandb.core.models.dense",
     "HardNegatives": "hf_search_wandb.core.data.hard_negatives",

@@ -30,9 +30,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hf_search_wandb.core.data.inputs import Qrels
+
 logger = logging.getLogger(__name__)
 
-Qrels = Mapping[str, Mapping[str, int]]
 INSTALL_HINT = 'pip install "hf-search-wandb[hard-negatives]"  (or: pip install bm25s)'
 
 
