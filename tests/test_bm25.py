@@ -26,8 +26,10 @@ QRELS = {"q1": {"d01": 1}, "q2": {"d7": 1}}
 def test_both_callers_get_the_shared_index_ranking_in_trec_eval_order() -> None:
     index = BM25Index(CORPUS)
     rows, scores = index.top_k(list(QUERIES.values()), len(CORPUS))
-    ranking = {q: [(index.doc_ids[r], float(s)) for r, s in zip(rows[i], scores[i], strict=True)]
-               for i, q in enumerate(QUERIES)}
+    ranking = {
+        q: [(index.doc_ids[r], float(s)) for r, s in zip(rows[i], scores[i], strict=True)]
+        for i, q in enumerate(QUERIES)
+    }
     for docs in ranking.values():  # trec_eval's order: score descending, ties by doc id descending
         assert docs == sorted(docs, key=lambda x: (x[1], x[0]), reverse=True)
     assert [d for d, _ in ranking["q1"][:3]] == ["d01", "d10", "d02"]  # d10 and d02 tie

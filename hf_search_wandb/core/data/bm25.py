@@ -60,7 +60,10 @@ class BM25Index:
         self.show_progress = show_progress
         self.retriever = self.bm25s.BM25()
         corpus_tokens = self.bm25s.tokenize(
-            [corpus[d] for d in self.doc_ids], stopwords=stopwords, stemmer=stemmer, show_progress=show_progress
+            [corpus[d] for d in self.doc_ids],
+            stopwords=stopwords,
+            stemmer=stemmer,
+            show_progress=show_progress,
         )
         self.retriever.index(corpus_tokens, show_progress=show_progress)
 
