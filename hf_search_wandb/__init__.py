@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 from hf_search_wandb._version import __version__
 
 if TYPE_CHECKING:
-    from hf_search_wandb.core.data.beir import BeirData, load_beir
+    from hf_search_wandb.core.data.beir import load_beir
     from hf_search_wandb.core.data.hard_negatives import (
         HardNegatives,
         mine_bm25_negatives,
         mine_dense_negatives,
     )
+    from hf_search_wandb.core.data.records import BeirData
     from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
     from hf_search_wandb.core.evaluation.results import (
         RerankingResult,
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from hf_search_wandb.core.metrics.measures import MEASURES, Measure, parse_metric, parse_metrics
     from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, MetricReport, score_ranked, score_run
-    from hf_search_wandb.core.models.encoders import HFEncoder, as_encoder
+    from hf_search_wandb.core.models.dense import HFEncoder
+    from hf_search_wandb.core.models.factory import as_encoder
     from hf_search_wandb.core.models.sparse import SparseRows
     from hf_search_wandb.core.search.sparse import sparse_search
     from hf_search_wandb.hf_evaluate import evaluate_module_path, load_evaluate_metric
@@ -54,9 +56,9 @@ if TYPE_CHECKING:
 # loads no layer it does not need and a `core` module can be imported without `tracking` or `trainer`.
 _EXPORTS: dict[str, str] = {
     "ArtifactUnavailableError": "hf_search_wandb.tracking.artifacts",
-    "BeirData": "hf_search_wandb.core.data.beir",
+    "BeirData": "hf_search_wandb.core.data.records",
     "DEFAULT_METRICS": "hf_search_wandb.core.metrics.scoring",
-    "HFEncoder": "hf_search_wandb.core.models.encoders",
+    "HFEncoder": "hf_search_wandb.core.models.dense",
     "HardNegatives": "hf_search_wandb.core.data.hard_negatives",
     "MEASURES": "hf_search_wandb.core.metrics.measures",
     "Measure": "hf_search_wandb.core.metrics.measures",
@@ -69,7 +71,7 @@ _EXPORTS: dict[str, str] = {
     "SearchWandbConfig": "hf_search_wandb.trainer.options",
     "SparseRetrievalResult": "hf_search_wandb.core.evaluation.results",
     "SparseRows": "hf_search_wandb.core.models.sparse",
-    "as_encoder": "hf_search_wandb.core.models.encoders",
+    "as_encoder": "hf_search_wandb.core.models.factory",
     "build_report": "hf_search_wandb.report.build",
     "error_analysis_table": "hf_search_wandb.tracking.tables",
     "evaluate_module_path": "hf_search_wandb.hf_evaluate",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, doc_text, load_beir, load_qrels
+from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir, load_qrels
+from hf_search_wandb.core.data.records import doc_text
 
 
 def _write_beir(root: Path, qrels_text: str, newline: str = "\n") -> Path:

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, BeirData, load_beir
+from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
+from hf_search_wandb.core.data.records import BeirData
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hf_search_wandb.core.data.inputs import Qrels
 from hf_search_wandb.tracking.sparse_config import sparsity_histograms
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
 
@@ -37,8 +38,6 @@ STEP_KEY = "train/global_step"
 
 EXAMPLE_COLUMNS = ["query", "rank", "document", "score", "relevant"]
 ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_rank"]
-
-Qrels = Mapping[str, Mapping[str, int]]
 
 
 

@@ -605,7 +605,7 @@ class SearchWandbCallback(TrainerCallback):
             return ev.adapt_model(model, tokenizer)
         if tokenizer is None or getattr(ev, "tokenizer", None) is not None:
             return model
-        from hf_search_wandb.core.models.encoders import as_encoder
+        from hf_search_wandb.core.models.factory import as_encoder
 
         return as_encoder(
             model, tokenizer, pooling=getattr(ev, "pooling", "mean"),

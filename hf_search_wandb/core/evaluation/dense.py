@@ -24,7 +24,7 @@ from hf_search_wandb.core.evaluation.matryoshka import (
 )
 from hf_search_wandb.core.evaluation.precision import synchronize
 from hf_search_wandb.core.evaluation.results import RetrievalResult
-from hf_search_wandb.core.models.encoders import Kind, TokenEncoder, Tokenized, features_to_device
+from hf_search_wandb.core.models.base import Kind, TokenEncoder, Tokenized, features_to_device
 from hf_search_wandb.core.search.dense import search
 
 if TYPE_CHECKING:

@@ -39,8 +39,8 @@ from hf_search_wandb.core.evaluation.batching import plan_batches, run_batches
 from hf_search_wandb.core.evaluation.precision import Precision, synchronize
 from hf_search_wandb.core.evaluation.results import FIRST_STAGE, RerankingResult, RetrievalResult
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, score_ranked
+from hf_search_wandb.core.models.base import Tokenized, features_to_device
 from hf_search_wandb.core.models.cross_encoder import PairScorer
-from hf_search_wandb.core.models.encoders import Tokenized, features_to_device
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from hf_search_wandb.core.evaluation.precision import Precision
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.evaluation.sparse import evaluate_sparse
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, ranked_report
-from hf_search_wandb.core.models.encoders import Encoder, Kind, TokenEncoder, Tokenized, as_encoder
+from hf_search_wandb.core.models.base import Encoder, Kind, TokenEncoder, Tokenized
+from hf_search_wandb.core.models.factory import as_encoder
 from hf_search_wandb.core.search.dense import SearchHits, key_scores, key_ties, tie_positions
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class RetrievalEvaluator(SearchEvaluator):
     def adapt(self, model: Any) -> Encoder | TokenEncoder:
         """The encoder of `model`: a `SentenceTransformer`, a `SparseEncoder`, a transformers model (with
         `tokenizer=` given to the evaluator or findable from its config), a module holding one, or an
-        `Encoder` (`core.models.encoders.as_encoder`)."""
+        `Encoder` (`core.models.factory.as_encoder`)."""
         return as_encoder(
             model, self.tokenizer, pooling=self.pooling, normalize=self.normalize, max_length=self.max_length
         )

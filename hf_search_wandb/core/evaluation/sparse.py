@@ -21,7 +21,7 @@ from hf_search_wandb.core.evaluation.batching import plan_batches, run_batches
 from hf_search_wandb.core.evaluation.precision import synchronize
 from hf_search_wandb.core.evaluation.results import RetrievalResult, SparseRetrievalResult
 from hf_search_wandb.core.metrics.measures import SPARSITY_METRICS
-from hf_search_wandb.core.models.encoders import Kind, Tokenized, features_to_device
+from hf_search_wandb.core.models.base import Kind, Tokenized, features_to_device
 from hf_search_wandb.core.models.sparse import SparseEncoderAdapter, SparseRows, flops
 from hf_search_wandb.core.search.sparse import sparse_search
 
