@@ -18,11 +18,6 @@ from hf_search_wandb.core.data.hub_layouts import load_beir_hub
 from hf_search_wandb.core.data.inputs import Qrels, check_text, normalize_id, qrels_from_rows
 from hf_search_wandb.core.data.records import BeirData, doc_text
 
-#: The SciFact copy of the source repository (BEIR format; licence in its README). It is NOT in the wheel
-#: (CC BY-NC data): an installed package has no such folder, and `load_beir` says so.
-BUNDLED_SCIFACT = Path(__file__).resolve().parents[3] / "data" / "scifact"
-
-
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
@@ -122,7 +117,7 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
         The corpus, the queries judged in `split`, and the qrels.
 
     Example:
-        >>> data = load_beir(BUNDLED_SCIFACT, "test")
+        >>> data = load_beir("data/scifact", "test")  # the SciFact copy of the source repository
         >>> len(data.corpus), len(data.qrels)
         (5183, 300)
     """
@@ -141,11 +136,6 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
             queries={qid: queries[qid] for qid in qrels if qid in queries},
             qrels=qrels,
             name=path.name,
-        )
-    if path == BUNDLED_SCIFACT:
-        raise FileNotFoundError(
-            f"The bundled SciFact copy ({path}) ships with the source repository only, not with an installed "
-            "package: pass a BEIR folder of your own (`--data` on the command line, `data=` in Python)."
         )
     if path.exists() or str(source).startswith((".", "/")):
         raise FileNotFoundError(f"{source} is not a BEIR folder (expected corpus.jsonl, queries.jsonl, qrels/).")

@@ -362,8 +362,8 @@ def mine_dense_negatives(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
-        >>> train = load_beir(BUNDLED_SCIFACT, "train")
+        >>> from hf_search_wandb.core.data.beir import load_beir
+        >>> train = load_beir("data/scifact", "train")
         >>> queries = dict(list(train.queries.items())[:8])
         >>> qrels = {q: train.qrels[q] for q in queries}
         >>> corpus = dict(list(train.corpus.items())[:300]) | {d: train.corpus[d] for r in qrels.values() for d in r}
