@@ -95,3 +95,18 @@ def test_datasets_objects_go_through_the_same_check(family) -> None:
     bad = Dataset.from_dict({"query-id": ["q1", "q2"], "corpus-id": ["d1", "d2"], "score": [1.5, 1.0]})
     with pytest.raises(ValueError, match="not an integer"):
         FAMILIES[family](queries, corpus, bad, primary_metric="mrr@2")
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_default_metrics_fit_a_shallow_depth_and_say_so(family, caplog) -> None:
+    # a top-2 first stage (or depth=2): recall@100 of the defaults becomes recall@2, in one logged line
+    make = RetrievalEvaluator if family == "retrieval" else RerankingEvaluator
+    args = (QUERIES, CORPUS, QRELS) if family == "retrieval" else (QUERIES, CORPUS, QRELS, RUN)
+    with caplog.at_level("WARNING"):
+        evaluator = make(*args, depth=2, primary_metric="mrr@2")
+    assert "recall@2" in evaluator.metrics and not any(m.endswith(("@10", "@100")) for m in evaluator.metrics)
+    assert len(evaluator.metrics) == len(set(evaluator.metrics))
+    (line,) = [r.getMessage() for r in caplog.records if "default metrics are cut" in r.getMessage()]
+    assert "recall@100 -> recall@2" in line and "metrics=[" in line
+    with pytest.raises(ValueError, match=r"recall@100 needs the top 100 documents but depth is 2: pass depth >= 100"):
+        make(*args, depth=2, primary_metric="mrr@2", metrics=["recall@100"])

@@ -31,6 +31,7 @@ from hf_search_wandb.core.distributed import get_rank, get_world_size, is_distri
 from hf_search_wandb.core.evaluation.precision import Precision, check_precision, evaluation_dtype
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
+from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS
 
 try:  # sentence-transformers >= 6: BaseEvaluator (SentenceEvaluator is its deprecated alias)
     from sentence_transformers.base.evaluation import BaseEvaluator as SentenceEvaluator
@@ -125,6 +126,8 @@ class SearchEvaluator(SentenceEvaluator):
             raise TypeError(f"name must be a string (the key prefix), got {type(name).__name__}.")
         primary = parse_metric(primary_metric).name
         names = [parse_metric(m).name for m in inputs.string_list(metrics, "metrics")]
+        if metrics is DEFAULT_METRICS:  # the defaults fit the depth; metrics the user names must fit as given
+            names = self._fit_to_depth(names, depth)
         if primary not in names:
             names.append(primary)
         parse_metrics(names, depth)  # every k <= depth
@@ -136,6 +139,21 @@ class SearchEvaluator(SentenceEvaluator):
         self.distributed, self.show_progress_bar = distributed, show_progress_bar
         self.dataset_name: str | None = None  # recorded in the run config (set by `from_beir`)
         self.last_result: RetrievalResult | None = None
+
+    def _fit_to_depth(self, names: list[str], depth: int) -> list[str]:
+        """The default metrics with every cut-off above `depth` lowered to it (`recall@100` -> `recall@20` over
+        a top-20 first stage), said in one line."""
+        fitted: list[str] = []
+        for name in names:
+            metric = parse_metric(name)
+            fitted.append(f"{metric.measure}@{depth}" if metric.k is not None and metric.k > depth else name)
+        changed = [f"{old} -> {new}" for old, new in zip(names, fitted, strict=True) if old != new]
+        if changed:
+            logger.warning(
+                "%s: depth is %d, so the default metrics are cut at %d (%s); pass metrics=[...] to choose them.",
+                type(self).__name__, depth, depth, ", ".join(changed),
+            )  # fmt: skip
+        return list(dict.fromkeys(fitted))
 
     # ------------------------------------------------------------------ data
     @classmethod
