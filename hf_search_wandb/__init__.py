@@ -33,11 +33,19 @@ from hf_search_wandb._version import __version__
 
 if TYPE_CHECKING:
     from hf_search_wandb.core.data.beir import load_beir
-    from hf_search_wandb.core.data.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
+    from hf_search_wandb.core.data.hard_negatives import (
+        HardNegatives,
+        mine_bm25_negatives,
+        mine_dense_negatives,
+    )
     from hf_search_wandb.core.data.records import BeirData
     from hf_search_wandb.core.evaluation.base import SearchEvaluator
     from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
-    from hf_search_wandb.core.evaluation.results import RerankingResult, RetrievalResult, SparseRetrievalResult
+    from hf_search_wandb.core.evaluation.results import (
+        RerankingResult,
+        RetrievalResult,
+        SparseRetrievalResult,
+    )
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, score_run
     from hf_search_wandb.hf_evaluate import evaluate_module_path, load_evaluate_metric
@@ -104,7 +112,33 @@ _MOVED: dict[str, str] = {
     "log_dataset_artifact": "hf_search_wandb.tracking",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "DEFAULT_METRICS",
+    "ArtifactUnavailableError",
+    "BeirData",
+    "HardNegatives",
+    "RerankingEvaluator",
+    "RerankingResult",
+    "RetrievalEvaluator",
+    "RetrievalResult",
+    "SearchEvaluator",
+    "SearchWandbCallback",
+    "SearchWandbConfig",
+    "SparseRetrievalResult",
+    "__version__",
+    "build_report",
+    "evaluate_module_path",
+    "fetch_artifact",
+    "load_beir",
+    "load_evaluate_metric",
+    "load_model_from_artifact",
+    "load_sweep_config",
+    "mine_bm25_negatives",
+    "mine_dense_negatives",
+    "run_local_sweep",
+    "run_online_sweep",
+    "score_run",
+]
 
 
 def __getattr__(name: str) -> Any:

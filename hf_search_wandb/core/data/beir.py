@@ -18,6 +18,7 @@ from hf_search_wandb.core.data.hub_layouts import load_beir_hub
 from hf_search_wandb.core.data.inputs import Qrels, check_text, normalize_id, qrels_from_rows
 from hf_search_wandb.core.data.records import BeirData, doc_text
 
+
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
