@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     )
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, score_run
-    from hf_search_wandb.hf_evaluate import evaluate_module_path, load_evaluate_metric
+    from hf_search_wandb.integrations.evaluate_module import evaluate_module_path, load_evaluate_metric
     from hf_search_wandb.report.build import build_report
     from hf_search_wandb.sweeps.config import load_sweep_config
     from hf_search_wandb.sweeps.local import run_local_sweep
@@ -77,10 +77,10 @@ _EXPORTS: dict[str, str] = {
     "SearchWandbConfig": "hf_search_wandb.trainer.options",
     "SparseRetrievalResult": "hf_search_wandb.core.evaluation.results",
     "build_report": "hf_search_wandb.report.build",
-    "evaluate_module_path": "hf_search_wandb.hf_evaluate",
+    "evaluate_module_path": "hf_search_wandb.integrations.evaluate_module",
     "fetch_artifact": "hf_search_wandb.tracking.artifacts",
     "load_beir": "hf_search_wandb.core.data.beir",
-    "load_evaluate_metric": "hf_search_wandb.hf_evaluate",
+    "load_evaluate_metric": "hf_search_wandb.integrations.evaluate_module",
     "load_model_from_artifact": "hf_search_wandb.tracking.artifacts",
     "load_sweep_config": "hf_search_wandb.sweeps.config",
     "mine_bm25_negatives": "hf_search_wandb.core.data.hard_negatives",
