@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 class RerankingEvaluator(SearchEvaluator):
     """Reranking metrics of a cross-encoder over a fixed first stage, and the first stage's own.
 
+    Not sentence-transformers' `RerankingEvaluator` (a bi-encoder reranking its own candidates): this one is
+    the counterpart of ST's `CrossEncoderRerankingEvaluator`, with trec_eval-exact metrics of both stages.
+
     Args:
         queries: `{query_id: text}`.
         corpus: `{doc_id: text}`: the texts of the candidates (and BM25's index when `candidates` is None).
