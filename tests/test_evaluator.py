@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from hf_search_wandb.core.data.beir import load_beir
-from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator, plan_batches
+from hf_search_wandb.core.evaluation.batching import plan_batches
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.core.metrics.scoring import score_run
 from tests.conftest import SCIFACT
 

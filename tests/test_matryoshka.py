@@ -140,7 +140,7 @@ def test_a_normalising_model_is_re_normalised_after_slicing(tmp_path) -> None:
     from sentence_transformers.sentence_transformer.modules import Normalize
 
     from hf_search_wandb.core.evaluation.matryoshka import normalizes, slice_embeddings
-    from hf_search_wandb.core.models.encoders import as_encoder
+    from hf_search_wandb.core.models.factory import as_encoder
 
     model = make_tiny_sentence_transformer(tmp_path)
     assert not normalizes(as_encoder(model))

@@ -15,7 +15,7 @@ from hf_search_wandb.core.data.candidates import (
     write_trec_run,
 )
 from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
-from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+from hf_search_wandb.core.evaluation.results import RerankingResult
 from hf_search_wandb.core.metrics.scoring import score_run
 from hf_search_wandb.core.models.cross_encoder import PairScorer
 from tests.scripts.evaluator_ddp import synthetic_data
@@ -163,7 +163,7 @@ def test_bf16_autocast_runs_and_ranks_like_fp32(data, cross_encoder):
     assert np.isfinite(result.all_scores).all()
     assert abs(result.metrics["ndcg@10"] - ev.evaluate(PairScorer(cross_encoder)).metrics["ndcg@10"]) < 1.0
     ev.precision = "fp32"
-    assert ev._dtype(PairScorer(cross_encoder), cross_encoder.device) is None
+    assert ev.precision_dtype(PairScorer(cross_encoder).dtype, cross_encoder.device) is None
 
 
 def test_a_run_with_integer_ids_reads_them_as_text_like_score_run(cross_encoder):

@@ -29,7 +29,7 @@ from hf_search_wandb.tracking.tables import (
 from hf_search_wandb.tracking.wandb_api import active_run
 
 if TYPE_CHECKING:
-    from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+    from hf_search_wandb.core.evaluation.results import RerankingResult
 
 EXAMPLE_COLUMNS = ["query", "relevant_moves", "rank", "document", "score", "relevant", "first_stage_rank"]
 ERROR_COLUMNS = [
@@ -43,7 +43,7 @@ def relevant_moves(result: RerankingResult, qrels: Mapping[str, Mapping[str, int
 
     Example:
         >>> import numpy as np
-        >>> from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+        >>> from hf_search_wandb.core.evaluation.results import RerankingResult
         >>> r = RerankingResult(metrics={}, query_ids=["q1"], doc_ids=["d1", "d2"], top_indices=np.array([[1, 0]]),
         ...     top_scores=np.array([[0.9, 0.1]], dtype=np.float32), relevant_ranks={"q1": {"d2": 1}},
         ...     positive_scores=np.zeros(1), negative_scores=np.zeros(1), timings={},

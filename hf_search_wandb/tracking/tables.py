@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hf_search_wandb.core.data.inputs import Qrels
 from hf_search_wandb.tracking.log_keys import STEP_KEY
 from hf_search_wandb.tracking.sparse_config import sparsity_histograms
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
@@ -36,8 +37,6 @@ DEFAULT_MAX_ERROR_ROWS = 500
 
 EXAMPLE_COLUMNS = ["query", "rank", "document", "score", "relevant"]
 ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_rank"]
-
-Qrels = Mapping[str, Mapping[str, int]]
 
 
 
