@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+from hf_search_wandb.core.evaluation.results import RerankingResult
 from hf_search_wandb.tracking import artifacts, reranking_tables, tables  # looked up per call: patchable
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
 from hf_search_wandb.tracking.log_keys import STEP_KEY, is_system, summary_goal

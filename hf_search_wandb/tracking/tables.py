@@ -243,9 +243,8 @@ def retrieval_examples_table(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> table = retrieval_examples_table(ev.last_result, ev.queries, ev.corpus, ev.qrels, num_examples=4, k=5)
         >>> table.columns, len(table.data)
@@ -274,9 +273,8 @@ def error_analysis_table(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> table = error_analysis_table(ev.last_result, ev.queries, ev.corpus, ev.qrels, error_k=1)
         >>> table.columns
@@ -297,9 +295,8 @@ def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> sorted(score_histograms(ev.last_result))
         ['negative_scores', 'positive_scores', 'score_distribution']
@@ -366,9 +363,8 @@ def log_retrieval_examples(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> import tempfile, wandb
         >>> with wandb.init(project="search-model-training", mode="offline", dir=tempfile.mkdtemp()) as run:
@@ -417,9 +413,8 @@ def log_evaluation_media(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> import tempfile, wandb
         >>> with wandb.init(project="search-model-training", mode="offline", dir=tempfile.mkdtemp()) as run:

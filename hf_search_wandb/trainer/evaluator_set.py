@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hf_search_wandb.core.models.encoders import as_encoder
+from hf_search_wandb.core.models.factory import as_encoder
 from hf_search_wandb.tracking.log_keys import (
     RESERVED_NAMES,
     VAL,
