@@ -29,6 +29,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+#: the SciFact copy of the source repository (benchmarks run from a checkout)
+SCIFACT = Path(__file__).resolve().parents[1] / "data" / "scifact"
+
 
 def load_model(kind: str, workdir: Path) -> Any:
     if kind == "tiny":
@@ -46,9 +49,9 @@ def load_model(kind: str, workdir: Path) -> Any:
 def train_pairs(n: int) -> Any:
     from datasets import Dataset
 
-    from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
+    from hf_search_wandb.core.data.beir import load_beir
 
-    data = load_beir(BUNDLED_SCIFACT, "train")
+    data = load_beir(SCIFACT, "train")
     anchors, positives = [], []
     for qid, docs in data.qrels.items():
         for doc in docs:

@@ -33,14 +33,17 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
+from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+
+#: the SciFact copy of the source repository (benchmarks run from a checkout)
+SCIFACT = Path(__file__).resolve().parents[1] / "data" / "scifact"
 
 
 def build_data(corpus_size: int | None, max_queries: int | None, split: str = "test", seed: int = 0):
-    data = load_beir(BUNDLED_SCIFACT, "test" if split == "all" else split)
+    data = load_beir(SCIFACT, "test" if split == "all" else split)
     if split == "all":  # test + train queries (1,109): the "1,200 queries" scale of the spec's GPU anchor
-        train = load_beir(BUNDLED_SCIFACT, "train")
+        train = load_beir(SCIFACT, "train")
         data.qrels = {**data.qrels, **train.qrels}
         data.queries = {**data.queries, **train.queries}
     rng = np.random.default_rng(seed)

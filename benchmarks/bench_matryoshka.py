@@ -21,22 +21,26 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
+from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
 DIMS = [384, 256, 128, 64, 32]
+
+#: the SciFact copy of the source repository (benchmarks run from a checkout)
+SCIFACT = Path(__file__).resolve().parents[1] / "data" / "scifact"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="default: the offline all-MiniLM-L6-v2")
-    parser.add_argument("--data", default=str(BUNDLED_SCIFACT), help="a BEIR folder (default: SciFact)")
+    parser.add_argument("--data", default=str(SCIFACT), help="a BEIR folder (default: SciFact)")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--corpus-size", type=int, default=1000, help="judged docs + sampled others; 0: all")
     parser.add_argument("--repeats", type=int, default=2)

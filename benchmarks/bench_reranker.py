@@ -36,9 +36,12 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
+from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
 from hf_search_wandb.core.metrics.scoring import score_ranked
+
+#: the SciFact copy of the source repository (benchmarks run from a checkout)
+SCIFACT = Path(__file__).resolve().parents[1] / "data" / "scifact"
 
 
 def load_model(path: str | None, device: str, max_length: int):
@@ -97,7 +100,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    data = load_beir(BUNDLED_SCIFACT, "test")
+    data = load_beir(SCIFACT, "test")
     tick = time.perf_counter()
     ours = RerankingEvaluator(data.queries, data.corpus, data.qrels, depth=args.depth, precision=args.precision,
                               metrics=["mrr@10", "ndcg@10", "map"], max_queries=args.queries)  # fmt: skip

@@ -27,6 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+#: the SciFact copy of the source repository (benchmarks run from a checkout)
+SCIFACT = Path(__file__).resolve().parents[1] / "data" / "scifact"
+
 
 def median_time(repeats: int, fn: Callable[[], Any]) -> float:
     times = []
@@ -71,13 +74,12 @@ def main() -> None:
     import torch
     import wandb
 
-    from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from hf_search_wandb.tracking import tables
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, model_name = load_model(args.model, device)
-    evaluator = RetrievalEvaluator.from_beir(args.data or BUNDLED_SCIFACT, args.split)
+    evaluator = RetrievalEvaluator.from_beir(args.data or SCIFACT, args.split)
     evaluator(model)  # warm-up: tokenisation cached, kernels loaded
 
     eval_s = median_time(args.repeats, lambda: evaluator(model))

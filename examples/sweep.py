@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, help="maximum runs (default: the file's count)")
     parser.add_argument("--storage", help="Optuna storage URL shared by all agents (offline)")
     parser.add_argument("--agent-id", type=int, default=0)
+    parser.add_argument("--data", default="data/scifact", help="BEIR folder or Hub dataset name")
     parser.add_argument("--model", help="model folder (default: offline all-MiniLM-L6-v2)")
     parser.add_argument("--max-steps", type=int, default=-1, help="cap each trial (-1: num_epochs)")
     parser.add_argument("--eval-steps", type=int, default=10)
@@ -36,7 +37,7 @@ def main() -> None:
     config = load_sweep_config(args.config, count=args.count)  # refuses a bad config before any training
     for warning in config.warnings:
         print("warning:", warning)
-    program = BiEncoderProgram(model=args.model, output_dir=args.output_dir / "trials", max_steps=args.max_steps,
+    program = BiEncoderProgram(data=args.data, model=args.model, output_dir=args.output_dir / "trials", max_steps=args.max_steps,
                                eval_steps=args.eval_steps, max_train_pairs=800, max_eval_queries=100,
                                max_eval_docs=2000)
     if args.offline:

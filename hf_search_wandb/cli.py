@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     program = run.add_argument_group("trial program (default: fine-tune a bi-encoder on a BEIR folder)")
     program.add_argument("--program", help="your own train function instead, as module:function or file.py:function")
     program.add_argument("--data", type=Path,
-                         help="BEIR folder (default: the SciFact copy of a source checkout; required when installed)")
+                         help="BEIR folder or Hub dataset name (required; e.g. data/scifact in a source checkout)")
     program.add_argument("--model", help="model folder (default: the offline all-MiniLM-L6-v2)")
     program.add_argument("--max-steps", type=int, default=-1, help="steps per trial (-1: num_epochs)")
     program.add_argument("--eval-steps", type=int, help="evaluate every N steps (default: each epoch)")
@@ -184,12 +184,12 @@ def _report(args: argparse.Namespace) -> int:
 def _program(args: argparse.Namespace) -> Any:
     if args.program:
         return load_callable(args.program)
-    from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
     from hf_search_wandb.sweeps.training import BiEncoderProgram, default_model_path
 
-    if args.data is None and not BUNDLED_SCIFACT.is_dir():
-        raise ValueError("no --data given, and the bundled SciFact copy ships with the source repository only, not "
-                         "with an installed package: pass --data BEIR_FOLDER (corpus.jsonl, queries.jsonl, qrels/)")
+    if args.data is None:
+        raise ValueError("the default trial program needs --data: a BEIR folder (corpus.jsonl, queries.jsonl, "
+                         "qrels/; e.g. --data data/scifact in a source checkout) or a Hub dataset name; or give "
+                         "your own --program")
     if args.model is None:
         try:
             default_model_path()
@@ -208,8 +208,7 @@ def _program(args: argparse.Namespace) -> Any:
         "max_eval_queries": args.max_eval_queries, "max_eval_docs": args.max_eval_docs,
         "seed": args.seed, "callback_options": options,
     }
-    if args.data is not None:
-        kwargs["data"] = args.data
+    kwargs["data"] = args.data
     if args.model is not None:
         kwargs["model"] = args.model
     return BiEncoderProgram(**kwargs)

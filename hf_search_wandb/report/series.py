@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from hf_search_wandb.report.reader import RunLog, finite
+from hf_search_wandb.tracking.log_keys import STEP_KEY
 
-STEP_KEY = "train/global_step"
 #: Namespaces drawn first, in this order; any other prefix (another evaluator's) follows by name.
 NAMESPACES = ("train", "val", "system")
 #: wandb media `_type`s read as tables (their JSON file under `files/`).

@@ -79,7 +79,7 @@ def run_online_sweep(
 
     Example (needs a W&B server, so it is not run as a doctest)::
 
-        sweep_id = run_online_sweep("sweep.yaml", BiEncoderProgram(), count=20)
+        sweep_id = run_online_sweep("sweep.yaml", BiEncoderProgram(data="data/scifact"), count=20)
     """
     from hf_search_wandb.tracking.wandb_api import require_wandb
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, BeirData, load_beir
+from hf_search_wandb.core.data.beir import load_beir
+from hf_search_wandb.core.data.records import BeirData
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def beir_triplets(data: BeirData, *, max_pairs: int | None = None, seed: int = 0
     (use `hard_negatives` for BM25 / dense negatives instead).
 
     Example:
-        >>> rows = beir_triplets(load_beir(BUNDLED_SCIFACT, "train"), max_pairs=3)
+        >>> rows = beir_triplets(load_beir("data/scifact", "train"), max_pairs=3)
         >>> sorted(rows[0])
         ['anchor', 'negative', 'positive']
     """
@@ -214,7 +215,7 @@ class BiEncoderProgram:
     and logged by `SearchWandbCallback` to the current wandb run.
 
     Args:
-        data: a BEIR folder (default: the bundled SciFact).
+        data: a BEIR folder or Hub dataset name (required: e.g. `"data/scifact"` in a source checkout).
         model: a HF / sentence-transformers folder (default: the offline all-MiniLM-L6-v2).
         output_dir: where trainer outputs go (one sub-folder per run).
         max_steps: stop after this many steps (-1: train `num_epochs`).
@@ -229,7 +230,7 @@ class BiEncoderProgram:
         callback_options: more `SearchWandbConfig` fields for the callback (e.g. `{"log_tables": "off"}`).
     """
 
-    data: str | Path = BUNDLED_SCIFACT
+    data: str | Path
     model: str | Path | None = None
     output_dir: str | Path = "outputs/sweep"
     max_steps: int = -1

@@ -32,7 +32,7 @@ from typing import Any
 
 from hf_search_wandb.tracking.leet import leet_inspect
 from hf_search_wandb.tracking.run_history import started
-from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
+from hf_search_wandb.tracking.wandb_api import active_run, require_wandb, resolve_mode
 
 __all__ = [
     "ArtifactUnavailableError",
@@ -282,8 +282,6 @@ def _offline_reason(run: Any) -> str | None:
         if getattr(run, "offline", False) or getattr(run, "disabled", False):
             return "wandb runs offline (or disabled) here"
         return None
-    from hf_search_wandb.tracking.wandb_api import resolve_mode
-
     choice = resolve_mode()  # no prompt; at most a 2 s connection attempt
     if choice.mode != "online":
         return choice.reason.removesuffix(": logging offline") or f"wandb mode is {choice.mode}"

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from hf_search_wandb.tracking.tables import (
     DEFAULT_MAX_ERROR_ROWS,
     TABLE_ROW_LIMIT,
-    _log,
-    _table,
+    log_row,
+    make_table,
     sample_query_ids,
     score_histograms,
     shorten,
@@ -29,7 +29,7 @@ from hf_search_wandb.tracking.tables import (
 from hf_search_wandb.tracking.wandb_api import active_run
 
 if TYPE_CHECKING:
-    from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+    from hf_search_wandb.core.evaluation.results import RerankingResult
 
 EXAMPLE_COLUMNS = ["query", "relevant_moves", "rank", "document", "score", "relevant", "first_stage_rank"]
 ERROR_COLUMNS = [
@@ -43,7 +43,7 @@ def relevant_moves(result: RerankingResult, qrels: Mapping[str, Mapping[str, int
 
     Example:
         >>> import numpy as np
-        >>> from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+        >>> from hf_search_wandb.core.evaluation.results import RerankingResult
         >>> r = RerankingResult(metrics={}, query_ids=["q1"], doc_ids=["d1", "d2"], top_indices=np.array([[1, 0]]),
         ...     top_scores=np.array([[0.9, 0.1]], dtype=np.float32), relevant_ranks={"q1": {"d2": 1}},
         ...     positive_scores=np.zeros(1), negative_scores=np.zeros(1), timings={},
@@ -161,13 +161,13 @@ def log_reranking_media(
     payload: dict[str, Any] = {}
     if num_examples > 0:
         rows = reranking_example_rows(result, queries, corpus, qrels, num_examples=num_examples, k=k, seed=seed)
-        payload["reranking_examples"] = _table(EXAMPLE_COLUMNS, rows)
+        payload["reranking_examples"] = make_table(EXAMPLE_COLUMNS, rows)
     if error_k > 0:
-        payload["error_analysis"] = _table(ERROR_COLUMNS, pushed_down_rows(result, queries, corpus))
+        payload["error_analysis"] = make_table(ERROR_COLUMNS, pushed_down_rows(result, queries, corpus))
     if histograms:
         payload.update(score_histograms(result))
     if namespace:
         payload = {f"{namespace}/{key}": value for key, value in payload.items()}
     if payload:
-        _log(run, payload, step)
+        log_row(run, payload, step)
     return payload

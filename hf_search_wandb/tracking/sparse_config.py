@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hf_search_wandb.tracking.wandb_api import require_wandb
+
 #: history key of the document-length histogram (active dims per document)
 DOC_LENGTH_HISTOGRAM = "document_active_dims"
 #: history key of the query-length histogram (active dims per query)
@@ -105,8 +107,6 @@ def sparsity_histograms(result: Any, num_bins: int = 64) -> dict[str, Any]:
     }
     if lengths[DOC_LENGTH_HISTOGRAM] is None:
         return out
-    from hf_search_wandb.tracking.wandb_api import require_wandb
-
     wandb = require_wandb()
     for key, values in lengths.items():
         values = np.asarray(values if values is not None else [], dtype=np.float64)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hf_search_wandb.core.data.inputs import Qrels
+from hf_search_wandb.tracking.log_keys import STEP_KEY
 from hf_search_wandb.tracking.sparse_config import sparsity_histograms
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
 
@@ -32,17 +34,13 @@ if TYPE_CHECKING:
 TABLE_ROW_LIMIT = 10_000
 #: Default cap on error-analysis rows (the worst misses are kept).
 DEFAULT_MAX_ERROR_ROWS = 500
-#: The step key the callback puts every metric on (`define_metric("*", step_metric=STEP_KEY)`).
-STEP_KEY = "train/global_step"
 
 EXAMPLE_COLUMNS = ["query", "rank", "document", "score", "relevant"]
 ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_rank"]
 
-Qrels = Mapping[str, Mapping[str, int]]
 
 
-
-def _table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool = False) -> Any:
+def make_table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool = False) -> Any:
     """A `wandb.Table` of `rows`, whose column types wandb infers and checks on the first row only.
 
     `wandb.Table(data=rows)` re-derives the column types row by row (about 50 µs a row, most of the
@@ -245,9 +243,8 @@ def retrieval_examples_table(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> table = retrieval_examples_table(ev.last_result, ev.queries, ev.corpus, ev.qrels, num_examples=4, k=5)
         >>> table.columns, len(table.data)
@@ -256,7 +253,7 @@ def retrieval_examples_table(
     rows = retrieval_example_rows(
         result, queries, corpus, qrels, num_examples=num_examples, k=k, seed=seed, max_chars=max_chars
     )
-    return _table(EXAMPLE_COLUMNS, rows)
+    return make_table(EXAMPLE_COLUMNS, rows)
 
 
 def error_analysis_table(
@@ -276,9 +273,8 @@ def error_analysis_table(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> table = error_analysis_table(ev.last_result, ev.queries, ev.corpus, ev.qrels, error_k=1)
         >>> table.columns
@@ -287,7 +283,7 @@ def error_analysis_table(
     rows = error_analysis_rows(
         result, queries, corpus, qrels, error_k=error_k, max_rows=max_rows, max_chars=max_chars
     )
-    return _table(ERROR_COLUMNS, rows, allow_mixed_types=True)
+    return make_table(ERROR_COLUMNS, rows, allow_mixed_types=True)
 
 
 def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str, Any]:
@@ -299,9 +295,8 @@ def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> sorted(score_histograms(ev.last_result))
         ['negative_scores', 'positive_scores', 'score_distribution']
@@ -334,7 +329,8 @@ def _texts(evaluator: Any, queries: Any, corpus: Any, qrels: Any) -> tuple[Any, 
     return queries, corpus, qrels
 
 
-def _log(run: Any, payload: dict[str, Any], step: int | None) -> None:
+def log_row(run: Any, payload: dict[str, Any], step: int | None) -> None:
+    """Log `payload` to `run` as one history row, at `step` on the callback's step axis (`STEP_KEY`) when given."""
     run.log(payload if step is None else {**payload, STEP_KEY: int(step)})
 
 
@@ -367,9 +363,8 @@ def log_retrieval_examples(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> import tempfile, wandb
         >>> with wandb.init(project="search-model-training", mode="offline", dir=tempfile.mkdtemp()) as run:
@@ -387,7 +382,7 @@ def log_retrieval_examples(
     table = retrieval_examples_table(
         result, queries, corpus, qrels, num_examples=num_examples, k=k, seed=seed, max_chars=max_chars
     )
-    _log(run, {key: table}, step)
+    log_row(run, {key: table}, step)
     return table
 
 
@@ -418,9 +413,8 @@ def log_evaluation_media(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
         >>> from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-        >>> ev = RetrievalEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, corpus_sample=200)
+        >>> ev = RetrievalEvaluator.from_beir("data/scifact", "test", max_queries=10, corpus_sample=200)
         >>> _ = ev(SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2"))
         >>> import tempfile, wandb
         >>> with wandb.init(project="search-model-training", mode="offline", dir=tempfile.mkdtemp()) as run:
@@ -445,5 +439,5 @@ def log_evaluation_media(
     if namespace:
         payload = {f"{namespace}/{key}": value for key, value in payload.items()}
     if payload:
-        _log(run, payload, step)
+        log_row(run, payload, step)
     return payload

@@ -9,6 +9,7 @@ reason: a server that accepts connections but never answers, a host that is not 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import netrc
 import os
@@ -43,6 +44,16 @@ def require_wandb() -> ModuleType:
     except ImportError as err:
         raise ImportError(INSTALL_HINT) from err
     return wandb
+
+
+def require_installed() -> None:
+    """Raise the ImportError with the install hint when wandb is not installed; imports nothing.
+
+    Example:
+        >>> require_installed()  # wandb is installed here
+    """
+    if importlib.util.find_spec("wandb") is None:
+        raise ImportError(INSTALL_HINT)
 
 
 @dataclass(frozen=True)

@@ -3,71 +3,85 @@
 Works on a `transformers.Trainer` and a `SentenceTransformerTrainer`. Event order it relies on:
 `Trainer.evaluate` calls `log(metrics)` *before* `on_evaluate`, so evaluation metrics arriving in
 `on_log` are held and logged together with the callback's own evaluation in `on_evaluate`, as one row
-at `train/global_step`. Only the main process touches wandb.
+at `train/global_step`. Only the main process holds the run.
+
+The callback keeps the Trainer events and the decisions (when to evaluate, what is the best, what to save);
+what it writes goes through one `tracking.run.TrackedRun`, which owns the wandb run. Key names are
+`tracking/log_keys.py`, the run's start `run_start.py`, evaluators `evaluator_set.py`, the best model
+`best_model.py`, signals `preemption.py`.
 
 Why over 400 lines: transformers dispatches every event to one object, so the event methods of
-`SearchWandbCallback` live in one class; each delegates its work (routing in `log_keys.py`, evaluators in
-`evaluator_set.py`, state in `run_state.py`, run set-up, tables and artifacts in `tracking/`, signals in
-`preemption.py`).
+`SearchWandbCallback` live in one class, and each event's decisions with it.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
-import importlib.util
 import logging
-import shutil
 import signal
-import sys
 import weakref
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from transformers import TrainerCallback
 
-from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
-from hf_search_wandb.tracking.background_logger import BackgroundLogger
-from hf_search_wandb.tracking.run_history import LoggedRows
+from hf_search_wandb.tracking.log_keys import (
+    EPOCH_KEY,
+    EPOCH_LOSS_KEY,
+    LOSS_KEY,
+    PEAK_MEMORY_KEY,
+    THROUGHPUT_KEY,
+    VAL,
+    VAL_LOSS_KEY,
+    best_summary,
+    best_summary_of,
+    eval_prefix,
+    evaluator_names_in,
+    media_namespace,
+    metric_key,
+    metrics_under,
+    namespace_of,
+    route_evaluation,
+    split_logs,
+)
+from hf_search_wandb.tracking.run import TrackedRun, current_run_id
 from hf_search_wandb.tracking.run_options import RunSettings
 from hf_search_wandb.tracking.run_setup import CONFIG_KEYS
+from hf_search_wandb.tracking.wandb_api import require_installed
 from hf_search_wandb.trainer import trainer_link
+from hf_search_wandb.trainer.best_model import (
+    BestEvaluation,
+    ModelArtifact,
+    best_artifact,
+    checkpoint_artifact,
+    save_best,
+)
 from hf_search_wandb.trainer.evaluator_set import (
     RESERVED_NAMES,
     EvaluatorSet,
+    encoder_for,
     evaluator_name,
     evaluator_set,
     flatten_evaluators,
-)
-from hf_search_wandb.trainer.log_keys import (
-    STEP_KEY,
-    eval_prefix,
-    evaluator_names_in,
-    prefix_namespace,
-    route_evaluation,
-    split_logs,
-    summary_goal,
+    missing_metrics,
 )
 from hf_search_wandb.trainer.options import SearchWandbConfig
 from hf_search_wandb.trainer.preemption import SignalGuard
-from hf_search_wandb.trainer.resume import held_rows, read_resume_info, write_run_file
-from hf_search_wandb.trainer.run_state import BestEvaluation, EpochStats
+from hf_search_wandb.trainer.resume import write_run_file
+from hf_search_wandb.trainer.run_start import start_run
+from hf_search_wandb.trainer.run_state import EpochStats
 from hf_search_wandb.trainer.warn_once import WarnOnce
 
 logger = logging.getLogger(__name__)
 
-BEST_MODEL_DIR = "wandb-best-model"
 NO_TRAINER = (
     "no Trainer found for SearchWandbCallback (link it with `SearchWandbCallback.attach(trainer)`): "
     "logging what the event arguments carry; dataset sizes, the loss name and marking a failed "
     "train() as failed are unavailable"
 )
-# A SIGKILL loses at most the rows of the last ~1 s: the background queue waits at most this long, and
-# wandb's service writes its transaction log this often (its default is 15 s).
-FLUSH_SECONDS = 0.5
 _Event = TypeVar("_Event", bound=Callable[..., Any])
 
 
@@ -77,7 +91,7 @@ def with_run(event: _Event) -> _Event:
 
     @functools.wraps(event)
     def guarded(self: SearchWandbCallback, *args: Any, **kwargs: Any) -> Any:
-        return None if self.run is None else event(self, *args, **kwargs)
+        return None if self.tracked is None else event(self, *args, **kwargs)
 
     return guarded  # type: ignore[return-value]
 
@@ -123,19 +137,16 @@ class SearchWandbCallback(TrainerCallback):
         if config_values:  # run-config keys (pooling_mode=..., seed=...) go straight into the config
             overrides["config_overrides"] = {**base.overrides, **config_values}
         self.options = base.updated(**overrides) if overrides else base
-        if self.options.mode != "disabled" and importlib.util.find_spec("wandb") is None:
-            from hf_search_wandb.tracking.wandb_api import INSTALL_HINT
-
-            raise ImportError(INSTALL_HINT)
+        if self.options.mode != "disabled":
+            require_installed()
         evaluator_set(evaluator, primary=primary)  # duplicate or reserved names, an unknown primary: fail now
         self.evaluator = evaluator
         self.primary = primary
-        self.run: Any = None
+        self.tracked: TrackedRun | None = None  # the run this process logs into (rank 0, not disabled)
         self.run_dir: Path | None = None
         self.run_config: dict[str, Any] = {}
         self.settings: RunSettings | None = None
-        self.best = self._new_best()
-        self._created = False
+        self.best = BestEvaluation.of(self.options.eval_metric)
         self._training = False  # inside train(); after it the run stays open for post-training evaluations
         self._exit_hook = False
         self._trainer: Any = None
@@ -143,19 +154,13 @@ class SearchWandbCallback(TrainerCallback):
         self._state: Any = None
         self._resume_from: str | None = None
         self._pending_val: dict[str, Any] = {}
-        self._defined: set[str] = set()
         self._say = WarnOnce(logger)
         self._n_evals = 0
-        self._last_logged = -1
-        self._keys_at_last: set[str] = set()
-        self._held = LoggedRows()  # what the run already holds (resume): not logged again
         self._signals = SignalGuard(self._on_signal)
         self._cuda = False
         self._epoch: EpochStats | None = None
-        self._bg: BackgroundLogger | None = None
         # A run the user started before building the callback is theirs: reused, never finished by us.
-        running = getattr(sys.modules.get("wandb"), "run", None)
-        self._user_run_id: str | None = getattr(running, "id", None)
+        self._user_run_id = current_run_id()
 
     # ------------------------------------------------------------------ linking to the trainer
     @classmethod
@@ -200,9 +205,9 @@ class SearchWandbCallback(TrainerCallback):
         return bool(silenced)
 
     def _note_train_call(self, resume_from_checkpoint: Any) -> None:
-        if self.run is not None and not self._training:
+        if self.tracked is not None and not self._training:
             self.finish()  # the previous train()'s run, kept open for its post-training evaluations
-        if self.run is not None:
+        if self.tracked is not None:
             # the previous train() never reached on_train_end: it raised before its trainer was guarded
             # (added with add_callback, linked during that call) and the exception was caught by the caller
             self._fail("the previous train() call ended without on_train_end")
@@ -234,39 +239,27 @@ class SearchWandbCallback(TrainerCallback):
             f"or add {metric!r} to the evaluator's metrics."
         )
 
-    def _new_best(self) -> BestEvaluation:
-        metric = self.options.eval_metric
-        return BestEvaluation(metric, lower_is_better=summary_goal(metric) == "min")
-
     @property
     def active(self) -> bool:
         """True while this process holds a live run (main process, mode not disabled)."""
-        return self.run is not None
+        return self.tracked is not None
+
+    @property
+    def run(self) -> Any:
+        """The wandb run this process logs into (to read its id, name, config); None when it holds none."""
+        return self.tracked.wandb_run if self.tracked is not None else None
 
     def _log(self, row: dict[str, Any], step: int) -> None:
-        if self.run is None or not row:
-            return
-        row = self._held.new_part(row, step)
-        if not row:
-            return
-        row[STEP_KEY] = step
-        if self._bg is not None:
-            self._bg.log(row)
-        else:
-            self.run.log(row)
-        if step > self._last_logged:
-            self._last_logged, self._keys_at_last = step, set(row)
-        elif step == self._last_logged:
-            self._keys_at_last.update(row)
+        if self.tracked is not None:
+            self.tracked.log(row, step)
 
-    def _drain(self, *, stop: bool = False) -> None:
-        """Wait until queued rows reached wandb (before direct logging, artifacts and finish)."""
-        if self._bg is not None:
-            if stop:
-                self._bg.close()
-                self._bg = None
-            else:
-                self._bg.flush()
+    def _flush(self, *, stop: bool = False) -> None:
+        if self.tracked is not None:
+            self.tracked.flush(stop=stop)
+
+    def _summarise(self, values: dict[str, Any]) -> None:
+        if self.tracked is not None:
+            self.tracked.update_summary(values)
 
     def _set(self) -> EvaluatorSet:
         """The callback's evaluators, then the trainer's own, flattened; and the primary one."""
@@ -275,12 +268,6 @@ class SearchWandbCallback(TrainerCallback):
 
     def _evaluators(self) -> list[Any]:
         return list(self._set().evaluators)
-
-    def _define(self, key: str) -> None:
-        if key in self._defined or self.run is None:
-            return
-        self._defined.add(key)
-        self.run.define_metric(key, step_metric=STEP_KEY, summary=summary_goal(key))
 
     # ------------------------------------------------------------------ run set-up
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -293,74 +280,50 @@ class SearchWandbCallback(TrainerCallback):
         if trainer is None and state.is_world_process_zero:
             self._say(NO_TRAINER)
         # each train() call is one run: per-run state starts afresh (hyperparameter search re-trains)
-        self._epoch, self._pending_val, self._n_evals, self.best = None, {}, 0, self._new_best()
+        self._epoch, self._pending_val, self._n_evals = None, {}, 0
+        self.best = BestEvaluation.of(self.options.eval_metric)
         self._check_eval_metric()
         self._args, self._state = args, state
-        if self.run is not None and not self._training:
+        if self.tracked is not None and not self._training:
             self.finish()  # the previous train()'s run, kept open for its post-training evaluations
-        if self.run is not None:
+        if self.tracked is not None:
             # Still open: `auto_find_batch_size` retries this train() after an out-of-memory error (a failed
             # train() closes its run on leaving it). Same run; the steps the failed attempt logged stay.
-            self._drain()
-            self._held = self._held.merged(LoggedRows(self._last_logged, frozenset(self._keys_at_last)))
-            self._say(f"train() restarted inside the same call: continuing wandb run {self.run.id}")
+            self.tracked.hold_logged()
+            self._say(f"train() restarted inside the same call: continuing wandb run {self.tracked.id}")
             return
-        self._last_logged, self._keys_at_last, self._held = -1, set(), LoggedRows()
         if not state.is_world_process_zero:
             return
-        from hf_search_wandb.tracking.wandb_api import require_wandb, resolve_mode
-
-        choice = resolve_mode(self.options.mode)
-        if choice.reason:
-            self._say(choice.reason)
-        if choice.mode == "disabled":
-            self._say("wandb disabled: nothing will be logged")
+        started = start_run(
+            self.options, args, state, model=model, tokenizer=kwargs.get("processing_class"), trainer=trainer,
+            event=kwargs, evaluator=next(iter(self._evaluators()), None), resume_from=self._resume_from,
+            user_run_id=self._user_run_id, say=self._say,
+        )  # fmt: skip
+        if started is None:
             return
-        wandb = require_wandb()
         import torch
 
         self._cuda = torch.cuda.is_available()
-        self.run_config = self._collect(args, model, kwargs.get("processing_class"), trainer, kwargs)
-        from hf_search_wandb.tracking.run_setup import init_run
-
-        self.settings = self._settings(args, state)
-        resume = self._resume_info(args, state)
-        if resume.get("name") and self.settings.sources.get("name", "automatic") == "automatic":
-            self.settings = replace(self.settings, name=resume["name"])  # the resumed run keeps its name
-        if resume:  # read before wandb.init adds this session's directory
-            self._held = held_rows(resume, STEP_KEY, warn=self._say)
-        existing = wandb.run is not None
-        if resume.get("project"):
-            self.settings = replace(self.settings, project=resume["project"])
-        self.run, created = init_run(
-            wandb, self.settings, mode=choice.mode, run_config=self.run_config, directory=self.options.dir,
-            run_id=resume.get("run_id") if not existing else None, flush_seconds=FLUSH_SECONDS,
-        )  # fmt: skip
-        self._created = created or self.run.id != self._user_run_id
+        tracked = self.tracked = started.tracked
+        self.settings, self.run_config = started.settings, started.config
         self._training = True
         if not self._exit_hook:  # registered after wandb's own exit hook, so ours runs first
             atexit.register(_finish_at_exit, weakref.ref(self))  # weak: a finished sweep trial's callback can go
             self._exit_hook = True
-        # where the run lives on disk (offline: what `wandb sync` takes); kept after the run finishes
-        self.run_dir = Path(self.run.dir).parent if getattr(self.run, "dir", None) else None
+        self.run_dir = tracked.run_dir  # where the run lives on disk (offline: what `wandb sync` takes)
         if took_over:
-            self._say(
-                f"took over transformers' WandbCallback: its run {self.run.id} is reused and renamed {self.run.name}"
-            )
-        elif existing:
-            self._say(f"reusing the active wandb run {self.run.id}")
-        if resume:
-            self._say(f"resumed wandb run {self.run.id}; it holds the steps up to {self._held.last_step}")
-        self._defined = set()
-        self.run.define_metric(STEP_KEY)
-        self.run.define_metric("*", step_metric=STEP_KEY, step_sync=True)
+            self._say(f"took over transformers' WandbCallback: its run {tracked.id} is reused and renamed {tracked.name}")
+        elif tracked.reused:
+            self._say(f"reusing the active wandb run {tracked.id}")
+        if started.resumed:
+            self._say(f"resumed wandb run {tracked.id}; it holds the steps up to {tracked.held.last_step}")
         evaluators = self._set()
         for ev in evaluators.evaluators:
             for metric in getattr(ev, "metrics", ()) or ():
-                self._define(f"{evaluators.namespace(ev)}/{metric}")
-        self._define("val/loss")
-        self._watch(state, model)
-        self._bg = BackgroundLogger(self.run, max_lag=FLUSH_SECONDS) if self.options.log_in_background else None
+                tracked.define(metric_key(evaluators.namespace(ev), metric))
+        tracked.define(VAL_LOSS_KEY)
+        # `watch=` / `WANDB_WATCH`: gradients / parameters every `logging_steps` steps
+        tracked.watch(model, started.settings.watch, int(getattr(state, "logging_steps", 0) or 0) or 1)
         self._signals.restore()  # the SIGTERM-only guard of a run left open by an earlier train()
         self._signals.install()
         if self.options.dataset_artifact:
@@ -373,65 +336,22 @@ class SearchWandbCallback(TrainerCallback):
             return self.settings.model_artifact
         return self.options.model_artifact or "best"
 
-    def _watch(self, state: Any, model: Any) -> None:
-        """`wandb.watch` the model when `watch=` / `WANDB_WATCH` asks, every `logging_steps` steps."""
-        what = self.settings.watch if self.settings is not None else "false"
-        if what == "false" or model is None or self.run is None:
-            return
-        every = int(getattr(state, "logging_steps", 0) or 0) or 1
-        self.run.watch(model, log=what, log_freq=max(1, every))
-
-    def _settings(self, args: Any, state: Any) -> RunSettings:
-        """Project, name, tags, ... by the precedence rule (argument > WANDB_* > run_name > automatic)."""
-        from hf_search_wandb.tracking.run_options import resolve_run_settings
-        from hf_search_wandb.tracking.run_setup import default_run_name, default_tags
-
-        cfg = self.run_config
-        return resolve_run_settings(
-            self.options, args=args, trial_name=getattr(state, "trial_name", None),
-            automatic_name=lambda: default_run_name(cfg["model_type"], cfg["base_model"], cfg["dataset_name"]),
-            automatic_tags=lambda: default_tags(cfg),
-        )  # fmt: skip
-
-    def _collect(
-        self, args: Any, model: Any, tokenizer: Any, trainer: Any, event: dict[str, Any]
-    ) -> dict[str, Any]:
-        from hf_search_wandb.tracking.run_setup import collect_config
-
-        evaluator = next(iter(self._evaluators()), None)
-        train_dataset = getattr(trainer, "train_dataset", None)
-        if train_dataset is None:  # no trainer: the data loader the event carries
-            train_dataset = getattr(event.get("train_dataloader"), "dataset", None)
-        return collect_config(
-            args,
-            model=model,
-            tokenizer=tokenizer,
-            loss=getattr(trainer, "loss", None) or getattr(trainer, "compute_loss_func", None),
-            train_dataset=train_dataset,
-            eval_dataset=getattr(trainer, "eval_dataset", None),
-            evaluator=evaluator,
-            options=self.options,
-            callbacks=getattr(getattr(trainer, "callback_handler", None), "callbacks", ()),
-        )
-
-    def _resume_info(self, args: Any, state: Any) -> dict[str, Any]:
-        if not self.options.resume or state.global_step <= 0:
-            return {}
-        return read_resume_info(args.output_dir, state.global_step, self._resume_from)
-
     def _write_run_file(self, directory: Path, state: Any) -> None:
-        write_run_file(directory, self._run_info(state))
+        if self.tracked is not None:
+            write_run_file(directory, self.tracked.resume_record(state.global_step))
 
-    def _run_info(self, state: Any) -> dict[str, Any]:
-        return {
-            "run_id": self.run.id,
-            "project": self.run.project,
-            "entity": getattr(self.run, "entity", None),
-            "name": self.run.name,
-            "global_step": state.global_step,
-            "last_logged_step": self._last_logged,
-            "run_dir": str(self.run_dir) if self.run_dir is not None else None,
-        }
+    def _log_dataset(self, trainer: Any) -> None:
+        train = getattr(trainer, "train_dataset", None)
+        if self.tracked is None:
+            return
+        if train is None:
+            self._say("no train_dataset on the trainer: the dataset artifact is skipped")
+            return
+        cfg = self.run_config
+        self.tracked.log_dataset(
+            dataset_name=cfg.get("dataset_name") or "data", train=train, val=getattr(trainer, "eval_dataset", None),
+            metadata={k: cfg.get(k) for k in ("train_size", "val_size", "negative_sampling", "num_hard_negatives")},
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ training metrics
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -453,14 +373,14 @@ class SearchWandbCallback(TrainerCallback):
     def _close_epoch(self, args: Any, state: Any) -> None:
         """Log train/epoch_loss and system/throughput of a finished epoch (after its trailing logs)."""
         epoch, self._epoch = self._epoch, None
-        if self.run is None or epoch is None or epoch.end_step is None:
+        if self.tracked is None or epoch is None or epoch.end_step is None:
             return
         row: dict[str, Any] = {}
         mean_loss = epoch.mean_loss()
         if mean_loss is not None:
-            row["train/epoch_loss"] = mean_loss
+            row[EPOCH_LOSS_KEY] = mean_loss
         if epoch.steps > 0 and epoch.elapsed() > 0:
-            row["system/throughput"] = self._samples(args, epoch.steps) / epoch.elapsed()
+            row[THROUGHPUT_KEY] = self._samples(args, epoch.steps) / epoch.elapsed()
         self._log(row, epoch.end_step)
 
     @with_run
@@ -472,25 +392,24 @@ class SearchWandbCallback(TrainerCallback):
         if self._pending_val:
             self._flush_val(state)
         split = split_logs(logs, self._set().names, grad_norm=self.options.log_grad_norm)
-        for key, value in split.summary.items():
-            self.run.summary[key] = value
+        self._summarise(split.summary)
         if split.val:
             self._pending_val = split.val
             return
         row = split.train
-        if not row.keys() - {"train/epoch"}:
+        if not row.keys() - {EPOCH_KEY}:
             return
-        if "train/loss" in row and self._epoch is not None:
-            self._epoch.add_loss(state.global_step, float(row["train/loss"]))
+        if LOSS_KEY in row and self._epoch is not None:
+            self._epoch.add_loss(state.global_step, float(row[LOSS_KEY]))
         if self._cuda and self.options.log_peak_memory:
             import torch
 
-            row["system/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            row[PEAK_MEMORY_KEY] = torch.cuda.max_memory_allocated() / 2**30
         if self.options.log_system_every_log and self._epoch is not None:
             seconds = self._epoch.elapsed()
             steps = state.global_step - self._epoch.step0
             if seconds > 0 and steps > 0:
-                row["system/throughput"] = self._samples(args, steps) / seconds
+                row[THROUGHPUT_KEY] = self._samples(args, steps) / seconds
         self._log(row, state.global_step)
 
     # ------------------------------------------------------------------ evaluation
@@ -499,7 +418,7 @@ class SearchWandbCallback(TrainerCallback):
     ) -> None:
         prefix = eval_prefix(metrics or {}) or "eval"
         self._evaluate_if_needed(state, metrics, kwargs.get("model"), kwargs.get("processing_class"), prefix)
-        if self.run is None:
+        if self.tracked is None:
             return
         evaluators = self._set()
         val = route_evaluation(metrics, evaluators.names, prefix) if metrics else self._pending_val
@@ -513,18 +432,16 @@ class SearchWandbCallback(TrainerCallback):
             return
         self._n_evals += 1
         headline_key = evaluators.headline_key(self.options.eval_metric)
-        namespace = headline_key.split("/", 1)[0]
         headline = val.get(headline_key)
         if headline is not None and self.best.update(
             float(headline), step=state.global_step, epoch=state.epoch,
-            metrics={k.split("/", 1)[1]: v for k, v in val.items() if k.split("/", 1)[0] in ("val", namespace)},
+            metrics=metrics_under(val, (VAL, namespace_of(headline_key))),
         ):  # fmt: skip
-            self.run.summary[f"best/{self.options.eval_metric}"] = float(headline)
-            self.run.summary["best/step"] = state.global_step
+            self._summarise(best_summary(self.options.eval_metric, float(headline), state.global_step))
             if self.model_artifact in ("best", "end"):
                 self._save_best(args, kwargs.get("model"), kwargs.get("processing_class"))
                 if self.model_artifact == "best":
-                    self._log_model(args)
+                    self._log_model(best_artifact(args.output_dir, self.best, self.run_config))
         every = self.options.tables_every
         if every and self._n_evals % every == 0:
             self._log_media(state.global_step, prefix, ran)
@@ -569,18 +486,18 @@ class SearchWandbCallback(TrainerCallback):
             raise ValueError(f"name={namespace!r} is a namespace the callback writes itself: choose another")
         tokenizer = getattr(trainer, "processing_class", None)
         if hasattr(evaluator, "last_result"):  # ours: metrics and the rankings the tables reuse
-            raw = evaluator.evaluate(self._encoder_for(model, tokenizer, evaluator)).metrics
+            raw = evaluator.evaluate(encoder_for(model, tokenizer, evaluator)).metrics
         else:
             own = evaluator_name(evaluator)
             raw = {k.removeprefix(f"{own}_") if own else k: v for k, v in evaluator(model).items()}
-        values = {f"{namespace}/{metric}": float(value) for metric, value in raw.items()}
-        if self.run is None:
+        values = {metric_key(namespace, metric): float(value) for metric, value in raw.items()}
+        if self.tracked is None:
             if self.run_dir is not None:
                 self._say(f"{namespace}: the wandb run is already finished, these metrics are not logged")
             return values
         state = getattr(trainer, "state", None) or self._state
         step = int(getattr(state, "global_step", 0) or 0)
-        self._drain()
+        self._flush()
         self._log_evaluation(dict(values), step, define=False)
         if self.options.log_tables != "off" and getattr(evaluator, "last_result", None) is not None:
             self._log_media_of(evaluator, step, namespace)
@@ -594,23 +511,11 @@ class SearchWandbCallback(TrainerCallback):
 
     def _log_evaluation(self, row: dict[str, Any], step: int, *, define: bool) -> None:
         """One evaluation's row; during training its retrieval metrics get their summary goal (max/min)."""
+        if self.tracked is None:
+            return
         if define:
-            for key in row:
-                if not key.startswith("system/"):
-                    self._define(key)
-        self._log(row, step)
-
-    def _encoder_for(self, model: Any, tokenizer: Any, ev: Any) -> Any:
-        if callable(getattr(ev, "adapt_model", None)):  # a reranking evaluator wraps its cross-encoder itself
-            return ev.adapt_model(model, tokenizer)
-        if tokenizer is None or getattr(ev, "tokenizer", None) is not None:
-            return model
-        from hf_search_wandb.core.models.encoders import as_encoder
-
-        return as_encoder(
-            model, tokenizer, pooling=getattr(ev, "pooling", "mean"),
-            normalize=getattr(ev, "normalize", False), max_length=getattr(ev, "max_length", None),
-        )  # fmt: skip
+            self.tracked.define_all(row)
+        self.tracked.log(row, step)
 
     def _evaluate_if_needed(
         self, state: Any, metrics: dict[str, float] | None, model: Any, tokenizer: Any, prefix: str = "eval"
@@ -626,15 +531,7 @@ class SearchWandbCallback(TrainerCallback):
             # A SentenceTransformerTrainer runs its own evaluator on rank 0 only; where its metrics were not
             # broadcast (accelerate's CPU DDP), evaluating here would start collectives rank 0 never joins.
             return
-        added: dict[str, float] = {}
-        for ev in flatten_evaluators(self.evaluator):
-            name = evaluator_name(ev)
-            key_prefix = f"eval_{name}_" if name else "eval_"
-            primary = getattr(ev, "primary_metric", None)
-            if (primary and f"eval_{primary}" in metrics) or (name and any(k.startswith(key_prefix) for k in metrics)):
-                continue  # already computed for this evaluation: reuse, never recompute
-            result = ev.evaluate(self._encoder_for(model, tokenizer, ev))
-            added.update({f"{key_prefix}{m}": float(v) for m, v in result.metrics.items()})
+        added = missing_metrics(flatten_evaluators(self.evaluator), metrics, model, tokenizer)
         metrics.update(added)
         if added and state.log_history and state.log_history[-1].get("step") == state.global_step:
             state.log_history[-1].update(added)
@@ -643,131 +540,57 @@ class SearchWandbCallback(TrainerCallback):
         val, self._pending_val = self._pending_val, {}
         self._log_evaluation(val, state.global_step, define=self._training)
 
-    # ------------------------------------------------------------------ tables and artifacts (content elsewhere)
+    # ------------------------------------------------------------------ tables and the best model
     def _log_media(self, step: int, prefix: str = "eval", ran: list[Any] | None = None) -> None:
-        """Tables and histograms of the evaluators that ran: top-level keys with one evaluator in training,
-        `{name}/...` with several, `{prefix namespace}/...` (e.g. `test/`) for other prefixes."""
+        """Tables and histograms of the evaluators that ran (`log_keys.media_namespace` says under which keys)."""
         evaluators = self._set()
         targets = [e for e in (ran if ran is not None else evaluators.evaluators)
                    if getattr(e, "last_result", None) is not None]  # fmt: skip
-        base = prefix_namespace(prefix)
         for ev in targets:
-            if base == "val":
-                namespace = evaluators.namespace(ev) if evaluators.several else ""
-            else:
-                namespace = f"{base}/{evaluator_name(ev)}" if len(targets) > 1 and evaluator_name(ev) else base
+            namespace = media_namespace(
+                prefix, evaluator_name(ev), several=evaluators.several, several_ran=len(targets) > 1
+            )
             self._log_media_of(ev, step, namespace)
 
     def _log_media_of(self, ev: Any, step: int, namespace: str) -> None:
         result = getattr(ev, "last_result", None)
-        if result is None or step <= self._held.last_step:
-            return
-        try:
-            from hf_search_wandb.tracking import tables
-        except ImportError:
-            self._say("hf_search_wandb.tracking.tables is not available: retrieval tables are skipped")
+        if result is None or self.tracked is None:
             return
         o = self.options
-        self._drain()
-        log_media: Any = tables.log_evaluation_media
-        if isinstance(result, RerankingResult):
-            from hf_search_wandb.tracking import reranking_tables
-
-            log_media = reranking_tables.log_reranking_media
-        log_media(
-            self.run, result, ev, step=step, num_examples=o.num_examples, k=o.examples_k,
-            error_k=o.error_k, histograms=o.log_histograms, seed=o.table_seed, namespace=namespace,
+        self.tracked.log_media(
+            result, ev, step=step, namespace=namespace, num_examples=o.num_examples, k=o.examples_k,
+            error_k=o.error_k, histograms=o.log_histograms, seed=o.table_seed,
         )  # fmt: skip
 
     def _save_best(self, args: Any, model: Any, tokenizer: Any) -> None:
         """Save the current (best) model to `{output_dir}/wandb-best-model`, replacing the previous best."""
-        if model is None:
-            return
-        trainer = self._trainer
-        if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
-            self._say(
-                "sharded model (FSDP/DeepSpeed): the model artifact is skipped, save it with the trainer"
-            )
-            return
-        target = Path(args.output_dir) / BEST_MODEL_DIR
-        if target.exists():
-            shutil.rmtree(target)
-        from hf_search_wandb.core.models.save_load import save_model
+        save_best(model, args.output_dir, tokenizer, evaluator=self._set().primary, trainer=self._trainer,
+                  say=self._say)  # fmt: skip
 
-        ev = self._set().primary  # a custom module is saved with the pooling the evaluator scored it with
-        save_model(model, target, tokenizer, pooling=getattr(ev, "pooling", "mean"),
-                   normalize=getattr(ev, "normalize", False), max_length=getattr(ev, "max_length", None))
-
-    def _log_model(self, args: Any) -> None:
-        target = Path(args.output_dir) / BEST_MODEL_DIR
-        if not target.is_dir():
-            return
-        try:
-            from hf_search_wandb.tracking import artifacts
-        except ImportError:
-            self._say("hf_search_wandb.tracking.artifacts is not available: the model artifact is skipped")
-            return
-        metric = self.options.eval_metric
-        value = self.best.value
-        metadata = {
-            "model_type": self.run_config.get("model_type"),
-            "base_model": self.run_config.get("base_model"),
-            **self.best.as_metadata(),
-        }
-        self._drain()
-        description = f"Best model ({metric.upper()}: {value:.4f})" if value is not None else "Final model"
-        artifacts.log_model_artifact(self.run, target, metadata=metadata, description=description)
-
-    def _log_dataset(self, trainer: Any) -> None:
-        try:
-            from hf_search_wandb.tracking import artifacts
-        except ImportError:
-            self._say("hf_search_wandb.tracking.artifacts is not available: the dataset artifact is skipped")
-            return
-        train = getattr(trainer, "train_dataset", None)
-        if train is None:
-            self._say("no train_dataset on the trainer: the dataset artifact is skipped")
-            return
-        cfg = self.run_config
-        artifacts.log_dataset_artifact(
-            self.run, dataset_name=cfg.get("dataset_name") or "data", train=train,
-            val=getattr(trainer, "eval_dataset", None),
-            metadata={k: cfg.get(k) for k in ("train_size", "val_size", "negative_sampling", "num_hard_negatives")},
-        )  # fmt: skip
+    def _log_model(self, artifact: ModelArtifact | None) -> None:
+        if artifact is not None and self.tracked is not None:
+            self.tracked.log_model(
+                artifact.directory, metadata=artifact.metadata, description=artifact.description,
+                aliases=artifact.aliases,
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints and the end
     @with_run
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._drain()  # every row up to the checkpoint goes to wandb before the checkpoint counts as saved
+        self._flush()  # every row up to the checkpoint goes to wandb before the checkpoint counts as saved
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if checkpoint.is_dir():
             self._write_run_file(checkpoint, state)
-            if self.model_artifact == "checkpoint":
-                self._log_checkpoint(checkpoint, state)
-
-    def _log_checkpoint(self, checkpoint: Path, state: Any) -> None:
-        """`model_artifact="checkpoint"`: the saved checkpoint becomes a new version of the model artifact;
-        alias `best` moves to it when its evaluation is the best so far."""
-        from hf_search_wandb.tracking import artifacts
-
-        best = self.best.as_metadata() if self.best else {}
-        is_best = bool(self.best) and best.get("best_step") == state.global_step
-        aliases = [f"step-{state.global_step}", "latest", *(["best"] if is_best else [])]
-        metadata = {
-            "model_type": self.run_config.get("model_type"), "base_model": self.run_config.get("base_model"),
-            "global_step": state.global_step, "epoch": state.epoch, "is_best": is_best, **best,
-        }  # fmt: skip
-        self._drain()
-        artifacts.log_model_artifact(
-            self.run, checkpoint, metadata=metadata, aliases=aliases,
-            description=f"Checkpoint at step {state.global_step}" + (" (best so far)" if is_best else ""),
-        )  # fmt: skip
+            if self.model_artifact == "checkpoint":  # each checkpoint a version; alias `best` follows the best
+                self._log_model(checkpoint_artifact(
+                    checkpoint, self.best, step=state.global_step, epoch=state.epoch, run_config=self.run_config
+                ))  # fmt: skip
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._signals.restore()
-        if self.run is not None:
+        if self.tracked is not None:
             self._end(args, state, model, kwargs)
-        if self.run is not None:  # left open for evaluations after train(): a preemption still closes it
+        if self.tracked is not None:  # left open for evaluations after train(): a preemption still closes it
             self._signals.install((signal.SIGTERM,))
 
     def _end(self, args: Any, state: Any, model: Any, kwargs: dict[str, Any]) -> None:
@@ -781,11 +604,10 @@ class SearchWandbCallback(TrainerCallback):
         if self.model_artifact == "end":
             if not self.best:
                 self._save_best(args, model, kwargs.get("processing_class"))
-            self._log_model(args)
-        for key, value in self.best.as_metadata().items():
-            self.run.summary[f"best/{key.removeprefix('best_')}"] = value
+            self._log_model(best_artifact(args.output_dir, self.best, self.run_config))
+        self._summarise(best_summary_of(self.best.as_metadata()))
         self._write_run_file(Path(args.output_dir), state)
-        self._drain(stop=True)
+        self._flush(stop=True)
         self._training = False
         if self.options.finish_on_train_end:
             self.finish()
@@ -799,66 +621,48 @@ class SearchWandbCallback(TrainerCallback):
         last post-training `trainer.evaluate()` / `callback.evaluate(...)` in a long-lived process (a notebook).
         """
         self._signals.restore()
-        run, self.run = self.run, None
+        tracked, self.tracked = self.tracked, None
         self._training = False
-        if run is None:
-            return
-        self._drain(stop=True)
-        if self.settings is not None and self.settings.watch != "false":
-            with contextlib.suppress(Exception):
-                run.unwatch()
-        if self._created and not getattr(run, "_is_finished", False):
-            run.finish()
+        if tracked is not None:
+            tracked.finish()
 
     def _fail(self, error: BaseException | str) -> None:
         """`train()` raised: keep what was logged, record where we got, mark the run failed (exit code 1).
 
         Never raises: the training's own exception is what the user must see."""
         self._signals.restore()
-        if self.run is None:
+        tracked = self.tracked
+        if tracked is None:
             return
-        run = self.run
         cause = error if isinstance(error, str) else f"training raised {type(error).__name__}"
-        self._say(f"{cause}: finishing wandb run {run.id} as failed")
+        self._say(f"{cause}: finishing wandb run {tracked.id} as failed")
         try:
             if self._state is not None:
                 if self._pending_val:
                     self._flush_val(self._state)
                 self._write_run_file(Path(self._args.output_dir), self._state)
-            self._drain(stop=True)
         except Exception as err:  # keep the training's exception the one that propagates
             self._say(f"could not flush the run before marking it failed: {err!r}")
         finally:
-            self.run = None
+            self.tracked = None
             self._training = False
-            try:
-                run.finish(exit_code=1)
-            except Exception as err:
-                self._say(f"could not finish wandb run {run.id} as failed: {err!r}")
+            tracked.fail()
 
     def _on_signal(self, signum: int, fatal: bool) -> None:
         """SIGTERM/SIGINT during train() (SIGTERM after it, while the run is open): every queued row and the
         resume record to disk; when the signal ends the process (`fatal`), finish the run as failed (exit code
         128 + signal), marked preempting."""
-        if self.run is None:
+        tracked = self.tracked
+        if tracked is None:
             return
-        run = self.run
         try:
             if self._pending_val and self._state is not None:
                 self._flush_val(self._state)
-            if fatal:
-                self._drain(stop=True)
-            else:
-                self._drain()
+            tracked.flush(stop=fatal)
             if self._state is not None:
                 self._write_run_file(Path(self._args.output_dir), self._state)
         except Exception as err:  # the process is going down: save what can be saved
             self._say(f"could not flush the run on signal {signum}: {err!r}")
-        if not fatal:
-            return
-        self.run = None
-        try:
-            run.mark_preempting()
-            run.finish(exit_code=128 + signum)
-        except Exception as err:
-            self._say(f"could not finish wandb run {run.id} on signal {signum}: {err!r}")
+        if fatal:
+            self.tracked = None
+            tracked.preempted(signum)

@@ -4,7 +4,8 @@ The callback's `evaluator=` (one evaluator, a list, or a `SequentialEvaluator`) 
 `evaluator` (a `SentenceTransformerTrainer`'s) are flattened into one list, the callback's first, each
 evaluator once. With one evaluator everything stays in `val/` (SPEC §2). With several, each logs under its
 own name (`{name}/ndcg@10`, `{name}/retrieval_examples`); best tracking and the model artifact follow the
-primary one: `primary=` (a name or the evaluator itself), else the first.
+primary one: `primary=` (a name or the evaluator itself), else the first. `missing_metrics` runs the
+callback's evaluators on a plain `Trainer`'s evaluation.
 """
 
 from __future__ import annotations
@@ -13,8 +14,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-#: Namespaces the callback itself writes: an evaluator may not be named after one of them.
-RESERVED_NAMES = frozenset({"train", "system", "best", "gradients", "parameters"})
+from hf_search_wandb.core.models.factory import as_encoder
+from hf_search_wandb.tracking.log_keys import (
+    RESERVED_NAMES,
+    VAL,
+    evaluator_namespace,
+    headline_key,
+    trainer_key_prefix,
+)
+
+__all__ = [
+    "RESERVED_NAMES",
+    "EvaluatorSet",
+    "encoder_for",
+    "evaluator_name",
+    "evaluator_set",
+    "flatten_evaluators",
+    "missing_metrics",
+]
 
 
 def flatten_evaluators(*sources: Any) -> list[Any]:
@@ -68,15 +85,14 @@ class EvaluatorSet:
         return [evaluator_name(e) for e in self.evaluators]
 
     def namespace(self, evaluator: Any) -> str:
-        """`val` with one evaluator; the evaluator's name with several."""
-        return (evaluator_name(evaluator) or "val") if self.several else "val"
+        """`val` with one evaluator; the evaluator's name with several (`log_keys.evaluator_namespace`)."""
+        return evaluator_namespace(evaluator_name(evaluator), several=self.several)
 
     def headline_key(self, metric: str) -> str:
         """The wandb key best tracking reads: `val/mrr@10`, or `{primary}/mrr@10` with several evaluators
         (`val/loss` for the loss, which the trainer computes once for all)."""
-        if metric == "loss" or not self.several or self.primary is None:
-            return f"val/{metric}"
-        return f"{self.namespace(self.primary)}/{metric}"
+        primary = self.namespace(self.primary) if self.primary is not None else VAL
+        return headline_key(metric, primary)
 
 
 def evaluator_set(*sources: Any, primary: Any = None, strict: bool = True) -> EvaluatorSet:
@@ -145,3 +161,31 @@ def _find(evaluators: list[Any], primary: Any) -> Any:
             return evaluator
     names = [evaluator_name(e) for e in evaluators]
     raise ValueError(f"primary={primary!r} is none of the evaluators {names}: pass one of these names or objects")
+
+
+def encoder_for(model: Any, tokenizer: Any, evaluator: Any) -> Any:
+    """What `evaluator.evaluate` takes for the trainer's `model`: a reranking evaluator wraps its cross-encoder
+    itself (`adapt_model`); a plain transformers model with its tokenizer becomes an `Encoder` with the
+    evaluator's pooling; anything else (a SentenceTransformer) is passed as it is."""
+    if callable(getattr(evaluator, "adapt_model", None)):
+        return evaluator.adapt_model(model, tokenizer)
+    if tokenizer is None or getattr(evaluator, "tokenizer", None) is not None:
+        return model
+    return as_encoder(
+        model, tokenizer, pooling=getattr(evaluator, "pooling", "mean"),
+        normalize=getattr(evaluator, "normalize", False), max_length=getattr(evaluator, "max_length", None),
+    )  # fmt: skip
+
+
+def missing_metrics(evaluators: Iterable[Any], metrics: dict[str, Any], model: Any, tokenizer: Any) -> dict[str, float]:
+    """Run each evaluator whose metrics `metrics` (one trainer evaluation, `eval_` prefix) does not hold yet;
+    their metrics as the trainer names them (`eval_{name}_{metric}`). Computed ones are reused, never recomputed."""
+    added: dict[str, float] = {}
+    for ev in evaluators:
+        key_prefix = trainer_key_prefix(evaluator_name(ev))
+        primary = getattr(ev, "primary_metric", None)
+        if (primary and f"eval_{primary}" in metrics) or (evaluator_name(ev) and any(k.startswith(key_prefix) for k in metrics)):
+            continue
+        result = ev.evaluate(encoder_for(model, tokenizer, ev))
+        added.update({f"{key_prefix}{m}": float(v) for m, v in result.metrics.items()})
+    return added

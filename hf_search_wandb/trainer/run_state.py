@@ -1,10 +1,10 @@
-"""Small state objects the callback keeps between events: one epoch's statistics and the best evaluation."""
+"""`EpochStats`: the state the callback keeps between events about the epoch in progress (the best evaluation
+is `best_model.BestEvaluation`)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -58,52 +58,3 @@ class EpochStats:
         """Step-weighted mean of the losses logged in this epoch, or None without any."""
         total = sum(w for w, _ in self.losses)
         return sum(w * v for w, v in self.losses) / total if total else None
-
-
-@dataclass
-class BestEvaluation:
-    """The best value of the headline metric so far, and the evaluation it came from.
-
-    Example:
-        >>> best = BestEvaluation("mrr@10")
-        >>> best.update(0.5, step=3, epoch=1.0, metrics={"mrr@10": 0.5})
-        True
-        >>> best.update(0.4, step=6, epoch=2.0, metrics={"mrr@10": 0.4})
-        False
-        >>> best.as_metadata()["best_step"]
-        3
-    """
-
-    metric: str
-    lower_is_better: bool = False
-    value: float | None = None
-    step: int | None = None
-    epoch: float | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return self.value is not None
-
-    def is_better(self, value: float) -> bool:
-        """True when `value` beats the best so far (or there is none yet)."""
-        if self.value is None:
-            return True
-        return value < self.value if self.lower_is_better else value > self.value
-
-    def update(self, value: float, *, step: int, epoch: float | None, metrics: dict[str, Any]) -> bool:
-        """Take `value` as the new best when it is better; True when it was."""
-        if not self.is_better(value):
-            return False
-        self.value, self.step, self.epoch, self.metrics = value, step, epoch, dict(metrics)
-        return True
-
-    def as_metadata(self) -> dict[str, Any]:
-        """`{best_<metric>, best_step, best_epoch, <every metric of that evaluation>}`; `{}` without a best."""
-        if self.value is None:
-            return {}
-        return {
-            f"best_{self.metric}": self.value,
-            "best_step": self.step,
-            "best_epoch": self.epoch,
-            **self.metrics,
-        }

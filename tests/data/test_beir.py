@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, doc_text, load_beir, load_qrels
+from hf_search_wandb.core.data.beir import load_beir, load_qrels
+from hf_search_wandb.core.data.records import doc_text
+from tests.helpers.paths import SCIFACT
 
 
 def _write_beir(root: Path, qrels_text: str, newline: str = "\n") -> Path:
@@ -21,7 +23,7 @@ def _write_beir(root: Path, qrels_text: str, newline: str = "\n") -> Path:
 
 
 def test_bundled_scifact_has_the_published_counts() -> None:
-    test, train = load_beir(BUNDLED_SCIFACT, "test"), load_beir(BUNDLED_SCIFACT, "train")
+    test, train = load_beir(SCIFACT, "test"), load_beir(SCIFACT, "train")
     assert (len(test.corpus), len(test.queries), len(test.qrels)) == (5183, 300, 300)
     assert (len(train.queries), sum(len(d) for d in train.qrels.values())) == (809, 919)
     assert not set(test.queries) & set(train.queries)

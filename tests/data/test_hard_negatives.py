@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_search_wandb.core.data.beir import BeirData, load_beir
+from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.data.hard_negatives import HardNegatives, mine_bm25_negatives, mine_dense_negatives
+from hf_search_wandb.core.data.records import BeirData
 from tests.helpers.paths import SCIFACT
 from tests.helpers.tiny_models import tokens
 

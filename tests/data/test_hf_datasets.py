@@ -9,7 +9,6 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from hf_search_wandb import RetrievalEvaluator, load_beir
-from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
 from hf_search_wandb.core.data.hub_layouts import qrels_from_dataset, texts_from_dataset
 from tests.helpers.keyword_encoder import KeywordEncoder
 from tests.helpers.paths import SCIFACT
@@ -137,15 +136,6 @@ def test_non_string_ids_become_strings() -> None:
     assert texts_from_dataset(corpus) == {"7": "T body", "8": "other"}
     qrels = Dataset.from_dict({"query-id": [1], "corpus-id": [7], "score": [2]})
     assert qrels_from_dataset(qrels) == {"1": {"7": 2}}
-
-
-def test_the_bundled_scifact_path_names_the_flag_when_absent(monkeypatch, tmp_path) -> None:
-    import hf_search_wandb.core.data.beir as data_module
-
-    monkeypatch.setattr(data_module, "BUNDLED_SCIFACT", tmp_path / "no-scifact")
-    with pytest.raises(FileNotFoundError, match="--data"):
-        data_module.load_beir(data_module.BUNDLED_SCIFACT)
-    assert BUNDLED_SCIFACT.is_dir()  # the source checkout has it
 
 
 def test_a_datasets_evaluator_logs_through_the_callback(wandb_offline: Path, tiny_bert_dir: Path) -> None:

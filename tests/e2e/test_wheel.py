@@ -86,11 +86,22 @@ def test_defaults_that_need_data_name_the_flag(installed: Path, tmp_path: Path) 
     run = _run([str(installed / "hf-search-wandb"), "sweep", "run", str(example), "--offline", "--count", "1",
                 "--output-dir", str(tmp_path / "out")], cwd=where)
     assert run.returncode == 2, (run.stdout, run.stderr)
-    assert "pass --data BEIR_FOLDER" in run.stderr
-    code = ("from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir\n"
-            "try:\n    load_beir(BUNDLED_SCIFACT)\nexcept FileNotFoundError as err:\n    print(err)")
-    out = _run([str(installed / "python"), "-c", code], cwd=where)
-    assert "`--data`" in out.stdout and "installed package" in out.stdout, out.stderr
+    assert "needs --data" in run.stderr
+
+
+def test_no_module_constant_of_the_installed_package_points_nowhere(installed: Path) -> None:
+    # every module of the wheel, imported outside the repository: a module-level path must exist there
+    code = ("import importlib, pathlib, pkgutil, hf_search_wandb\n"
+            "names = [m.name for m in pkgutil.walk_packages(hf_search_wandb.__path__, 'hf_search_wandb.')]\n"
+            "for name in names:\n"
+            "    module = importlib.import_module(name)\n"
+            "    for attr, value in vars(module).items():\n"
+            "        if isinstance(value, pathlib.PurePath) and not pathlib.Path(value).exists():\n"
+            "            print('DANGLING', name, attr, value)\n"
+            "print('checked', len(names))")
+    out = _run([str(installed / "python"), "-c", code], cwd=installed.parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert "DANGLING" not in out.stdout and "checked" in out.stdout, out.stdout
 
 
 def test_the_evaluate_module_loads_from_the_installed_package(installed: Path) -> None:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from hf_search_wandb.core.data.beir import load_beir
-from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator, plan_batches
+from hf_search_wandb.core.evaluation.batching import plan_batches
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.core.metrics.scoring import score_run
 from tests.helpers.keyword_encoder import VOCAB, KeywordEncoder  # noqa: F401
 from tests.helpers.paths import SCIFACT

@@ -11,8 +11,8 @@ import pytest
 
 from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+from hf_search_wandb.tracking.log_keys import split_logs, summary_goal
 from hf_search_wandb.trainer.callback import SearchWandbCallback
-from hf_search_wandb.trainer.log_keys import split_logs, summary_goal
 from tests.helpers.paths import SCIFACT
 from tests.helpers.tiny_models import WORDS, make_tiny_sentence_transformer, tokens
 from tests.helpers.training import make_evaluator, only_run, plain_trainer
@@ -140,7 +140,7 @@ def test_a_normalising_model_is_re_normalised_after_slicing(tmp_path) -> None:
     from sentence_transformers.sentence_transformer.modules import Normalize
 
     from hf_search_wandb.core.evaluation.matryoshka import normalizes, slice_embeddings
-    from hf_search_wandb.core.models.encoders import as_encoder
+    from hf_search_wandb.core.models.factory import as_encoder
 
     model = make_tiny_sentence_transformer(tmp_path)
     assert not normalizes(as_encoder(model))

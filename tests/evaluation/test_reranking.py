@@ -15,7 +15,7 @@ from hf_search_wandb.core.data.candidates import (
     write_trec_run,
 )
 from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
-from hf_search_wandb.core.evaluation.reranking_result import RerankingResult
+from hf_search_wandb.core.evaluation.results import RerankingResult
 from hf_search_wandb.core.metrics.scoring import score_run
 from hf_search_wandb.core.models.cross_encoder import PairScorer
 from tests.helpers.synthetic import synthetic_data
@@ -162,7 +162,7 @@ def test_bf16_autocast_runs_and_ranks_like_fp32(data, cross_encoder):
     bf16 = ev.evaluate(cross_encoder)
     assert np.isfinite(bf16.all_scores).all()
     ev.precision = "fp32"
-    assert ev._dtype(PairScorer(cross_encoder), cross_encoder.device) is None
+    assert ev.precision_dtype(PairScorer(cross_encoder).dtype, cross_encoder.device) is None
     fp32 = ev.evaluate(cross_encoder)
     # bf16 really ran (precision= is not ignored): its scores differ from fp32's, by bf16's rounding only.
     # Measured on this data: max |score difference| 0.0018, |ndcg@10 difference| 0.063 (this random head's

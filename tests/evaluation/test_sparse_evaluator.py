@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from hf_search_wandb.core.evaluation.results import SparseRetrievalResult
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
-from hf_search_wandb.core.evaluation.sparse import SparseRetrievalResult
 from hf_search_wandb.core.models.sparse import SparseRows
 from hf_search_wandb.core.search.dense import key_scores, key_ties, search, tie_positions
 from hf_search_wandb.core.search.sparse import sparse_search

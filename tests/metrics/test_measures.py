@@ -19,7 +19,7 @@ from hf_search_wandb.core.metrics.measures import (
 from hf_search_wandb.core.metrics.ranked_hits import RankedHits
 from hf_search_wandb.core.metrics.scoring import score_ranked, score_run
 from hf_search_wandb.sweeps.config import SweepConfigError, load_sweep_config
-from hf_search_wandb.trainer.log_keys import summary_goal
+from hf_search_wandb.tracking.log_keys import summary_goal
 
 
 def _misses(hits: RankedHits, k: int) -> np.ndarray:

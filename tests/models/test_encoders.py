@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator, plan_batches
-from hf_search_wandb.core.models.encoders import (
-    HFEncoder,
-    SentenceTransformerEncoder,
-    as_encoder,
-    features_to_device,
-    unwrap_model,
-)
+from hf_search_wandb.core.evaluation.batching import plan_batches
+from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+from hf_search_wandb.core.models.base import features_to_device, unwrap_model
+from hf_search_wandb.core.models.dense import HFEncoder, SentenceTransformerEncoder
+from hf_search_wandb.core.models.factory import as_encoder
 from tests.helpers.tiny_models import WORDS
 
 TEXTS = [
@@ -245,7 +242,7 @@ def test_auto_precision_follows_an_enclosing_autocast(tiny):
 def test_evaluation_max_length_overrides_a_sentence_transformers_training_length(tmp_path) -> None:
     """A model trained at 16 tokens is still evaluated at the length the evaluator asks for, and the
     model's own `max_seq_length` is left as training set it."""
-    from hf_search_wandb.core.models.encoders import SentenceTransformerEncoder
+    from hf_search_wandb.core.models.dense import SentenceTransformerEncoder
     from tests.helpers.tiny_models import make_tiny_sentence_transformer
 
     st = make_tiny_sentence_transformer(tmp_path)

@@ -17,7 +17,7 @@ from typing import Any
 import wandb
 
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
-from hf_search_wandb.trainer.callback import FLUSH_SECONDS
+from hf_search_wandb.tracking.run import FLUSH_SECONDS
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
+from hf_search_wandb.tracking.log_keys import split_logs
 from hf_search_wandb.tracking.reranking_tables import (
     ERROR_COLUMNS,
     EXAMPLE_COLUMNS,
@@ -19,7 +20,6 @@ from hf_search_wandb.tracking.reranking_tables import (
     reranking_example_rows,
 )
 from hf_search_wandb.trainer.callback import SearchWandbCallback
-from hf_search_wandb.trainer.log_keys import split_logs
 from tests.helpers.synthetic import synthetic_data
 from tests.helpers.tiny_models import WORDS, make_tiny_cross_encoder
 from tests.helpers.training import assert_one_step_axis, only_run

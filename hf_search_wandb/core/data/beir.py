@@ -3,7 +3,8 @@
 The loaders return plain dicts (`{id: text}` and `{query_id: {doc_id: relevance}}`), the shape the
 evaluator and `score_run` take. A BEIR folder is read directly; any other string is a Hugging Face Hub dataset
 in BEIR layout (`BeIR/scifact` + `BeIR/scifact-qrels`) or MTEB layout (`mteb/scifact`, qrels in the same
-repository), which needs network access, or a local copy of such a repository (`core.hf_datasets`).
+repository), which needs network access, or a local copy of such a repository: `load_beir` hands those to
+`core.data.hub_layouts` (imports run one way: this module -> `hub_layouts` -> `records`).
 """
 
 from __future__ import annotations
@@ -11,39 +12,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from hf_search_wandb.core.data.inputs import check_text, grade, normalize_id
-
-Qrels = dict[str, dict[str, int]]
-
-#: The SciFact copy of the source repository (BEIR format; licence in its README). It is NOT in the wheel
-#: (CC BY-NC data): an installed package has no such folder, and `load_beir` says so.
-BUNDLED_SCIFACT = Path(__file__).resolve().parents[3] / "data" / "scifact"
-
-
-@dataclass
-class BeirData:
-    """One split of a BEIR dataset: texts by id and graded relevance judgements."""
-
-    corpus: dict[str, str]
-    queries: dict[str, str]
-    qrels: Qrels
-    name: str = "beir"
-
-    def __repr__(self) -> str:
-        return (
-            f"BeirData(name={self.name!r}, corpus={len(self.corpus):,} docs, "
-            f"queries={len(self.queries):,}, judged queries={len(self.qrels):,})"
-        )
-
-
-def doc_text(record: dict, sep: str = " ") -> str:
-    """The text a model sees for a BEIR corpus record: title and body joined (as MTEB and BEIR do)."""
-    title = (record.get("title") or "").strip()
-    text = (record.get("text") or "").strip()
-    return f"{title}{sep}{text}".strip() if title else text
+from hf_search_wandb.core.data.hub_layouts import load_beir_hub
+from hf_search_wandb.core.data.inputs import Qrels, check_text, normalize_id, qrels_from_rows
+from hf_search_wandb.core.data.records import BeirData, doc_text
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
@@ -107,30 +80,29 @@ def load_qrels(path: str | Path) -> Qrels:
     data. Grades must be integers (`inputs.grade`); a malformed row or a (query, doc) pair judged twice
     is refused with its line number.
     """
-    qrels: Qrels = {}
-    seen: dict[tuple[str, str], int] = {}
+    return qrels_from_rows(_qrels_rows(path), lambda row_no: f"{path}:{row_no}")
+
+
+def _qrels_rows(path: str | Path) -> Iterator[tuple[int, str, str, str]]:
+    """`(line, query_id, doc_id, grade)` cells of a qrels TSV: blank lines and BEIR's header skipped."""
+    first = True
     with Path(path).open(encoding="utf-8", newline="") as handle:
         for row_no, row in enumerate(csv.reader(handle, delimiter="\t"), 1):
             row = [cell.strip() for cell in row]
             if not row or not any(row):
                 continue
-            where = f"{path}:{row_no}"
-            if not seen and not qrels and _is_header(row):
-                continue
+            if first:
+                first = False
+                if _is_header(row):
+                    continue
             if len(row) == 4:  # TREC style: qid, iteration, docid, rel
                 row = [row[0], row[2], row[3]]
             if len(row) != 3:
                 hint = (" (it looks space-separated: qrels columns are separated by tabs)"
                         if len(row) == 1 and len(row[0].split()) in (3, 4) else "")
-                raise ValueError(f"{where}: expected 3 tab-separated columns (query-id, corpus-id, score) or "
+                raise ValueError(f"{path}:{row_no}: expected 3 tab-separated columns (query-id, corpus-id, score) or "
                                  f"TREC's 4, got {len(row)}: {row!r}{hint}")
-            qid, did, rel = normalize_id(row[0], where), normalize_id(row[1], where), row[2]
-            if (qid, did) in seen:
-                raise ValueError(f"{where}: query {qid!r}, doc {did!r} is already judged on line {seen[qid, did]}; "
-                                 "judge each pair once")
-            seen[qid, did] = row_no
-            qrels.setdefault(qid, {})[did] = grade(rel, where)
-    return qrels
+            yield row_no, row[0], row[1], row[2]
 
 
 def load_beir(source: str | Path, split: str = "test") -> BeirData:
@@ -146,14 +118,12 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
         The corpus, the queries judged in `split`, and the qrels.
 
     Example:
-        >>> data = load_beir(BUNDLED_SCIFACT, "test")
+        >>> data = load_beir("data/scifact", "test")  # the SciFact copy of the source repository
         >>> len(data.corpus), len(data.qrels)
         (5183, 300)
     """
     path = Path(source)
     if path.is_dir() and not (path / "corpus.jsonl").exists():
-        from hf_search_wandb.core.data.hub_layouts import load_beir_hub
-
         return load_beir_hub(path, split)  # a local copy of a Hub repository (parquet / jsonl + README configs)
     if path.is_dir():
         qrels_path = path / "qrels" / f"{split}.tsv"
@@ -168,13 +138,6 @@ def load_beir(source: str | Path, split: str = "test") -> BeirData:
             qrels=qrels,
             name=path.name,
         )
-    if path == BUNDLED_SCIFACT:
-        raise FileNotFoundError(
-            f"The bundled SciFact copy ({path}) ships with the source repository only, not with an installed "
-            "package: pass a BEIR folder of your own (`--data` on the command line, `data=` in Python)."
-        )
     if path.exists() or str(source).startswith((".", "/")):
         raise FileNotFoundError(f"{source} is not a BEIR folder (expected corpus.jsonl, queries.jsonl, qrels/).")
-    from hf_search_wandb.core.data.hub_layouts import load_beir_hub
-
     return load_beir_hub(str(source), split)

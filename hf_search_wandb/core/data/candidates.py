@@ -4,7 +4,7 @@ Whatever the source, each query's candidates are ordered the way trec_eval order
 descending, ties by doc id descending) and cut to `depth`, so the first-stage metrics the reranking
 evaluator reports equal `score_run(qrels, run)` (and trec_eval) on the same run cut to `depth`.
 
-This module imports numpy and `core.inputs` only (`bm25s` lazily, for `bm25_candidates`).
+BM25 candidates come from `core.data.bm25` (the index hard-negative mining builds too; `bm25s` lazily).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hf_search_wandb.core.data.bm25 import BM25Index
 from hf_search_wandb.core.data.inputs import id_keyed
 
 Run = Mapping[str, Mapping[str, float]]
@@ -148,30 +149,14 @@ def bm25_candidates(
         >>> [doc for doc, _ in found["q1"]]
         ['d1', 'd3']
     """
-    from hf_search_wandb.core.data.hard_negatives import require_bm25s
-
-    bm25s = require_bm25s()
-    doc_ids = list(corpus)
+    index = BM25Index(corpus, stopwords=stopwords, stemmer=stemmer, show_progress=show_progress)
     qids = list(queries)
-    retriever = bm25s.BM25()
-    retriever.index(
-        bm25s.tokenize(
-            [corpus[d] for d in doc_ids], stopwords=stopwords, stemmer=stemmer, show_progress=show_progress
-        ),
-        show_progress=show_progress,
-    )
-    query_tokens = bm25s.tokenize(
-        [queries[q] for q in qids], stopwords=stopwords, stemmer=stemmer, return_ids=False,
-        show_progress=show_progress,
-    )  # fmt: skip
-    k = min(len(doc_ids), depth)
-    # bm25s breaks ties arbitrarily; ask for every doc tied with the k-th best so trec_eval's order can decide
-    top, scores = retriever.retrieve(query_tokens, k=min(len(doc_ids), k + 64), show_progress=show_progress)
+    top, scores = index.top_k([queries[q] for q in qids], depth)
     run = {
-        qid: {doc_ids[i]: float(s) for i, s in zip(top[row].tolist(), scores[row].tolist(), strict=True)}
+        qid: {index.doc_ids[i]: float(s) for i, s in zip(top[row].tolist(), scores[row].tolist(), strict=True)}
         for row, qid in enumerate(qids)
     }
-    return candidates_from_run(run, k)
+    return candidates_from_run(run, min(len(index.doc_ids), depth))
 
 
 def as_candidates(

@@ -13,7 +13,8 @@ The result also carries what the dataset artifact records: `negative_sampling` (
 `"dense_hard"`) and `num_hard_negatives`, e.g.
 `log_dataset_artifact(run, dataset_name="scifact", train=mined.dataset, metadata=mined.metadata)`.
 
-`bm25s` is imported lazily (`pip install "hf-search-wandb[hard-negatives]"`); `datasets` is a dependency.
+BM25 is `core.data.bm25` (`bm25s`, imported lazily: `pip install "hf-search-wandb[hard-negatives]"`);
+`datasets` is a dependency.
 
 Why over 400 lines: BM25 and dense mining share the pair building, the false-negative filter, the sampling and
 the `HardNegatives` result; each miner is a short function over them.
@@ -30,10 +31,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hf_search_wandb.core.data.bm25 import BM25Index, require_bm25s
+from hf_search_wandb.core.data.inputs import Qrels
+
 logger = logging.getLogger(__name__)
 
-Qrels = Mapping[str, Mapping[str, int]]
-INSTALL_HINT = 'pip install "hf-search-wandb[hard-negatives]"  (or: pip install bm25s)'
 
 
 @dataclass
@@ -77,15 +79,6 @@ class HardNegatives:
 
     def __len__(self) -> int:
         return len(self.pair_ids)
-
-
-def require_bm25s() -> Any:
-    """Import `bm25s`, or raise an `ImportError` with the install command."""
-    try:
-        import bm25s
-    except ImportError as err:
-        raise ImportError(f"BM25 hard-negative mining needs the bm25s package: {INSTALL_HINT}") from err
-    return bm25s
 
 
 def _check(queries: Mapping[str, str], corpus: Mapping[str, str], qrels: Qrels, num_negatives: int) -> None:
@@ -248,25 +241,14 @@ def mine_bm25_negatives(
     """
     _check(queries, corpus, qrels, num_negatives)
     _check_sampling(sampling, range_min)
-    bm25s = require_bm25s()
+    require_bm25s()
     start = time.perf_counter()
     pairs = _pairs(queries, corpus, qrels)
-    doc_ids = list(corpus)
-    retriever = bm25s.BM25()
-    corpus_tokens = bm25s.tokenize(
-        [corpus[d] for d in doc_ids], stopwords=stopwords, stemmer=stemmer, show_progress=show_progress
-    )
-    retriever.index(corpus_tokens, show_progress=show_progress)
+    index = BM25Index(corpus, stopwords=stopwords, stemmer=stemmer, show_progress=show_progress)
+    doc_ids = index.doc_ids
     qids = list(pairs)
-    query_tokens = bm25s.tokenize(
-        [queries[q] for q in qids],
-        stopwords=stopwords,
-        stemmer=stemmer,
-        return_ids=False,
-        show_progress=show_progress,
-    )
-    k = min(len(doc_ids), max_candidates + range_min + max(len(p) for p in pairs.values()))
-    top, top_scores = retriever.retrieve(query_tokens, k=k, show_progress=show_progress)
+    k = max_candidates + range_min + max(len(p) for p in pairs.values())
+    top, top_scores = index.top_k([queries[q] for q in qids], k)
 
     pools: dict[str, list[str]] = {}
     removed = 0
@@ -380,8 +362,8 @@ def mine_dense_negatives(
 
     Example:
         >>> from sentence_transformers import SentenceTransformer
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT, load_beir
-        >>> train = load_beir(BUNDLED_SCIFACT, "train")
+        >>> from hf_search_wandb.core.data.beir import load_beir
+        >>> train = load_beir("data/scifact", "train")
         >>> queries = dict(list(train.queries.items())[:8])
         >>> qrels = {q: train.qrels[q] for q in queries}
         >>> corpus = dict(list(train.corpus.items())[:300]) | {d: train.corpus[d] for r in qrels.values() for d in r}

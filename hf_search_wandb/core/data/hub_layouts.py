@@ -14,13 +14,13 @@ Two layouts exist on the Hub (`load_beir_hub` reads either, by name or from a lo
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.core.data.beir import BeirData, Qrels, doc_text
+from hf_search_wandb.core.data.inputs import Qrels, qrels_from_rows
+from hf_search_wandb.core.data.records import BeirData, doc_text
 
 CORPUS_COLUMNS = ("_id", "text")  # `title` is optional
 QUERY_COLUMNS = ("_id", "text")
@@ -120,16 +120,11 @@ def texts_from_dataset(dataset: Any, what: str = "corpus") -> dict[str, str]:
     return dict(zip(ids, texts, strict=True))
 
 
-def _grade(value: Any, row: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"qrels row {row}: score {value!r} is not a whole number.")
-    if float(value) != int(value):
-        raise ValueError(f"qrels row {row}: score {value!r} is not a whole number (graded relevance is 0, 1, 2, ...).")
-    return int(value)
-
-
 def qrels_from_dataset(dataset: Any, split: str | None = None) -> Qrels:
     """`{query_id: {doc_id: grade}}` from a qrels dataset (`query-id`, `corpus-id`, `score`).
+
+    Ids and grades are read as a BEIR folder's qrels file is (`inputs.qrels_from_rows`): the same grades are
+    refused (fractions, NaN, text that is no number), and so is a pair judged twice.
 
     Args:
         dataset: a `Dataset`, or a `DatasetDict` of qrels splits (then `split` picks one, e.g. `"test"`).
@@ -143,12 +138,8 @@ def qrels_from_dataset(dataset: Any, split: str | None = None) -> Qrels:
     dataset = _one_split(dataset, "qrels", ("test",) if split is None else (), split)
     _columns(dataset, QRELS_COLUMNS, "qrels")
     values = _column_values(dataset, QRELS_COLUMNS)
-    qrels: Qrels = {}
-    for row, (qid, did, score) in enumerate(
-        zip(values["query-id"], values["corpus-id"], values["score"], strict=True), 1
-    ):
-        qrels.setdefault(str(qid), {})[str(did)] = _grade(score, row)
-    return qrels
+    rows = zip(range(1, len(values["score"]) + 1), values["query-id"], values["corpus-id"], values["score"], strict=True)
+    return qrels_from_rows(rows, lambda row: f"qrels row {row}", unit="row")
 
 
 def to_plain_data(

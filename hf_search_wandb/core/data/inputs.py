@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 V = TypeVar("V")
+
+#: Relevance judgements `{query_id: {doc_id: grade}}`: the one qrels type every loader returns and every
+#: consumer reads (ids as `normalize_id` makes them, grades as `grade` makes them).
+Qrels = Mapping[str, Mapping[str, int]]
 
 GRADE_HINT = (
     "grades are integers (0 = not relevant, 1, 2, ... = more relevant); map fractional labels to integers "
@@ -110,7 +114,7 @@ def grade(value: Any, where: str) -> int:
     else:
         raise ValueError(f"{where}: grade {value!r} ({type(value).__name__}) is not a number; {GRADE_HINT}")
     if not math.isfinite(number) or number != int(number):
-        raise ValueError(f"{where}: grade {value!r} is not an integer; {GRADE_HINT}")
+        raise ValueError(f"{where}: grade {value!r} is not an integer (not a whole number); {GRADE_HINT}")
     return int(number)
 
 
@@ -126,6 +130,30 @@ def qrels(mapping: Mapping[Any, Mapping[Any, Any]], what: str = "qrels") -> dict
         if not isinstance(docs, Mapping):
             raise TypeError(f"{what}[{qid!r}] must be a mapping {{doc_id: grade}}, got {type(docs).__name__}")
         out[qid] = {did: grade(g, f"{what}[{qid!r}][{did!r}]") for did, g in id_keyed(docs, f"{what}[{qid!r}]").items()}
+    return out
+
+
+def qrels_from_rows(
+    rows: Iterable[tuple[int, Any, Any, Any]], where: Callable[[int], str], unit: str = "line"
+) -> dict[str, dict[str, int]]:
+    """`{query_id: {doc_id: grade}}` from numbered `(row, query_id, doc_id, grade)` judgements (the lines of a
+    qrels file, the rows of a qrels dataset): ids by `normalize_id`, grades by `grade`, each error placed by
+    `where(row)`; a pair judged twice is refused, naming the `unit` (`"line"`, `"row"`) of its first judgement.
+
+    Example:
+        >>> qrels_from_rows([(1, "q1", 7, "1"), (2, "q1", "d2", 0.0)], lambda n: f"qrels.tsv:{n}")
+        {'q1': {'7': 1, 'd2': 0}}
+    """
+    out: dict[str, dict[str, int]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for row, query_id, doc_id, value in rows:
+        place = where(row)
+        qid, did = normalize_id(query_id, place), normalize_id(doc_id, place)
+        if (qid, did) in seen:
+            raise ValueError(f"{place}: query {qid!r}, doc {did!r} is already judged on {unit} {seen[qid, did]}; "
+                             "judge each pair once")
+        seen[qid, did] = row
+        out.setdefault(qid, {})[did] = grade(value, place)
     return out
 
 

@@ -1,8 +1,9 @@
 """`RerankingEvaluator`: rerank a fixed first stage with a cross-encoder; trec_eval-exact metrics of both.
 
-Shaped like `RetrievalEvaluator` (a sentence-transformers evaluator: `evaluator=` in `CrossEncoderTrainer`;
-run by the callback under a plain `Trainer`): `from_beir`, `__call__(model) -> {"{name}_{metric}": value}`,
-`evaluate(model) -> RerankingResult`, `last_result`. Per query it scores the (query, candidate) pairs, sorts
+On the same base as `RetrievalEvaluator` (`base.SearchEvaluator`: a sentence-transformers evaluator,
+`evaluator=` in `CrossEncoderTrainer`; run by the callback under a plain `Trainer`): `from_beir`,
+`from_datasets`, `__call__(model) -> {"{name}_{metric}": value}`, `evaluate(model) -> RerankingResult`,
+`last_result`, the same input check and the same batch loop. Per query it scores the (query, candidate) pairs, sorts
 them by score (ties by doc id descending, as trec_eval), and scores the reranked list and the first stage
 with `metrics.score_ranked` against the FULL qrels: a relevant document that is not among the candidates
 counts as not retrieved, as trec_eval counts it. The first stage's metrics come back under
@@ -13,48 +14,42 @@ reused by every evaluation; batches are cut from length-sorted pairs by a token 
 runs under autocast in the trainer's precision with `inference_mode`; under DDP the batches are sharded
 over the ranks and the scores gathered.
 
-Why over 400 lines: the evaluator's construction (candidates, pair tokenisation cache), its sharded, token-
-budget scoring and the scoring of both stages work on one private state; candidates, pair scorers and the
-result are already separate modules.
+Not sentence-transformers' `RerankingEvaluator`, which reranks with a bi-encoder (SentenceTransformer) and
+reports MAP/MRR/nDCG of that; this one scores (query, candidate) pairs with a cross-encoder over a fixed first
+stage, as ST's `CrossEncoderRerankingEvaluator` does, with trec_eval-exact metrics of both stages.
+
+Why over 300 lines: the candidates' flattening into pairs, the sharded token-budget scoring and the scoring
+of both stages work on one private state; candidates, the pair scorer and the result are separate modules.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from hf_search_wandb.core.data.candidates import as_candidates
-from hf_search_wandb.core.distributed import all_gather_rows, get_rank, get_world_size
-from hf_search_wandb.core.evaluation.reranking_result import FIRST_STAGE, RerankingResult
-from hf_search_wandb.core.evaluation.retrieval import (
-    _DTYPES,
-    Precision,
-    SentenceEvaluator,
-    _autocast,
-    _sync,
-    append_metrics_csv,
-    evaluates_distributed,
-    evaluation_dtype,
-    plan_batches,
-)
-from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
+from hf_search_wandb.core.distributed import all_gather_rows
+from hf_search_wandb.core.evaluation.base import EvaluationPass, SearchEvaluator
+from hf_search_wandb.core.evaluation.batching import plan_batches, run_batches
+from hf_search_wandb.core.evaluation.precision import Precision, synchronize
+from hf_search_wandb.core.evaluation.results import FIRST_STAGE, RerankingResult, RetrievalResult
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, score_ranked
+from hf_search_wandb.core.models.base import Tokenized, features_to_device
 from hf_search_wandb.core.models.cross_encoder import PairScorer
-from hf_search_wandb.core.models.encoders import Tokenized, features_to_device
 
 logger = logging.getLogger(__name__)
 
 
-class RerankingEvaluator(SentenceEvaluator):
+class RerankingEvaluator(SearchEvaluator):
     """Reranking metrics of a cross-encoder over a fixed first stage, and the first stage's own.
+
+    Not sentence-transformers' `RerankingEvaluator` (a bi-encoder reranking its own candidates): this one is
+    the counterpart of ST's `CrossEncoderRerankingEvaluator`, with trec_eval-exact metrics of both stages.
 
     Args:
         queries: `{query_id: text}`.
@@ -91,11 +86,12 @@ class RerankingEvaluator(SentenceEvaluator):
             every query (e.g. to write it as a TREC run).
 
     Example:
-        >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
-        >>> ev = RerankingEvaluator.from_beir(BUNDLED_SCIFACT, "test", depth=20, metrics=["ndcg@10", "mrr@10"])
+        >>> ev = RerankingEvaluator.from_beir("data/scifact", "test", depth=20, metrics=["ndcg@10", "mrr@10"])
         >>> ev.primary_metric, len(ev.queries), round(ev.first_stage_metrics["ndcg@10"], 4)
         ('val_mrr@10', 300, 0.6617)
     """
+
+    csv_prefix = "reranking_evaluation"
 
     def __init__(
         self,
@@ -121,81 +117,23 @@ class RerankingEvaluator(SentenceEvaluator):
         show_progress_bar: bool = False,
         rerank_all: bool = False,
     ) -> None:
-        super().__init__()
-        if precision not in ("auto", *_DTYPES):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
-        for label_name, value in (("batch_tokens", batch_tokens), ("max_queries", max_queries)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{label_name} must be a positive integer or None, got {value!r}.")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be an integer >= 1 (candidates reranked per query), got {depth!r}.")
-        primary = parse_metric(primary_metric).name
-        names = [parse_metric(m).name for m in metrics]
-        if primary not in names:
-            names.append(primary)
-        parse_metrics(names, depth)  # every k <= depth
-        self.metrics, self.depth, self.name = names, depth, name
-        self.primary_metric = f"{name}_{primary}" if name else primary
-        self.greater_is_better = True
-        self.precision, self.batch_tokens, self.max_batch_size = precision, batch_tokens, max_batch_size
+        super().__init__(
+            name=name, metrics=metrics, depth=depth, primary_metric=primary_metric, precision=precision,
+            batch_tokens=batch_tokens, max_batch_size=max_batch_size, max_queries=max_queries, seed=seed,
+            distributed=distributed, show_progress_bar=show_progress_bar,
+        )  # fmt: skip
         self.max_length, self.prompt, self.tokenizer, self.label = max_length, prompt, tokenizer, label
-        self.max_queries, self.seed = max_queries, seed
-        self.distributed, self.show_progress_bar = distributed, show_progress_bar
         self.rerank_all = bool(rerank_all)
-        self.dataset_name: str | None = None  # recorded in the run config (set by `from_beir`)
-        self.queries, self.qrels = self._prepare(queries, corpus, qrels)
+        queries, corpus, qrels = self.checked_inputs(queries, corpus, qrels)
+        evaluable = self.evaluable_queries(queries, qrels, np.random.default_rng(seed))
+        self.queries = {q: queries[q] for q in evaluable}
+        self.qrels = {q: qrels[q] for q in evaluable}
         self.corpus = corpus
         tick = time.perf_counter()
         found, self.candidates_source = as_candidates(candidates, self.queries, corpus, depth)
         self.candidates_seconds = time.perf_counter() - tick
         self._build(found, corpus)
         self._token_cache: dict[Hashable, Tokenized] = {}
-        self.last_result: RerankingResult | None = None
-
-    # ------------------------------------------------------------------ data
-    @classmethod
-    def from_beir(
-        cls, source: str | os.PathLike[str], split: str = "test", **kwargs: Any
-    ) -> RerankingEvaluator:
-        """Build from a BEIR folder (or Hub dataset name); BM25 candidates unless `candidates=` is given.
-
-        Example:
-            >>> from hf_search_wandb.core.data.beir import BUNDLED_SCIFACT
-            >>> RerankingEvaluator.from_beir(BUNDLED_SCIFACT, "test", max_queries=10, depth=10,
-            ...                              metrics=["ndcg@10"]).candidates_source
-            'bm25'
-        """
-        from hf_search_wandb.core.data.beir import load_beir
-
-        data = load_beir(Path(source), split)
-        evaluator = cls(data.queries, data.corpus, data.qrels, **kwargs)
-        evaluator.dataset_name = data.name
-        return evaluator
-
-    def _prepare(
-        self, queries: Mapping[str, str], corpus: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
-    ) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-        if not corpus:
-            raise ValueError("The corpus is empty: give {doc_id: text} with the candidates' texts.")
-        if not queries or not qrels:
-            raise ValueError(
-                "queries and qrels must be non-empty: {query_id: text}, {query_id: {doc_id: grade}}."
-            )
-        judged = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
-        evaluable = [q for q, docs in judged.items() if q in queries and any(g > 0 for g in docs.values())]
-        if not evaluable:
-            raise ValueError(
-                "No qrels query has both its text in `queries` and a relevant document (grade > 0): "
-                "check that the query ids match."
-            )
-        if self.max_queries is not None and len(evaluable) > self.max_queries:
-            chosen = set(
-                np.random.default_rng(self.seed)
-                .choice(len(evaluable), self.max_queries, replace=False)
-                .tolist()
-            )
-            evaluable = [q for i, q in enumerate(evaluable) if i in chosen]
-        return {q: str(queries[q]) for q in evaluable}, {q: judged[q] for q in evaluable}
 
     def _build(self, found: Mapping[str, list[tuple[str, float]]], corpus: Mapping[str, str]) -> None:
         """Flatten the candidates into pairs and score the first stage once."""
@@ -291,26 +229,9 @@ class RerankingEvaluator(SentenceEvaluator):
         """(query, candidate) pairs of the first stage, scored or not."""
         return int(self._pair_doc.size)
 
-    # ---------------------------------------------------------- sentence-transformers entry point
-    def __call__(
-        self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1
-    ) -> dict[str, float]:
-        """Evaluate `model`; returns `{f"{name}_{metric}": value}` for the reranked list and the first stage."""
-        result = self.evaluate(model)
-        prefix = f"{self.name}_" if self.name else ""
-        metrics = {f"{prefix}{key}": value for key, value in result.metrics.items()}
-        if output_path is not None and get_rank() == 0:
-            self._append_csv(output_path, epoch, steps, result.metrics)
-        if hasattr(model, "model_card_data"):
-            with contextlib.suppress(Exception):  # model-card bookkeeping must never fail an evaluation
-                shown = {f"{prefix}{k}": v for k, v in result.reranked_metrics.items()}
-                self.store_metrics_in_model_card_data(model, shown, epoch, steps)  # type: ignore[arg-type]
-        return metrics
-
-    def _append_csv(self, output_path: str, epoch: float, steps: int, metrics: dict[str, float]) -> None:
-        append_metrics_csv(
-            Path(output_path) / f"reranking_evaluation_{self.name or 'results'}.csv", epoch, steps, metrics
-        )
+    def model_card_metrics(self, result: RetrievalResult) -> dict[str, float]:
+        """A model card records the reranked metrics (not the first stage's)."""
+        return dict(result.reranked_metrics) if isinstance(result, RerankingResult) else dict(result.metrics)
 
     def get_config_dict(self) -> dict[str, Any]:
         """What sentence-transformers records in the model card."""
@@ -318,12 +239,25 @@ class RerankingEvaluator(SentenceEvaluator):
                 "rerank_all": self.rerank_all}
 
     # ------------------------------------------------------------------ evaluation
+    def adapt(self, model: Any) -> PairScorer:
+        """The `PairScorer` of `model`: a sentence-transformers `CrossEncoder`, a transformers
+        sequence-classification model (with `tokenizer=` given to the evaluator), or a `PairScorer`."""
+        return self.adapt_model(model)
+
     def adapt_model(self, model: Any, tokenizer: Any = None) -> PairScorer:
         """The `PairScorer` for `model` (a CrossEncoder, or a transformers model with `tokenizer`)."""
         if isinstance(model, PairScorer):
             return model
         tok = self.tokenizer if self.tokenizer is not None else tokenizer
         return PairScorer(model, tok, max_length=self.max_length, label=self.label)
+
+    def run(self, adapter: PairScorer, step: EvaluationPass) -> RerankingResult:
+        """Score every candidate pair, rerank, and score both rankings."""
+        scores = self._score_pairs(adapter, step)
+        tick = time.perf_counter()
+        result = self._rerank(scores)
+        step.timings["rerank_s"] = time.perf_counter() - tick
+        return result
 
     def evaluate(self, model: Any) -> RerankingResult:
         """Score every candidate pair, rerank, and score both rankings; kept as `self.last_result`.
@@ -332,31 +266,9 @@ class RerankingEvaluator(SentenceEvaluator):
             model: a sentence-transformers `CrossEncoder`, a transformers sequence-classification model (with
                 `tokenizer=` given to the evaluator), or a `PairScorer`.
         """
-        start = time.perf_counter()
-        scorer = self.adapt_model(model)
-        shard = self._use_distributed(model)
-        rank, world = (get_rank(), get_world_size()) if shard else (0, 1)
-        timings: dict[str, float] = {}
-        was_training = bool(scorer.module.training)
-        try:
-            scorer.module.eval()
-            with torch.inference_mode():
-                scores = self._score_pairs(scorer, rank, world, shard, timings)
-        finally:
-            scorer.module.train(was_training)
-        tick = time.perf_counter()
-        result = self._rerank(scores)
-        timings["rerank_s"] = time.perf_counter() - tick
-        timings["total_s"] = time.perf_counter() - start
-        result.timings = timings
-        self.last_result = result
+        result = super().evaluate(model)
+        assert isinstance(result, RerankingResult)
         return result
-
-    def _use_distributed(self, model: Any) -> bool:
-        return evaluates_distributed(self.distributed, model)
-
-    def _dtype(self, scorer: PairScorer, device: torch.device) -> torch.dtype | None:
-        return evaluation_dtype(self.precision, scorer.dtype, device)
 
     def _prompt(self, scorer: PairScorer) -> str | None:
         if self.prompt is not None:
@@ -380,52 +292,41 @@ class RerankingEvaluator(SentenceEvaluator):
         timings["tokenize_s"] = time.perf_counter() - tick
         return self._token_cache[key]
 
-    def _score_pairs(
-        self, scorer: PairScorer, rank: int, world: int, shard: bool, timings: dict[str, float]
-    ) -> np.ndarray:
+    def _score_pairs(self, scorer: PairScorer, step: EvaluationPass) -> np.ndarray:
         """The model's score of every scored pair (nan for the pairs `rerank_all=False` skips)."""
+        timings = step.timings
         scores = np.full(self.num_candidates, np.nan, dtype=np.float32)
         if self.num_pairs == 0:  # no query has a relevant candidate: nothing to rerank (the same on every rank)
             timings["tokenize_s"] = timings["score_s"] = 0.0
             return scores
         tokens = self._tokens(scorer, timings)
         device = scorer.device
-        dtype = self._dtype(scorer, device)
+        dtype = self.precision_dtype(scorer.dtype, device)
         budget = self.batch_tokens or (65536 if device.type == "cuda" else 4096)
-        batches = plan_batches(tokens.lengths, budget, self.max_batch_size)[rank::world]
-        progress = None
-        if self.show_progress_bar and get_rank() == 0:
-            from tqdm.auto import tqdm
+        batches = plan_batches(tokens.lengths, budget, self.max_batch_size)[step.rank :: step.world]
 
-            progress = tqdm(
-                total=sum(len(b) for b in batches), desc=f"{self.name}: reranking", unit="pair", leave=False
-            )
+        def forward(batch: np.ndarray) -> torch.Tensor:
+            return scorer.forward(features_to_device(tokens, batch, device, scorer.padding_side))
+
         tick = time.perf_counter()
-        parts: list[torch.Tensor] = []
-        for batch in batches:
-            features = features_to_device(tokens, batch, device, scorer.padding_side)
-            with _autocast(device, dtype):
-                out = scorer.forward(features)
-            if out.shape != (len(batch),):
-                raise ValueError(
-                    f"The model returned scores of shape {tuple(out.shape)} for {len(batch)} pairs; expected ({len(batch)},)."
-                )
-            parts.append(out.float())
-            if progress is not None:
-                progress.update(len(batch))
-        if progress is not None:
-            progress.close()
+        parts = [
+            out.float()
+            for _, out in run_batches(
+                forward, batches, device=device, dtype=dtype, who="The model", kind="pair", width=None,
+                progress=self.progress_label("reranking"), check_finite=False,
+            )
+        ]  # fmt: skip
         local = torch.cat(parts) if parts else torch.zeros(0, device=device)
         rows = torch.from_numpy(np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64))
-        _sync(device)
+        synchronize(device)
         timings["score_s"] = time.perf_counter() - tick
         scored = self._scored_pairs  # batch rows index the tokenised (scored) pairs
-        if shard:
+        if step.shard:
             for part, idx in zip(all_gather_rows(local), all_gather_rows(rows), strict=True):
                 scores[scored[idx.numpy()]] = part.cpu().numpy()
         else:
             scores[scored[rows.numpy()]] = local.cpu().numpy()
-        if not np.isfinite(scores[scored]).all():
+        if not np.isfinite(scores[scored]).all():  # after the gather: every rank raises, none waits
             hint = " (fp16 overflow? try precision='bf16' or 'fp32')" if dtype == torch.float16 else ""
             raise ValueError(f"The model produced NaN or infinite scores{hint}.")
         return scores

@@ -1,25 +1,27 @@
-"""The sparse (SPLADE) path of `RetrievalEvaluator`, and what it keeps: `SparseRetrievalResult`.
+"""The sparse (SPLADE) backend of `RetrievalEvaluator`; what it keeps is `results.SparseRetrievalResult`.
 
-`RetrievalEvaluator.evaluate` sends a `SparseEncoder` here. Same machinery as the dense path (texts
+`RetrievalEvaluator.evaluate` sends a `SparseEncoder` here. Same machinery as the dense backend (texts
 tokenised once and cached, token-budget batches cut from length-sorted texts, the trainer's precision,
 corpus sharded over ranks), but every batch's `(batch, vocabulary)` output becomes `SparseRows` at once,
-ranking is `sparse_search.sparse_search` (exact, same tie rule), and the SPLADE health figures are added
+ranking is `core.search.sparse.sparse_search` (exact, same tie rule), and the SPLADE health figures are added
 to the metrics: `query_active_dims`, `corpus_active_dims` (mean non-zeros per text) and `flops`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from hf_search_wandb.core.distributed import all_gather_rows, all_reduce, get_rank
-from hf_search_wandb.core.evaluation.results import RetrievalResult
+from hf_search_wandb.core.distributed import all_gather_rows, all_reduce
+from hf_search_wandb.core.evaluation.base import EvaluationPass
+from hf_search_wandb.core.evaluation.batching import plan_batches, run_batches
+from hf_search_wandb.core.evaluation.precision import synchronize
+from hf_search_wandb.core.evaluation.results import RetrievalResult, SparseRetrievalResult
 from hf_search_wandb.core.metrics.measures import SPARSITY_METRICS
-from hf_search_wandb.core.models.encoders import Kind, Tokenized, features_to_device
+from hf_search_wandb.core.models.base import Kind, Tokenized, features_to_device
 from hf_search_wandb.core.models.sparse import SparseEncoderAdapter, SparseRows, flops
 from hf_search_wandb.core.search.sparse import sparse_search
 
@@ -30,50 +32,24 @@ if TYPE_CHECKING:
 SPARSE_GPU_BATCH_TOKENS = 16384
 
 
-@dataclass
-class SparseRetrievalResult(RetrievalResult):
-    """A `RetrievalResult` of a sparse model, plus the per-text active dimensions.
-
-    Attributes:
-        query_active_dims: `(n_queries,)` non-zeros of each query embedding, in `query_ids` order.
-        doc_active_dims: `(n_docs,)` non-zeros of each document embedding, in `doc_ids` order (the
-            document-length histogram the callback logs).
-        flops: the FLOPS estimate (see `sparse_encoding.flops`).
-    """
-
-    query_active_dims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    doc_active_dims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    flops: float = 0.0
-
-
 def evaluate_sparse(
-    evaluator: RetrievalEvaluator,
-    encoder: SparseEncoderAdapter,
-    rank: int,
-    world: int,
-    shard: bool,
-    timings: dict[str, float],
+    evaluator: RetrievalEvaluator, encoder: SparseEncoderAdapter, step: EvaluationPass
 ) -> SparseRetrievalResult:
     """`RetrievalEvaluator.evaluate` for a `SparseEncoder`: encode sparse, rank exactly, add the sparsity."""
-    from hf_search_wandb.core.evaluation.retrieval import plan_batches
-
-    device = encoder.device
-    queries = [evaluator.queries[q] for q in evaluator._query_ids]
-    docs = [evaluator.corpus[d] for d in evaluator._doc_ids]
+    device, timings, shard = encoder.device, step.timings, step.shard
     tick = time.perf_counter()
-    q_tokens = evaluator._tokens(encoder, queries, "query", evaluator.query_prompt)
-    d_tokens = evaluator._tokens(encoder, docs, "document", evaluator.corpus_prompt)
+    q_tokens = evaluator.tokens(encoder, "query")
+    d_tokens = evaluator.tokens(encoder, "document")
     timings["tokenize_s"] = time.perf_counter() - tick
-    dtype = evaluator._precision_dtype(encoder, device)
+    dtype = evaluator.precision_dtype(getattr(encoder, "dtype", torch.float32), device)
     budget = evaluator.batch_tokens or (SPARSE_GPU_BATCH_TOKENS if device.type == "cuda" else 2048)
 
     def run(kind: Kind, tokens: Tokenized) -> tuple[SparseRows, np.ndarray]:
-        batches = plan_batches(tokens.lengths, budget, evaluator.max_batch_size)[rank::world]
+        batches = plan_batches(tokens.lengths, budget, evaluator.max_batch_size)[step.rank :: step.world]
         rows = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
         tick = time.perf_counter()
         encoded = _embed_sparse(evaluator, encoder, kind, tokens, batches, device, dtype)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         timings["encode_queries_s" if kind == "query" else "encode_corpus_s"] = time.perf_counter() - tick
         return encoded, rows
 
@@ -97,12 +73,12 @@ def evaluate_sparse(
     if similarity == "cosine":
         query_emb, doc_emb = query_emb.normalized(), doc_emb.normalized()
     tick = time.perf_counter()
-    pair_queries, pair_docs, ties = evaluator._pair_inputs(doc_rows)
+    pair_queries, pair_docs, ties = evaluator.pair_inputs(doc_rows)
     hits = sparse_search(
         query_emb, doc_emb, ties, evaluator.depth, pair_queries=pair_queries, pair_docs=pair_docs,
         chunk_elements=min(evaluator.chunk_elements, 1 << 24), distributed=shard,
     )  # fmt: skip
-    base = evaluator._result_from_hits(hits)
+    base = evaluator.score_hits(hits)
     timings["search_s"] = time.perf_counter() - tick
     base.metrics.update({key: stats[key] for key in SPARSITY_METRICS})
     return SparseRetrievalResult(
@@ -122,36 +98,20 @@ def _embed_sparse(
     device: torch.device,
     dtype: torch.dtype | None,
 ) -> SparseRows:
-    from hf_search_wandb.core.evaluation.retrieval import _autocast, checked_batch
+    """Each batch's `(batch, vocabulary)` output kept as `SparseRows` at once (never a dense corpus)."""
+
+    def forward(batch: np.ndarray) -> torch.Tensor:
+        return encoder.forward(features_to_device(tokens, batch, device, encoder.padding_side), kind)
 
     parts: list[SparseRows] = []
-    progress = None
-    if evaluator.show_progress_bar and get_rank() == 0:
-        from tqdm.auto import tqdm
-
-        noun = "queries" if kind == "query" else "documents"
-        total = sum(len(b) for b in batches)
-        progress = tqdm(total=total, desc=f"{evaluator.name}: encoding {noun}", unit=noun[:3], leave=False)
     dim = encoder.vocabulary_size or 0
-    for batch in batches:
-        features = features_to_device(tokens, batch, device, encoder.padding_side)
-
-        def run(features: Any = features) -> torch.Tensor:
-            with _autocast(device, dtype):
-                return encoder.forward(features, kind)
-
-        emb = checked_batch(run, type(encoder.model).__name__, len(batch), kind, "vocabulary")
-        if not bool(torch.isfinite(emb).all()):
-            hint = " (fp16 overflow? try precision='bf16' or 'fp32')" if dtype == torch.float16 else ""
-            raise ValueError(
-                f"{type(encoder.model).__name__} produced NaN or infinite {kind} embeddings{hint}."
-            )
+    noun = "queries" if kind == "query" else "documents"
+    for _, emb in run_batches(
+        forward, batches, device=device, dtype=dtype, who=type(encoder.model).__name__, kind=kind,
+        width="vocabulary", progress=evaluator.progress_label(f"encoding {noun}"),
+    ):  # fmt: skip
         dim = int(emb.shape[1])
         parts.append(SparseRows.from_dense(emb))
-        if progress is not None:
-            progress.update(len(batch))
-    if progress is not None:
-        progress.close()
     return SparseRows.cat(parts, dim, device)
 
 
@@ -168,7 +128,7 @@ def _sparsity(
         rows = torch.cat(all_gather_rows(torch.from_numpy(doc_rows).to(torch.int64)))
     else:
         lengths, rows = local_lengths, torch.from_numpy(doc_rows).to(torch.int64)
-    doc_lengths = np.zeros(len(evaluator._doc_ids), dtype=np.int64)
+    doc_lengths = np.zeros(len(evaluator.doc_ids), dtype=np.int64)
     doc_lengths[rows.numpy()] = lengths.numpy()
     n_queries, n_docs = len(query_lengths), len(doc_lengths)
     return {

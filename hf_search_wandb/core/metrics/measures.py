@@ -4,7 +4,7 @@ A `Measure` says what the measure takes (a cut-off or not; graded or binary rele
 tell judged non-relevant documents from unjudged ones), its goal (higher or lower is better), the trec_eval
 measure it equals, and its kernel. Everything else reads `MEASURES`: metric-name parsing (`parse_metric`),
 the scorers' dispatch (`core/metrics/scoring.py`), the sweep-config check of `metric.name` (`sweeps/config.py`) and
-the wandb summary goal of each logged key (`trainer/log_keys.py`). `LOGGED_SERIES` adds the other values the
+the wandb summary goal of each logged key (`tracking/log_keys.py`). `LOGGED_SERIES` adds the other values the
 callback logs (losses, learning rate, ...) with their goals.
 
 Adding a measure is one `Measure(...)` line in `MEASURES`, its kernel (a function of `RankedHits` and k,

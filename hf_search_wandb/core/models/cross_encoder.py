@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from hf_search_wandb.core.models.encoders import (
+from hf_search_wandb.core.models.base import (
+    TOKENIZE_CHUNK,
     Tokenized,
+    features_to_device,
     module_device,
     module_dtype,
     tokenized_from_padded,
     unwrap_model,
 )
-
-_TOKENIZE_CHUNK = 2048
 
 
 def is_cross_encoder(model: Any) -> bool:
@@ -119,8 +119,8 @@ class PairScorer:
         """Token ids of every pair, unpadded."""
         pairs = [(str(q), str(d)) for q, d in pairs]
         batches = []
-        for start in range(0, len(pairs), _TOKENIZE_CHUNK):
-            chunk = pairs[start : start + _TOKENIZE_CHUNK]
+        for start in range(0, len(pairs), TOKENIZE_CHUNK):
+            chunk = pairs[start : start + TOKENIZE_CHUNK]
             if self.kind == "cross-encoder":
                 kwargs: dict[str, Any] = {"prompt": prompt}
                 if self.max_length:
@@ -157,8 +157,6 @@ class PairScorer:
     @torch.inference_mode()
     def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> torch.Tensor:
         """Scores of `pairs` in order (simple path; the evaluator batches by tokens and caches the ids)."""
-        from hf_search_wandb.core.models.encoders import features_to_device
-
         tokens = self.tokenize(pairs)
         out = [
             self.forward(

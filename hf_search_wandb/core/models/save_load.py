@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
-from hf_search_wandb.core.models.encoders import HFEncoder, as_encoder, unwrap_model
+from hf_search_wandb.core.models.base import unwrap_model
+from hf_search_wandb.core.models.dense import HFEncoder
+from hf_search_wandb.core.models.factory import as_encoder
 
 logger = logging.getLogger(__name__)
 

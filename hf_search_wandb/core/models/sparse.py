@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hf_search_wandb.core.models.encoders import Kind, SentenceTransformerEncoder
+from hf_search_wandb.core.models.base import Kind
+from hf_search_wandb.core.models.dense import SentenceTransformerEncoder
 
 
 def is_sparse_encoder(model: Any) -> bool:

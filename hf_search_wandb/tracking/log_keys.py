@@ -1,6 +1,9 @@
-"""How the trainer's log keys become the SPEC §2 names (`train/loss`, `val/mrr@10`, `system/...`).
+"""The wandb key schema, in one place: how the trainer's log keys become the SPEC §2 names (`train/loss`,
+`val/mrr@10`, `system/...`), the step axis, the namespaces the callback writes, the summary goals and the
+`best/` summary keys.
 
-Pure functions over dicts: the callback's `on_log` is one call to `split_logs`.
+Pure functions over dicts, no wandb: the callback's `on_log` is one call to `split_logs`. The goal of each
+measure comes from the table of measures (`core/metrics/measures.py`); every name of a wandb key is here.
 """
 
 from __future__ import annotations
@@ -11,7 +14,20 @@ from typing import Any
 
 from hf_search_wandb.core.metrics.measures import LOGGED_SERIES, logged_goal
 
+#: The one step axis: every row carries it, every metric is plotted against it (`define_metric`).
 STEP_KEY = "train/global_step"
+#: Namespaces the callback itself writes: an evaluator may not be named after one of them.
+RESERVED_NAMES = frozenset({"train", "system", "best", "gradients", "parameters"})
+#: Where an evaluation without a name of its own goes (one evaluator, `eval` prefix).
+VAL = "val"
+VAL_LOSS_KEY = "val/loss"
+EPOCH_KEY = "train/epoch"
+LOSS_KEY = "train/loss"
+EPOCH_LOSS_KEY = "train/epoch_loss"
+THROUGHPUT_KEY = "system/throughput"
+PEAK_MEMORY_KEY = "system/peak_memory_gb"
+SYSTEM_PREFIX = "system/"
+BEST_PREFIX = "best/"
 TRAIN_KEYS = {
     "loss": "train/loss",
     "learning_rate": "train/lr",
@@ -192,3 +208,113 @@ def split_logs(
     if out.val:
         out.train.pop("train/epoch", None)
     return out
+
+
+def trainer_key_prefix(evaluator_name: str, prefix: str = "eval") -> str:
+    """The prefix of one evaluator's metrics in the trainer's dict (the inverse of `eval_key`): the callback
+    adds `eval_{name}_{metric}` so that `metric_for_best_model="eval_val_mrr@10"` works.
+
+    Example:
+        >>> trainer_key_prefix("val"), trainer_key_prefix("")
+        ('eval_val_', 'eval_')
+    """
+    return f"{prefix}_{evaluator_name}_" if evaluator_name else f"{prefix}_"
+
+
+def evaluator_namespace(evaluator_name: str, *, several: bool) -> str:
+    """Where an evaluator's metrics go during training: `val` with one evaluator; its name with several.
+
+    Example:
+        >>> evaluator_namespace("scifact", several=False), evaluator_namespace("scifact", several=True)
+        ('val', 'scifact')
+    """
+    return (evaluator_name or VAL) if several else VAL
+
+
+def metric_key(namespace: str, metric: str) -> str:
+    """`{namespace}/{metric}`: the wandb key of one metric of an evaluation logged under `namespace`.
+
+    Example:
+        >>> metric_key("val", "mrr@10"), metric_key("test", "map")
+        ('val/mrr@10', 'test/map')
+    """
+    return f"{namespace}/{metric}"
+
+
+def headline_key(metric: str, namespace: str = VAL) -> str:
+    """The wandb key best tracking reads: `{namespace}/{metric}` of the primary evaluator (`val/...` with one);
+    `val/loss` for the loss, which the trainer computes once for all evaluators.
+
+    Example:
+        >>> headline_key("ndcg@10", "nfcorpus"), headline_key("loss", "nfcorpus")
+        ('nfcorpus/ndcg@10', 'val/loss')
+    """
+    return metric_key(VAL if metric == "loss" else namespace, metric)
+
+
+def media_namespace(prefix: str, evaluator_name: str, *, several: bool, several_ran: bool) -> str:
+    """Where an evaluation's tables and histograms go: top-level keys for one evaluator in training (`""`),
+    `{name}/...` with several; under another prefix `{prefix namespace}/...` (e.g. `test/`), plus the
+    evaluator's name when several evaluators ran.
+
+    Example:
+        >>> media_namespace("eval", "val", several=False, several_ran=False)
+        ''
+        >>> media_namespace("eval", "nf", several=True, several_ran=True), media_namespace("test", "nf", several=True, several_ran=True)
+        ('nf', 'test/nf')
+    """
+    base = prefix_namespace(prefix)
+    if base == VAL:
+        return evaluator_namespace(evaluator_name, several=True) if several else ""
+    return f"{base}/{evaluator_name}" if several_ran and evaluator_name else base
+
+
+def is_system(key: str) -> bool:
+    """True for `system/...` keys (timings, throughput, memory): logged, never given a summary goal.
+
+    Example:
+        >>> is_system("system/eval_runtime"), is_system("val/map")
+        (True, False)
+    """
+    return key.startswith(SYSTEM_PREFIX)
+
+
+def best_summary(metric: str, value: float, step: int) -> dict[str, Any]:
+    """The summary keys a new best evaluation sets: `best/{metric}` and `best/step`.
+
+    Example:
+        >>> best_summary("mrr@10", 0.5, 30)
+        {'best/mrr@10': 0.5, 'best/step': 30}
+    """
+    return {f"{BEST_PREFIX}{metric}": value, f"{BEST_PREFIX}step": step}
+
+
+def best_summary_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The `best/` summary keys of a best evaluation's metadata (`best_step` -> `best/step`, `map` -> `best/map`).
+
+    Example:
+        >>> best_summary_of({"best_mrr@10": 0.5, "best_step": 3, "map": 0.4})
+        {'best/mrr@10': 0.5, 'best/step': 3, 'best/map': 0.4}
+    """
+    return {f"{BEST_PREFIX}{key.removeprefix('best_')}": value for key, value in metadata.items()}
+
+
+def namespace_of(key: str) -> str:
+    """The namespace of a wandb key: what comes before its first `/`.
+
+    Example:
+        >>> namespace_of("nfcorpus/ndcg@10"), namespace_of("val/loss")
+        ('nfcorpus', 'val')
+    """
+    return key.split("/", 1)[0]
+
+
+def metrics_under(row: Mapping[str, Any], namespaces: Iterable[str]) -> dict[str, Any]:
+    """The metrics of `row` under any of `namespaces`, by their name without the namespace.
+
+    Example:
+        >>> metrics_under({"val/loss": 1.0, "nf/map": 0.3, "sf/map": 0.2, STEP_KEY: 3}, ("val", "nf"))
+        {'loss': 1.0, 'map': 0.3}
+    """
+    wanted = set(namespaces)
+    return {key.split("/", 1)[1]: value for key, value in row.items() if namespace_of(key) in wanted}

@@ -1,0 +1,93 @@
+"""Which run a `train()` call starts: the wandb mode, the SPEC §1 config read from the trainer, the run
+settings (project, name, tags by the precedence rule), and the run a resumed checkpoint belongs to; then
+`tracking.run.TrackedRun.start`, which owns the run from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hf_search_wandb.tracking.log_keys import STEP_KEY
+from hf_search_wandb.tracking.run import TrackedRun
+from hf_search_wandb.tracking.run_options import RunSettings, resolve_run_settings
+from hf_search_wandb.tracking.run_setup import collect_config, default_run_name, default_tags
+from hf_search_wandb.tracking.wandb_api import resolve_mode
+from hf_search_wandb.trainer.options import SearchWandbConfig
+from hf_search_wandb.trainer.resume import held_rows, read_resume_info
+
+
+@dataclass
+class StartedRun:
+    """A run `start_run` started (or reused), with the settings and config it started with."""
+
+    tracked: TrackedRun
+    settings: RunSettings
+    config: dict[str, Any]
+    resumed: bool  # it continues the run of the checkpoint training resumed from
+
+
+def run_config(
+    options: SearchWandbConfig, args: Any, *, model: Any, tokenizer: Any, trainer: Any, event: dict[str, Any],
+    evaluator: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The run config (`run_setup.collect_config`) from the arguments, the model and what the trainer holds;
+    without a trainer, the training data loader the event carries."""
+    train_dataset = getattr(trainer, "train_dataset", None)
+    if train_dataset is None:  # no trainer: the data loader the event carries
+        train_dataset = getattr(event.get("train_dataloader"), "dataset", None)
+    return collect_config(
+        args,
+        model=model,
+        tokenizer=tokenizer,
+        loss=getattr(trainer, "loss", None) or getattr(trainer, "compute_loss_func", None),
+        train_dataset=train_dataset,
+        eval_dataset=getattr(trainer, "eval_dataset", None),
+        evaluator=evaluator,
+        options=options,
+        callbacks=getattr(getattr(trainer, "callback_handler", None), "callbacks", ()),
+    )
+
+
+def run_settings(options: SearchWandbConfig, args: Any, state: Any, config: dict[str, Any]) -> RunSettings:
+    """Project, name, tags, ... by the precedence rule (argument > WANDB_* > run_name > automatic)."""
+    return resolve_run_settings(
+        options, args=args, trial_name=getattr(state, "trial_name", None),
+        automatic_name=lambda: default_run_name(config["model_type"], config["base_model"], config["dataset_name"]),
+        automatic_tags=lambda: default_tags(config),
+    )  # fmt: skip
+
+
+def start_run(
+    options: SearchWandbConfig, args: Any, state: Any, *, model: Any, tokenizer: Any, trainer: Any,
+    event: dict[str, Any], evaluator: Any, resume_from: str | None, user_run_id: str | None,
+    say: Callable[[str], Any],
+) -> StartedRun | None:  # fmt: skip
+    """Start this training's run; None when wandb is disabled (said through `say`).
+
+    A training resumed from a checkpoint (`options.resume`) continues the run recorded beside it, keeps its
+    name and project, and skips the steps that run already holds (read before `wandb.init` adds this
+    session's folder)."""
+    choice = resolve_mode(options.mode)
+    if choice.reason:
+        say(choice.reason)
+    if choice.mode == "disabled":
+        say("wandb disabled: nothing will be logged")
+        return None
+    config = run_config(options, args, model=model, tokenizer=tokenizer, trainer=trainer, event=event,
+                        evaluator=evaluator)  # fmt: skip
+    settings = run_settings(options, args, state, config)
+    resume: dict[str, Any] = {}
+    if options.resume and state.global_step > 0:
+        resume = read_resume_info(args.output_dir, state.global_step, resume_from)
+    if resume.get("name") and settings.sources.get("name", "automatic") == "automatic":
+        settings = replace(settings, name=resume["name"])  # the resumed run keeps its name
+    held = held_rows(resume, STEP_KEY, warn=say) if resume else None
+    if resume.get("project"):
+        settings = replace(settings, project=resume["project"])
+    tracked = TrackedRun.start(
+        settings, mode=choice.mode, config=config, directory=options.dir, resume_id=resume.get("run_id"),
+        held=held, user_run_id=user_run_id, background=options.log_in_background, say=say,
+    )  # fmt: skip
+    return StartedRun(tracked, settings, config, resumed=bool(resume))
