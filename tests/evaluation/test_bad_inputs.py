@@ -110,3 +110,13 @@ def test_default_metrics_fit_a_shallow_depth_and_say_so(family, caplog) -> None:
     assert "recall@100 -> recall@2" in line and "metrics=[" in line
     with pytest.raises(ValueError, match=r"recall@100 needs the top 100 documents but depth is 2: pass depth >= 100"):
         make(*args, depth=2, primary_metric="mrr@2", metrics=["recall@100"])
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("name", ["../escape", "a/../../b", "/abs", "..", "sub\\dir"])
+def test_an_evaluator_name_cannot_write_its_csv_outside_the_output_folder(family, name, tmp_path) -> None:
+    evaluator = FAMILIES[family](QUERIES, CORPUS, QRELS, primary_metric="mrr@2", name=name)
+    out = tmp_path / "out"
+    path = evaluator.csv_path(out)
+    assert path.parent == out and path.name.endswith(".csv") and "/" not in path.name
+    assert path.resolve().parent == out.resolve()

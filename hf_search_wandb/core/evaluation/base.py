@@ -14,6 +14,7 @@ import contextlib
 import csv
 import logging
 import os
+import re
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -69,6 +70,20 @@ def append_metrics_csv(path: Path, epoch: float, steps: int, metrics: dict[str, 
         if new:
             writer.writerow(["epoch", "steps", *metrics])
         writer.writerow([epoch, steps, *metrics.values()])
+
+
+def metrics_csv_path(output_path: str | os.PathLike[str], prefix: str, name: str) -> Path:
+    """`{prefix}_{name}.csv` directly inside `output_path`, whatever the evaluator's name holds: path separators
+    become `_` and leading dots go, so a name cannot write outside the folder.
+
+    Example:
+        >>> metrics_csv_path("out", "retrieval_evaluation", "../../etc/x").as_posix()
+        'out/retrieval_evaluation__.._etc_x.csv'
+        >>> metrics_csv_path("out", "retrieval_evaluation", "val").as_posix()
+        'out/retrieval_evaluation_val.csv'
+    """
+    stem = re.sub(r"[\\/\x00]+", "_", name or "results").lstrip(".") or "results"
+    return Path(output_path) / f"{prefix}_{stem}.csv"
 
 
 def examples(ids: Sequence[str], n: int = 3) -> str:
@@ -221,14 +236,16 @@ class SearchEvaluator(SentenceEvaluator):
         prefix = f"{self.name}_" if self.name else ""
         metrics = {f"{prefix}{key}": value for key, value in result.metrics.items()}
         if output_path is not None and get_rank() == 0:
-            append_metrics_csv(
-                Path(output_path) / f"{self.csv_prefix}_{self.name or 'results'}.csv", epoch, steps, result.metrics
-            )
+            append_metrics_csv(self.csv_path(output_path), epoch, steps, result.metrics)
         if hasattr(model, "model_card_data"):
             with contextlib.suppress(Exception):  # model-card bookkeeping must never fail an evaluation
                 shown = {f"{prefix}{k}": v for k, v in self.model_card_metrics(result).items()}
                 self.store_metrics_in_model_card_data(model, shown, epoch, steps)  # type: ignore[arg-type]
         return metrics
+
+    def csv_path(self, output_path: str | os.PathLike[str]) -> Path:
+        """The CSV `__call__` appends to (`metrics_csv_path`)."""
+        return metrics_csv_path(output_path, self.csv_prefix, self.name)
 
     def model_card_metrics(self, result: RetrievalResult) -> dict[str, float]:
         """The unprefixed metrics a model card records (all of them, unless a family says otherwise)."""
@@ -275,4 +292,4 @@ class SearchEvaluator(SentenceEvaluator):
         return f"{self.name}: {noun}" if self.show_progress_bar else None
 
 
-__all__ = ["EvaluationPass", "SearchEvaluator", "append_metrics_csv", "evaluates_distributed"]
+__all__ = ["EvaluationPass", "SearchEvaluator", "append_metrics_csv", "evaluates_distributed", "metrics_csv_path"]
