@@ -75,15 +75,41 @@ class RunSettings:
         return {k: v for k, v in values.items() if v is not None}
 
 
+#: wandb refuses a run whose tags are empty or longer than this (at `wandb.init`, after the training started)
+MAX_TAG_LENGTH = 64
+
+
+def checked_tags(tags: list[str], where: str) -> list[str]:
+    """`tags` if each is 1 to 64 characters, as wandb requires; else a ValueError naming the tag and the fix,
+    raised when the option is given rather than from `wandb.init` once the training runs.
+
+    Example:
+        >>> checked_tags(["bi-encoder", "scifact"], "tags")
+        ['bi-encoder', 'scifact']
+        >>> checked_tags(["x" * 65], "tags")
+        Traceback (most recent call last):
+        ...
+        ValueError: tags: tag 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is 65 characters; wandb accepts 1 to 64. Shorten it, or record the long text in the run config instead.
+    """
+    for tag in tags:
+        if not 1 <= len(tag) <= MAX_TAG_LENGTH:
+            shown = tag if len(tag) <= 30 else tag[:30] + "..."
+            raise ValueError(
+                f"{where}: tag {shown!r} is {len(tag)} characters; wandb accepts 1 to {MAX_TAG_LENGTH}. "
+                "Shorten it, or record the long text in the run config instead."
+            )
+    return tags
+
+
 def env_tags(value: str | None) -> list[str] | None:
-    """`WANDB_TAGS` as wandb reads it: comma-separated, blanks dropped.
+    """`WANDB_TAGS` as wandb reads it: comma-separated, blanks dropped; each tag within wandb's limit.
 
     Example:
         >>> env_tags("a, b,,c"), env_tags(""), env_tags(None)
         (['a', 'b', 'c'], None, None)
     """
     tags = [t.strip() for t in (value or "").split(",") if t.strip()]
-    return tags or None
+    return checked_tags(tags, "WANDB_TAGS") or None
 
 
 def log_model_policy(value: str) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from hf_search_wandb.tracking.run_options import RunSettings
 
+from hf_search_wandb.tracking.run_options import MAX_TAG_LENGTH
 from hf_search_wandb.tracking.sparse_config import splade_config
 from hf_search_wandb.tracking.wandb_api import start_run
 
@@ -129,8 +130,8 @@ def default_tags(run_config: dict[str, Any]) -> list[str]:
         ['bi-encoder', 'fine-tuning', 'msmarco', 'hard-negatives', 'bf16']
     """
     tags = [str(run_config.get("model_type") or "bi-encoder"), "fine-tuning"]
-    if run_config.get("dataset_name"):
-        tags.append(str(run_config["dataset_name"]))
+    if run_config.get("dataset_name"):  # a long dataset path must not fail wandb.init: cut to wandb's limit
+        tags.append(str(run_config["dataset_name"])[:MAX_TAG_LENGTH])
     if run_config.get("num_hard_negatives"):
         tags.append("hard-negatives")
     if run_config.get("amp_dtype") in ("bf16", "fp16"):

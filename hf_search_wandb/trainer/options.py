@@ -13,6 +13,7 @@ from dataclasses import InitVar, dataclass, field, fields, replace
 from typing import Any
 
 from hf_search_wandb.core.data.inputs import string_list
+from hf_search_wandb.tracking.run_options import checked_tags
 
 MODEL_TYPES = ("bi-encoder", "cross-encoder", "colbert", "splade")
 MODES = ("online", "offline", "disabled")
@@ -200,7 +201,7 @@ class SearchWandbConfig:
         if self.num_hard_negatives is not None and self.num_hard_negatives < 0:
             raise ValueError(f"num_hard_negatives must be >= 0, got {self.num_hard_negatives}")
         if self.tags is not None:
-            self.tags = string_list(self.tags, "tags")
+            self.tags = checked_tags(string_list(self.tags, "tags"), "tags")
         self.eval_metric = _check_eval_metric(self.eval_metric)
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from hf_search_wandb.tracking.run_options import env_tags
 from hf_search_wandb.tracking.run_setup import (
     base_model_short,
     collect_config,
@@ -37,6 +38,8 @@ from tests.helpers.wandb_records import read_run, run_dirs
         ({"config_overrides": "[1, 2]"}, "config_overrides must be a JSON object"),
         ({"config_overrides": "{oops"}, "config_overrides must be a JSON object"),
         ({"wandb_project": ""}, "wandb_project must be"),
+        ({"tags": ["ok", "x" * 65]}, r"tag 'x{30}\.\.\.' is 65 characters; wandb accepts 1 to 64"),
+        ({"tags": [""]}, "tag '' is 0 characters"),
     ],
 )
 def test_config_rejects_bad_values_with_a_reason(kwargs: dict[str, Any], message: str) -> None:
@@ -258,3 +261,17 @@ def test_a_run_you_started_is_reused_and_left_open(wandb_offline: Path) -> None:
     assert records.series("train/loss") == [1.0, 0.5] and records.series("test/mrr@10") == [0.5]
     assert len(records.series("system/throughput")) == 3  # each log, plus the epoch row
     assert records.config["eval_metric"] == "mrr@10" and records.summary_view["project"] == "mine"
+
+
+def test_tags_are_checked_when_the_callback_is_built_not_when_wandb_starts() -> None:
+    # wandb itself refuses a tag over 64 characters only at wandb.init, after train() has started
+    with pytest.raises(ValueError, match="wandb accepts 1 to 64"):
+        SearchWandbCallback(mode="offline", tags=["t" * 65])
+    assert SearchWandbCallback(mode="offline", tags=["t" * 64]).options.tags == ["t" * 64]
+    with pytest.raises(ValueError, match="WANDB_TAGS: tag 'w{30}"):  # the environment's tags, named as such
+        env_tags("fine," + "w" * 70)
+
+
+def test_a_long_dataset_name_becomes_a_tag_wandb_accepts() -> None:
+    tags = default_tags({"model_type": "bi-encoder", "dataset_name": "d" * 100})
+    assert max(len(t) for t in tags) == 64
