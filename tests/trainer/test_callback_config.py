@@ -268,7 +268,7 @@ def test_tags_are_checked_when_the_callback_is_built_not_when_wandb_starts() -> 
     with pytest.raises(ValueError, match="wandb accepts 1 to 64"):
         SearchWandbCallback(mode="offline", tags=["t" * 65])
     assert SearchWandbCallback(mode="offline", tags=["t" * 64]).options.tags == ["t" * 64]
-    with pytest.raises(ValueError, match="WANDB_TAGS: tag 'w{30}"):  # the environment's tags, named as such
+    with pytest.raises(ValueError, match=r"WANDB_TAGS: tag 'w{30}"):  # the environment's tags, named as such
         env_tags("fine," + "w" * 70)
 
 
