@@ -1,5 +1,7 @@
 """Lazy public namespaces (PEP 562): a package lists its public names and the module defining each; a name
 is imported on first use, so importing a namespace loads nothing it does not need and has no side effects.
+(The top-level package keeps its own copy of this lookup, with the moved names' warnings: importing it must
+load no module of the package, this one included.)
 
 Example:
     >>> getattr_, dir_ = lazy_exports("pkg", {"sqrt": "math"})
@@ -10,29 +12,18 @@ Example:
 from __future__ import annotations
 
 import importlib
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 
 def lazy_exports(
-    package: str, exports: Mapping[str, str], moved: Mapping[str, str] | None = None
+    package: str, exports: Mapping[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """`(__getattr__, __dir__)` for `package`: `exports` maps each public name to its defining module;
-    `moved` maps an old public name to the namespace that now holds it (a DeprecationWarning says where)."""
-    moved = moved or {}
+    """`(__getattr__, __dir__)` for `package`: `exports` maps each public name to its defining module."""
 
     def __getattr__(name: str) -> Any:
         if name in exports:
             return getattr(importlib.import_module(exports[name]), name)
-        if name in moved:
-            warnings.warn(
-                f"{package}.{name} moved to {moved[name]}.{name}; import it from there "
-                f"(`from {moved[name]} import {name}`). The old name will be removed in a future release.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            return getattr(importlib.import_module(moved[name]), name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
