@@ -95,7 +95,8 @@ def _encode_all(
     evaluator: RetrievalEvaluator, encoder: Any, step: EvaluationPass
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, torch.device]:
     timings = step.timings
-    queries, docs = evaluator.texts("query"), evaluator.texts("document")
+    queries: list[str] = []  # the texts themselves only for an `Encoder` of texts; token ids are cached
+    docs: list[str] = []
     q_tokens: Tokenized | None = None
     d_tokens: Tokenized | None = None
     if isinstance(encoder, TokenEncoder):
@@ -109,6 +110,7 @@ def _encode_all(
         budget = evaluator.batch_tokens or (GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
     else:  # an `Encoder` of texts: the batch is cut by text count
         device = torch.device(getattr(encoder, "device", "cpu"))
+        queries, docs = evaluator.texts("query"), evaluator.texts("document")
         timings["tokenize_s"] = 0.0
         dtype = None
         q_lengths = np.array([len(t) for t in queries], dtype=np.int64)
@@ -134,7 +136,7 @@ def _encode_all(
             doc_emb = torch.zeros((0, dim), device=device)
         gathered = all_gather_rows(query_emb)
         rows = all_gather_rows(torch.from_numpy(query_rows).to(torch.int64))
-        full = torch.empty((len(queries), dim), device=device, dtype=query_emb.dtype)
+        full = torch.empty((len(evaluator.query_ids), dim), device=device, dtype=query_emb.dtype)
         for part, idx in zip(gathered, rows, strict=True):
             full[idx.to(device)] = part.to(device)
         query_emb = full

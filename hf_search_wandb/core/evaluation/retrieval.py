@@ -244,10 +244,9 @@ class RetrievalEvaluator(SearchEvaluator):
         """The token ids of every query (or document) for `encoder`, tokenised once and cached."""
         prompt = self.query_prompt if kind == "query" else self.corpus_prompt
         prompt = prompt if prompt is not None else encoder.default_prompt(kind)
-        texts = self.texts(kind)
-        key = (encoder.cache_key(kind, prompt), len(texts))
-        if key not in self._token_cache:
-            self._token_cache[key] = encoder.tokenize(texts, kind, prompt)
+        key = (encoder.cache_key(kind, prompt), len(self.query_ids if kind == "query" else self.doc_ids))
+        if key not in self._token_cache:  # the texts are gathered only to tokenise them, once
+            self._token_cache[key] = encoder.tokenize(self.texts(kind), kind, prompt)
         return self._token_cache[key]
 
     def _relevant_pairs(self) -> tuple[list[int], list[int], list[tuple[str, str]]]:
