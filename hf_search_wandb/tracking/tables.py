@@ -39,7 +39,6 @@ EXAMPLE_COLUMNS = ["query", "rank", "document", "score", "relevant"]
 ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_rank"]
 
 
-
 def make_table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool = False) -> Any:
     """A `wandb.Table` of `rows`, whose column types wandb infers and checks on the first row only.
 
@@ -314,7 +313,6 @@ def score_histograms(result: RetrievalResult, *, num_bins: int = 64) -> dict[str
         if values.size:
             out[key] = wandb.Histogram(np_histogram=np.histogram(values, bins=num_bins))
     return out
-
 
 
 def _texts(evaluator: Any, queries: Any, corpus: Any, qrels: Any) -> tuple[Any, Any, Any]:

@@ -37,7 +37,6 @@ from hf_search_wandb.core.data.inputs import Qrels
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class HardNegatives:
     """Mined training data and how it was made.
