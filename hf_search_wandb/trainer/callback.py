@@ -62,6 +62,9 @@ from hf_search_wandb.trainer.best_model import (
 from hf_search_wandb.trainer.evaluator_set import (
     RESERVED_NAMES,
     EvaluatorSet,
+    adopt_evaluators,
+    adoption_line,
+    computed_metrics,
     encoder_for,
     evaluator_name,
     evaluator_set,
@@ -73,6 +76,12 @@ from hf_search_wandb.trainer.preemption import SignalGuard
 from hf_search_wandb.trainer.resume import write_run_file
 from hf_search_wandb.trainer.run_start import start_run
 from hf_search_wandb.trainer.run_state import EpochStats
+from hf_search_wandb.trainer.self_evaluation import (
+    SelfEvaluation,
+    evaluation_metrics,
+    self_evaluation,
+    trainer_evaluates,
+)
 from hf_search_wandb.trainer.warn_once import WarnOnce
 
 logger = logging.getLogger(__name__)
@@ -139,6 +148,7 @@ class SearchWandbCallback(TrainerCallback):
         self.options = base.updated(**overrides) if overrides else base
         if self.options.mode != "disabled":
             require_installed()
+        evaluator, adopted = adopt_evaluators(evaluator)  # sentence-transformers' own: ours in their place
         evaluator_set(evaluator, primary=primary)  # duplicate or reserved names, an unknown primary: fail now
         self.evaluator = evaluator
         self.primary = primary
@@ -147,6 +157,8 @@ class SearchWandbCallback(TrainerCallback):
         self.run_config: dict[str, Any] = {}
         self.settings: RunSettings | None = None
         self.best = BestEvaluation.of(self.options.eval_metric)
+        self._best_metric = self.options.eval_metric  # eval_metric resolved against the evaluators
+        self._best_primary = primary
         self._training = False  # inside train(); after it the run stays open for post-training evaluations
         self._exit_hook = False
         self._trainer: Any = None
@@ -156,11 +168,15 @@ class SearchWandbCallback(TrainerCallback):
         self._pending_val: dict[str, Any] = {}
         self._say = WarnOnce(logger)
         self._n_evals = 0
+        self._evals_in_train = 0  # evaluations seen during train(), on every rank
+        self._self_eval: SelfEvaluation | None = None  # set when the trainer never evaluates
         self._signals = SignalGuard(self._on_signal)
         self._cuda = False
         self._epoch: EpochStats | None = None
         # A run the user started before building the callback is theirs: reused, never finished by us.
         self._user_run_id = current_run_id()
+        for outcome in adopted:
+            self._say(adoption_line(outcome))
 
     # ------------------------------------------------------------------ linking to the trainer
     @classmethod
@@ -198,11 +214,22 @@ class SearchWandbCallback(TrainerCallback):
     def _link(self, trainer: Any) -> bool:
         """Keep `trainer`, guard its `train()`, silence its WandbCallbacks; True when one was silenced."""
         self._trainer = trainer
+        self._adopt_trainer_evaluator(trainer)
         trainer_link.guard_train(trainer, self._fail, self._note_train_call)
         silenced = trainer_link.silence_wandb_callbacks(trainer.callback_handler)
         if silenced and trainer.state.is_world_process_zero:
             self._say("transformers' WandbCallback (report_to=wandb) found: taking over, it will log nothing")
         return bool(silenced)
+
+    def _adopt_trainer_evaluator(self, trainer: Any) -> None:
+        """Put ours in place of the sentence-transformers evaluators the trainer runs (`evaluator=`), saying so
+        once on the main process; their keys stay (`core.evaluation.adoption`)."""
+        if getattr(trainer, "evaluator", None) is None:
+            return
+        trainer.evaluator, adopted = adopt_evaluators(trainer.evaluator)
+        if getattr(trainer.state, "is_world_process_zero", True):
+            for outcome in adopted:
+                self._say(adoption_line(outcome))
 
     def _note_train_call(self, resume_from_checkpoint: Any) -> None:
         if self.tracked is not None and not self._training:
@@ -226,15 +253,27 @@ class SearchWandbCallback(TrainerCallback):
 
     # ------------------------------------------------------------------ helpers
     def _check_eval_metric(self) -> None:
-        """Refuse, before training starts, an `eval_metric` no linked evaluator computes (it would silently
-        disable best tracking and the best-model artifact)."""
+        """Resolve `eval_metric` against the linked evaluators, before training starts: our names (`mrr@10`) or
+        an adopted sentence-transformers evaluator's (`cosine_ndcg@10`, or `scifact_cosine_ndcg@10` naming the
+        evaluator). One no evaluator computes is refused (it would silently disable best tracking and the
+        best-model artifact)."""
         metric = self.options.eval_metric
-        computed = [list(getattr(ev, "metrics", None) or ()) for ev in self._evaluators()]
-        computed = [names for names in computed if names]
-        if metric == "loss" or not computed or any(metric in names for names in computed):
+        self._best_metric, self._best_primary = metric, self.primary
+        evaluators = self._evaluators()
+        model = getattr(self._trainer, "model", None)
+        computed = {evaluator_name(ev): computed_metrics(ev, model) for ev in evaluators}
+        computed = {name: names for name, names in computed.items() if names}
+        if metric == "loss" or not computed or any(metric in names for names in computed.values()):
             return
+        for name, names in sorted(computed.items(), key=lambda item: -len(item[0])):
+            if name and metric.startswith(f"{name}_") and metric[len(name) + 1 :] in names:
+                self._best_metric = metric[len(name) + 1 :]
+                if len(evaluators) > 1:
+                    self._best_primary = name
+                return
+        first = next(iter(computed.values()))
         raise ValueError(
-            f"eval_metric={metric!r} is not computed by the evaluator (it computes {', '.join(computed[0])}): "
+            f"eval_metric={metric!r} is not computed by the evaluator (it computes {', '.join(first)}): "
             f"best tracking and the best-model artifact would never trigger. Set eval_metric to one of those, "
             f"or add {metric!r} to the evaluator's metrics."
         )
@@ -264,7 +303,7 @@ class SearchWandbCallback(TrainerCallback):
     def _set(self) -> EvaluatorSet:
         """The callback's evaluators, then the trainer's own, flattened; and the primary one."""
         trainer_evaluator = getattr(self._trainer, "evaluator", None)
-        return evaluator_set(self.evaluator, trainer_evaluator, primary=self.primary, strict=False)
+        return evaluator_set(self.evaluator, trainer_evaluator, primary=self._best_primary, strict=False)
 
     def _evaluators(self) -> list[Any]:
         return list(self._set().evaluators)
@@ -279,11 +318,22 @@ class SearchWandbCallback(TrainerCallback):
         trainer, took_over = self._find_trainer(args)
         if trainer is None and state.is_world_process_zero:
             self._say(NO_TRAINER)
+        if trainer is not None:  # an evaluator set on the trainer after it was linked
+            self._adopt_trainer_evaluator(trainer)
         # each train() call is one run: per-run state starts afresh (hyperparameter search re-trains)
         self._epoch, self._pending_val, self._n_evals = None, {}, 0
-        self.best = BestEvaluation.of(self.options.eval_metric)
         self._check_eval_metric()
+        self.best = BestEvaluation.of(self._best_metric)
         self._args, self._state = args, state
+        self._evals_in_train = 0
+        self._self_eval = None
+        if self._evaluators() and not trainer_evaluates(args):  # every rank: the evaluators may shard
+            self._self_eval = self_evaluation(args, state)
+            if state.is_world_process_zero:
+                self._say(
+                    f"the trainer never evaluates (eval_strategy='no'): SearchWandbCallback runs its evaluator "
+                    f"itself, {self._self_eval.schedule} and at the end of training"
+                )
         if self.tracked is not None and not self._training:
             self.finish()  # the previous train()'s run, kept open for its post-training evaluations
         if self.tracked is not None:
@@ -361,6 +411,12 @@ class SearchWandbCallback(TrainerCallback):
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._epoch is not None:
             self._epoch.finish(state.global_step)
+        if self._self_eval is not None and self._self_eval.due_at_epoch_end(state.global_step):
+            self._evaluate_myself(args, state, control, kwargs)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._self_eval is not None and self._self_eval.due_at_step(state.global_step):
+            self._evaluate_myself(args, state, control, kwargs)
 
     def _samples(self, args: Any, steps: int) -> int:
         return (
@@ -417,6 +473,7 @@ class SearchWandbCallback(TrainerCallback):
         self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any
     ) -> None:
         prefix = eval_prefix(metrics or {}) or "eval"
+        self._evals_in_train += prefix == "eval"  # reset by on_train_begin; read by on_train_end
         self._evaluate_if_needed(state, metrics, kwargs.get("model"), kwargs.get("processing_class"), prefix)
         if self.tracked is None:
             return
@@ -431,13 +488,13 @@ class SearchWandbCallback(TrainerCallback):
                 self._log_media(state.global_step, prefix, ran)
             return
         self._n_evals += 1
-        headline_key = evaluators.headline_key(self.options.eval_metric)
+        headline_key = evaluators.headline_key(self._best_metric)
         headline = val.get(headline_key)
         if headline is not None and self.best.update(
             float(headline), step=state.global_step, epoch=state.epoch,
             metrics=metrics_under(val, (VAL, namespace_of(headline_key))),
         ):  # fmt: skip
-            self._summarise(best_summary(self.options.eval_metric, float(headline), state.global_step))
+            self._summarise(best_summary(self._best_metric, float(headline), state.global_step))
             if self.model_artifact in ("best", "end"):
                 self._save_best(args, kwargs.get("model"), kwargs.get("processing_class"))
                 if self.model_artifact == "best":
@@ -481,11 +538,16 @@ class SearchWandbCallback(TrainerCallback):
         model = model if model is not None else getattr(trainer, "model", None)
         if model is None:
             raise ValueError("SearchWandbCallback.evaluate needs a model: pass trainer= or model=")
+        evaluator, adopted = adopt_evaluators(evaluator)
+        for outcome in adopted:
+            self._say(adoption_line(outcome))
         namespace = name or evaluator_name(evaluator) or "test"
         if namespace in RESERVED_NAMES:
             raise ValueError(f"name={namespace!r} is a namespace the callback writes itself: choose another")
         tokenizer = getattr(trainer, "processing_class", None)
-        if hasattr(evaluator, "last_result"):  # ours: metrics and the rankings the tables reuse
+        if hasattr(evaluator, "last_result") and not hasattr(
+            evaluator, "their_keys"
+        ):  # ours: metrics and rankings
             raw = evaluator.evaluate(encoder_for(model, tokenizer, evaluator)).metrics
         else:
             own = evaluator_name(evaluator)
@@ -586,7 +648,34 @@ class SearchWandbCallback(TrainerCallback):
                     checkpoint, self.best, step=state.global_step, epoch=state.epoch, run_config=self.run_config
                 ))  # fmt: skip
 
+    def _evaluate_myself(self, args: Any, state: Any, control: Any, kwargs: dict[str, Any]) -> None:
+        """One evaluation the trainer did not run (`self_evaluation`): computed on every rank, recorded in the
+        trainer's log history, then handled as the trainer's own (`on_evaluate`: rows, best, artifact)."""
+        model = kwargs.get("model")
+        tokenizer = kwargs.get("processing_class") or kwargs.get("tokenizer")
+        if model is None:
+            return
+        if self._self_eval is None:
+            self._self_eval = SelfEvaluation(None)
+        self._self_eval.last_step = state.global_step
+        metrics = evaluation_metrics(self._trainer, self.evaluator, model, tokenizer)
+        if not metrics:
+            return
+        state.log_history.append({**metrics, "epoch": state.epoch, "step": state.global_step})
+        self.on_evaluate(args, state, control, metrics=metrics, model=model, processing_class=tokenizer)
+
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self._self_eval is not None and self._self_eval.due_at_end(state.global_step):
+            self._evaluate_myself(args, state, control, {**kwargs, "model": model})
+        elif (
+            self._self_eval is None and self._evals_in_train == 0 and self._evaluators() and model is not None
+        ):
+            if state.is_world_process_zero:
+                self._say(
+                    "the trainer never ran an evaluation during train() although eval_strategy is set (a custom "
+                    "Trainer?): SearchWandbCallback ran its evaluator once now, at the end of training"
+                )
+            self._evaluate_myself(args, state, control, {**kwargs, "model": model})
         self._signals.restore()
         if self.tracked is not None:
             self._end(args, state, model, kwargs)

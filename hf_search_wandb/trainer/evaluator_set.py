@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from hf_search_wandb.core.evaluation.adoption import Adoption, adopt, adopt_in_place
 from hf_search_wandb.core.models.factory import as_encoder
 from hf_search_wandb.tracking.log_keys import (
     RESERVED_NAMES,
@@ -26,6 +27,9 @@ from hf_search_wandb.tracking.log_keys import (
 __all__ = [
     "RESERVED_NAMES",
     "EvaluatorSet",
+    "adopt_evaluators",
+    "adoption_line",
+    "computed_metrics",
     "encoder_for",
     "evaluator_name",
     "evaluator_set",
@@ -161,6 +165,56 @@ def _find(evaluators: list[Any], primary: Any) -> Any:
             return evaluator
     names = [evaluator_name(e) for e in evaluators]
     raise ValueError(f"primary={primary!r} is none of the evaluators {names}: pass one of these names or objects")
+
+
+def adopt_evaluators(evaluator: Any) -> tuple[Any, list[Adoption]]:
+    """`evaluator` (one, a list, a `SequentialEvaluator`, a NanoBEIR evaluator) with every sentence-transformers
+    retrieval or reranking evaluator in it replaced by ours (`core.evaluation.adoption`); what was tried."""
+    if isinstance(evaluator, (list, tuple)):
+        kept, tried = [], []
+        for item in evaluator:
+            new, outcomes = adopt_evaluators(item)
+            kept.append(new)
+            tried.extend(outcomes)
+        return type(evaluator)(kept), tried
+    if isinstance(getattr(evaluator, "evaluators", None), list):
+        holder = _Holder(evaluator)
+        return evaluator, adopt_in_place(holder, "value")
+    outcome = adopt(evaluator)
+    return outcome.evaluator, [outcome] if outcome.original is not None and (
+        outcome.adopted or outcome.reason
+    ) else []
+
+
+class _Holder:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def adoption_line(outcome: Adoption) -> str:
+    """The one line that says what was adopted, or which feature is missing and the fix."""
+    theirs = type(outcome.original).__name__
+    label = f"sentence-transformers' {theirs}" + (
+        f" {evaluator_name(outcome.original)!r}" if evaluator_name(outcome.original) else ""
+    )
+    if outcome.adopted:
+        return (
+            f"adopted {label}: hf_search_wandb's evaluator runs in its place on the same data (one encoding), "
+            f"its keys and values are kept ({theirs}'s own metric code), and best tracking, tables, histograms "
+            f"and the model artifact follow it"
+        )
+    return (
+        f"{label} runs as it is, because {outcome.reason}: its metrics are logged, but no retrieval tables or "
+        f"score histograms come from it. Fix: use hf_search_wandb.RetrievalEvaluator (or RerankingEvaluator) in its place"
+    )
+
+
+def computed_metrics(evaluator: Any, model: Any = None) -> list[str]:
+    """The metric names an evaluator's keys carry after its name: ours (`mrr@10`), plus an adopted
+    sentence-transformers evaluator's own (`cosine_ndcg@10`)."""
+    names = list(getattr(evaluator, "metrics", None) or ())
+    theirs = getattr(evaluator, "their_metric_names", None)
+    return names + list(theirs(model)) if callable(theirs) else names
 
 
 def encoder_for(model: Any, tokenizer: Any, evaluator: Any) -> Any:

@@ -9,6 +9,7 @@ resolved when training starts; nothing here reads the environment.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import InitVar, dataclass, field, fields, replace
 from typing import Any
 
@@ -264,4 +265,33 @@ def _check_eval_metric(name: Any) -> str:
     try:
         return parse_metric(text).name
     except ValueError as err:
+        theirs = st_metric(text)
+        if theirs is not None:
+            return theirs
         raise ValueError(f"eval_metric={name!r}: {err}") from None
+
+
+#: sentence-transformers' key forms: `[{name}_]{score function}_{measure}@{k}` (`accuracy` is our `hit`)
+_ST_METRIC = re.compile(r"^(?:.+_)?(?:cosine|dot|euclidean|manhattan)_(?P<metric>[a-z]+(?:@\d+)?)$")
+
+
+def st_metric(text: str) -> str | None:
+    """`text` (lower-cased) when it is a sentence-transformers metric key (`cosine_ndcg@10`,
+    `scifact_dot_mrr@10`, `cosine_accuracy@1`), else None.
+
+    Example:
+        >>> st_metric("Cosine_NDCG@10"), st_metric("scifact_dot_accuracy@1"), st_metric("cosine_nope@1")
+        ('cosine_ndcg@10', 'scifact_dot_accuracy@1', None)
+    """
+    from hf_search_wandb.core.metrics.measures import parse_metric
+
+    lowered = text.strip().lower()
+    match = _ST_METRIC.match(lowered)
+    if match is None:
+        return None
+    metric = match["metric"].replace("accuracy@", "hit@")
+    try:
+        parse_metric(metric)
+    except ValueError:
+        return None
+    return lowered
