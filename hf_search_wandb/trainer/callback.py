@@ -263,6 +263,13 @@ class SearchWandbCallback(TrainerCallback):
         model = getattr(self._trainer, "model", None)
         computed = {evaluator_name(ev): computed_metrics(ev, model) for ev in evaluators}
         computed = {name: names for name, names in computed.items() if names}
+        if evaluators and not computed and metric != "loss" and getattr(self._state, "is_world_process_zero", True):
+            kinds = ", ".join(sorted({type(ev).__name__ for ev in evaluators}))
+            self._say(
+                f"no retrieval evaluator among the trainer's ({kinds}): their metrics are logged, but best tracking "
+                f"on {metric!r}, the best-model artifact and the retrieval tables need one. Fix: add a "
+                f"RetrievalEvaluator (or RerankingEvaluator) to SearchWandbCallback(...) or the trainer"
+            )
         if metric == "loss" or not computed or any(metric in names for names in computed.values()):
             return
         for name, names in sorted(computed.items(), key=lambda item: -len(item[0])):
@@ -322,9 +329,9 @@ class SearchWandbCallback(TrainerCallback):
             self._adopt_trainer_evaluator(trainer)
         # each train() call is one run: per-run state starts afresh (hyperparameter search re-trains)
         self._epoch, self._pending_val, self._n_evals = None, {}, 0
+        self._args, self._state = args, state
         self._check_eval_metric()
         self.best = BestEvaluation.of(self._best_metric)
-        self._args, self._state = args, state
         self._evals_in_train = 0
         self._self_eval = None
         if self._evaluators() and not trainer_evaluates(args):  # every rank: the evaluators may shard

@@ -269,3 +269,71 @@ def test_reranker_pipeline_with_their_reranking_evaluator(
         assert last[f"eval_{key}"] == pytest.approx(value, abs=1e-6), key
     assert run.series("val/base_map") and run.series("val/first_stage/ndcg@10")
     _assert_product(run, ("",), examples="reranking_examples")
+
+
+def _local_nanobeir(root: Path) -> str:
+    """A NanoBEIR-layout dataset saved locally (configs corpus / queries / qrels, split `NanoSciFact`), as a
+    user mirrors `sentence-transformers/NanoBEIR-en` for an offline cluster."""
+    from datasets import Dataset
+
+    queries, corpus, relevant = _slice()
+    parts = {
+        "corpus": Dataset.from_dict({"_id": list(corpus), "text": list(corpus.values())}),
+        "queries": Dataset.from_dict({"_id": list(queries), "text": list(queries.values())}),
+        "qrels": Dataset.from_list([{"query-id": q, "corpus-id": d} for q, docs in relevant.items() for d in sorted(docs)]),
+    }
+    lines = ["---", "configs:"]
+    for subset, dataset in parts.items():
+        (root / subset).mkdir(parents=True)
+        dataset.to_parquet(root / subset / "NanoSciFact.parquet")
+        lines += [f"- config_name: {subset}", "  data_files:", "  - split: NanoSciFact", f"    path: {subset}/NanoSciFact.parquet"]
+    (root / "README.md").write_text("\n".join([*lines, "---", ""]))
+    return str(root)
+
+
+def test_nanobeir_evaluator_on_local_data_is_adopted_member_by_member(tmp_path: Path) -> None:
+    from sentence_transformers.sentence_transformer.evaluation import NanoBEIREvaluator
+
+    from hf_search_wandb.trainer.evaluator_set import adopt_evaluators, flatten_evaluators
+    from tests.helpers.tiny_models import make_tiny_sentence_transformer
+
+    model = make_tiny_sentence_transformer(tmp_path / "model")
+    local = _local_nanobeir(tmp_path / "nanobeir")
+    theirs = NanoBEIREvaluator(["scifact"], dataset_id=local, write_csv=False)(model)
+    nano, tried = adopt_evaluators(NanoBEIREvaluator(["scifact"], dataset_id=local, write_csv=False))
+    assert [t.adopted for t in tried] == [True]
+    assert [type(e).__name__ for e in flatten_evaluators(nano)] == ["AdoptedRetrievalEvaluator"]
+    ours = nano(model)
+    assert "NanoBEIR_mean_cosine_ndcg@10" in theirs  # their aggregate, still computed from their keys
+    assert {k: ours[k] for k in theirs} == pytest.approx(theirs, abs=1e-6)
+
+
+def test_a_pipeline_with_no_retrieval_evaluator_is_told_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from tests.helpers.tiny_models import make_tiny_sentence_transformer
+
+    _offline(monkeypatch, tmp_path)
+    model = make_tiny_sentence_transformer(tmp_path / "model")
+    rows = pairs(8)
+    triplets = TripletEvaluator([r["query"] for r in rows], [r["document"] for r in rows],
+                                [r["document"] for r in rows[1:] + rows[:1]], name="triplets")  # fmt: skip
+    args = SentenceTransformerTrainingArguments(str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=1,
+                                                report_to="none", disable_tqdm=True, save_strategy="no")  # fmt: skip
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=_anchors(8),
+                                         loss=MultipleNegativesRankingLoss(model), evaluator=triplets)  # fmt: skip
+    callback = SearchWandbCallback()
+    trainer.add_callback(callback)
+    with caplog.at_level(logging.WARNING):
+        trainer.train()
+    callback.finish()
+    warned = [r.message for r in caplog.records if "no retrieval evaluator among the trainer's" in r.message]
+    assert len(warned) == 1 and "TripletEvaluator" in warned[0] and "Fix: add a RetrievalEvaluator" in warned[0]
+    run = only_run(tmp_path)
+    assert run.series("triplets/cosine_accuracy") or run.series("val/cosine_accuracy")  # still logged (itself)
