@@ -20,9 +20,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench_evaluator import build_data  # noqa: E402  (benchmarks/ is the script's folder)
+from bench_evaluator import build_data
 
-from hf_search_wandb.core.evaluation.adoption import adopt  # noqa: E402
+from hf_search_wandb.core.evaluation.adoption import adopt
 
 
 def main() -> None:
