@@ -202,9 +202,10 @@ def test_damaged_runs_are_said_at_the_top_of_the_page_and_in_their_details(repor
         assert session.errors() == []
     assert seen["first"] == "problems" and seen["visible"]
     assert "2 run folders could not be read and are not shown" in seen["text"]
-    assert "2 runs are drawn from a damaged or unfinished log" in seen["text"]
+    assert "3 runs are drawn from a damaged or unfinished log" in seen["text"]
     assert str(damaged["garbage"]) in seen["text"] and str(damaged["empty"]) in seen["text"]
     assert "truncated: the log ends in the middle of a record" in seen["text"]
-    assert seen["flags"] == 2
+    assert seen["flags"] == 3
     flagged = [text for _, text in seen["details"] if text]
-    assert len(flagged) == 2 and any("truncated:" in t for t in flagged) and any("corrupt:" in t for t in flagged)
+    assert len(flagged) == 3 and any("truncated:" in t for t in flagged) and any("corrupt:" in t for t in flagged)
+    assert any("no exit record" in t for t in flagged)

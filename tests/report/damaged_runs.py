@@ -34,6 +34,23 @@ def mid_record(data: bytes, near: int) -> int:
     raise ValueError(f"no record ends after byte {near} of {len(data)}")
 
 
+def record_end(data: bytes, near: int) -> int:
+    """The end of the first whole record (a FULL or LAST chunk) that ends after `near`: a clean cut between
+    two records, as a process killed after wandb flushed leaves its log."""
+    pos = HEADER
+    while pos < len(data):
+        left = BLOCK - pos % BLOCK
+        if left < CHUNK_HEADER:
+            pos += left
+            continue
+        (length,) = struct.unpack_from("<H", data, pos + 4)
+        kind = data[pos + 6]
+        pos += CHUNK_HEADER + length
+        if pos > near and kind in (1, 4):  # FULL, LAST
+            return pos
+    raise ValueError(f"no record ends after byte {near} of {len(data)}")
+
+
 def log_of(run_dir: Path) -> Path:
     (log,) = run_dir.glob("run-*.wandb")
     return log
@@ -42,8 +59,9 @@ def log_of(run_dir: Path) -> Path:
 def damaged_copies(runs: list[Path], root: Path) -> dict[str, Path]:
     """Under `root/wandb`, copies of the two real runs `runs`: `good` (untouched), `truncated` (cut inside a
     record half way through the log, as a full disk or a kill leaves it), `corrupt` (64 bytes inside a record
-    half way through overwritten, as a bad copy leaves it), `garbage` (random bytes from the first byte) and
-    `empty` (a 0-byte log: the process died before wandb wrote anything)."""
+    half way through overwritten, as a bad copy leaves it), `garbage` (random bytes from the first byte),
+    `empty` (a 0-byte log: the process died before wandb wrote anything) and `unfinished` (cut cleanly between
+    two records half way: no exit record, as a killed run whose rows were flushed leaves it)."""
     wandb_dir = root / "wandb"
     wandb_dir.mkdir(parents=True)
     made: dict[str, Path] = {}
@@ -54,6 +72,7 @@ def damaged_copies(runs: list[Path], root: Path) -> dict[str, Path]:
             ("corrupt", runs[0]),
             ("garbage", runs[1]),
             ("empty", runs[0]),
+            ("unfinished", runs[1]),
         )
     ):
         target = wandb_dir / f"offline-run-20260101_00000{i}-{label}"
@@ -69,5 +88,7 @@ def damaged_copies(runs: list[Path], root: Path) -> dict[str, Path]:
             log.write_bytes(random.Random(0).randbytes(len(data)))
         elif label == "empty":
             log.write_bytes(b"")
+        elif label == "unfinished":
+            log.write_bytes(data[: record_end(data, len(data) // 2)])
         made[label] = target
     return made

@@ -279,7 +279,7 @@ def test_damaged_runs_are_left_out_or_flagged_and_the_page_shows_the_rest(
     out = tmp_path / "report.html"
     assert main(["report", str(damaged["good"].parent), "-o", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "report of 3 run(s), 2 left out (unreadable)" in captured.out
+    assert "report of 4 run(s), 2 left out (unreadable)" in captured.out
     warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
     by_run = {label: [w for w in warnings if f"{path}: " in w] for label, path in damaged.items()}
     assert by_run["good"] == []
@@ -290,14 +290,17 @@ def test_damaged_runs_are_left_out_or_flagged_and_the_page_shows_the_rest(
     (truncated,) = by_run["truncated"]
     assert "truncated: the log ends in the middle of a record" in truncated
     assert any("corrupt: wandb skipped unreadable data" in w for w in by_run["corrupt"])
+    (unfinished,) = by_run["unfinished"]  # cut cleanly between records: nothing is half-written, the end is missing
+    assert "no exit record: the run is still running, or its process was killed" in unfinished
     assert len(warnings) == sum(len(w) for w in by_run.values())
 
     data = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', out.read_text(),
                                 re.S)[1])
     runs = {Path(r["dir"]).name.rsplit("-", 1)[-1]: r for r in data["runs"]}
-    assert sorted(runs) == ["corrupt", "good", "truncated"]
+    assert sorted(runs) == ["corrupt", "good", "truncated", "unfinished"]
     assert runs["good"]["problems"] == []
     assert runs["truncated"]["problems"][0].startswith("truncated:")
+    assert [p.split(":")[0] for p in runs["unfinished"]["problems"]] == ["no exit record"]
     assert any(p.startswith("corrupt:") for p in runs["corrupt"]["problems"])
     assert sorted(Path(s["dir"]).name.rsplit("-", 1)[-1] for s in data["skipped"]) == ["empty", "garbage"]
     # what was read is drawn: the truncated run holds the rows before the cut, fewer than the whole run
