@@ -176,7 +176,10 @@ def _report(args: argparse.Namespace) -> int:
     except ImportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"report of {result.runs} run(s): {result.path.resolve()} ({result.size_bytes / 1e6:.1f} MB; "
+    for warning in result.warnings:  # runs left out or drawn from a damaged log: the page says so too
+        print(f"warning: {warning}", file=sys.stderr)
+    left_out = f", {len(result.skipped)} left out (unreadable)" if result.skipped else ""
+    print(f"report of {result.runs} run(s){left_out}: {result.path.resolve()} ({result.size_bytes / 1e6:.1f} MB; "
           f"read {result.read_s:.1f} s, built {result.build_s:.1f} s)")
     return 0
 

@@ -6,7 +6,14 @@ the `plotly` package ships, inlined in the page, so the page opens with no netwo
 
 from hf_search_wandb.report.build import ReportResult, build_report
 from hf_search_wandb.report.page_data import build_page_data
-from hf_search_wandb.report.reader import RunLog, read_run, read_runs
+from hf_search_wandb.report.reader import (
+    RunLog,
+    UnreadableRun,
+    UnreadableRunError,
+    read_available_runs,
+    read_run,
+    read_runs,
+)
 from hf_search_wandb.report.render import render_html
 from hf_search_wandb.report.sources import ReportInputError, RunSources, resolve_paths
 
@@ -15,8 +22,11 @@ __all__ = [
     "ReportResult",
     "RunLog",
     "RunSources",
+    "UnreadableRun",
+    "UnreadableRunError",
     "build_page_data",
     "build_report",
+    "read_available_runs",
     "read_run",
     "read_runs",
     "render_html",

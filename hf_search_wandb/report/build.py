@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hf_search_wandb.report.page_data import build_page_data
-from hf_search_wandb.report.reader import read_runs
+from hf_search_wandb.report.reader import UnreadableRun, read_available_runs
 from hf_search_wandb.report.render import render_html
-from hf_search_wandb.report.sources import resolve_paths
+from hf_search_wandb.report.sources import ReportInputError, resolve_paths
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class ReportResult:
         runs: how many runs it shows.
         size_bytes: its size.
         read_s / build_s: seconds spent reading the runs with wandb / building and writing the page.
+        skipped: the run folders wandb could not read, left out of the page (each with the reason).
+        warnings: one line per run left out or drawn from a damaged log (`folder: what is wrong`), the
+            lines the page shows at its top and `hf-search-wandb report` prints on stderr.
     """
 
     path: Path
@@ -30,6 +33,8 @@ class ReportResult:
     size_bytes: int
     read_s: float
     build_s: float
+    skipped: tuple[UnreadableRun, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def build_report(
@@ -53,8 +58,13 @@ def build_report(
     Returns:
         A `ReportResult`.
 
+    A run folder whose log wandb cannot read (garbage bytes, an empty file) is left out and one whose log
+    is damaged (cut off mid-record, a corrupt block) is drawn as far as it was read; either way the page
+    says so at its top and the result's `warnings` name the folder and what is wrong.
+
     Raises:
-        ReportInputError: a path names no readable run (the message says which and why).
+        ReportInputError: a path names no run, or none of the runs can be read (the message says which and
+            why, in one line).
         ImportError: plotly is missing (`pip install 'hf-search-wandb[report]'`).
 
     Example (needs offline runs on disk; `tests/test_report.py` runs it on real ones)::
@@ -63,13 +73,20 @@ def build_report(
     """
     t0 = time.perf_counter()
     sources = resolve_paths(paths, study=study)
-    runs = read_runs(sources.run_dirs, workers=workers)
+    runs, skipped = read_available_runs(sources.run_dirs, workers=workers)
+    if not runs:
+        raise ReportInputError(f"none of the {len(skipped)} run(s) can be read: "
+                               + "; ".join(str(s) for s in skipped))
     t1 = time.perf_counter()
-    data = build_page_data(runs, trials=sources.trials, sweep_metrics=sources.sweep_metrics, title=title)
+    data = build_page_data(runs, trials=sources.trials, sweep_metrics=sources.sweep_metrics, title=title,
+                           skipped=skipped)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = render_html(data, generated=generated)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     t2 = time.perf_counter()
-    return ReportResult(path=out, runs=len(runs), size_bytes=out.stat().st_size, read_s=t1 - t0, build_s=t2 - t1)
+    warnings = [f"{s.run_dir}: left out: {s.reason}" for s in skipped]
+    warnings += [f"{run.run_dir}: {problem}" for run in runs for problem in run.problems]
+    return ReportResult(path=out, runs=len(runs), size_bytes=out.stat().st_size, read_s=t1 - t0, build_s=t2 - t1,
+                        skipped=tuple(skipped), warnings=tuple(warnings))

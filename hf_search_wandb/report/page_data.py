@@ -14,7 +14,7 @@ from typing import Any
 
 from hf_search_wandb.core.metrics.measures import logged_goal
 from hf_search_wandb.report import series
-from hf_search_wandb.report.reader import RunLog
+from hf_search_wandb.report.reader import RunLog, UnreadableRun
 from hf_search_wandb.report.sources import SweepTrial
 
 #: Config keys the callback records as the environment (`tracking.run_setup.environment_info`).
@@ -138,6 +138,7 @@ def run_entry(run: RunLog, index: int, trial: SweepTrial | None) -> tuple[dict[s
         "index": index, "id": run.run_id, "name": run.name, "dir": str(run.run_dir), "project": run.project,
         "state": run.state, "exit_code": run.exit_code, "tags": run.tags, "notes": run.notes,
         "start_time": run.start_time, "runtime_s": runtime if series.is_number(runtime) else None,
+        "problems": list(run.problems),
         "step_axis": axis, "last_step": last_step, "history_rows": len(run.history),
         "config": {k: v for k, v in flatten(run.config).items() if k not in ENVIRONMENT_KEYS},
         "environment": environment_of(run),
@@ -271,7 +272,7 @@ def chart_groups(curves: Sequence[Mapping[str, tuple[list[float], list[float]]]]
 
 def build_page_data(runs: Sequence[RunLog], *, trials: Mapping[Path, SweepTrial] | None = None,
                     sweep_metrics: Mapping[str, tuple[str, str]] | None = None,
-                    title: str | None = None) -> dict[str, Any]:
+                    title: str | None = None, skipped: Sequence[UnreadableRun] = ()) -> dict[str, Any]:
     """Everything the page draws, JSON-ready (big number arrays base64-encoded, see `series.encode`).
 
     Args:
@@ -279,10 +280,11 @@ def build_page_data(runs: Sequence[RunLog], *, trials: Mapping[Path, SweepTrial]
         trials: `{run folder: SweepTrial}` for runs of an offline sweep.
         sweep_metrics: `{study: (metric, goal)}` of those sweeps.
         title: the page title (default: the run's name, or "N runs").
+        skipped: run folders left out because wandb cannot read them (the page lists them at its top).
 
     Returns:
-        `{"title", "runs", "curves", "stats", "arrays", "eval_metric", "comparison"}` (`arrays`: the
-        curves' shared x arrays).
+        `{"title", "runs", "curves", "stats", "arrays", "eval_metric", "comparison", "skipped"}` (`arrays`:
+        the curves' shared x arrays; each run's `problems` and `skipped` are what the page warns about).
     """
     trials = trials or {}
     entries, curves = [], []
@@ -301,4 +303,5 @@ def build_page_data(runs: Sequence[RunLog], *, trials: Mapping[Path, SweepTrial]
         "arrays": pool.arrays,
         "eval_metric": metric,
         "comparison": comparison(entries, curves, metric) if len(runs) > 1 else None,
+        "skipped": [{"dir": str(s.run_dir), "reason": s.reason} for s in skipped],
     }

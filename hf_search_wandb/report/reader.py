@@ -5,6 +5,11 @@ definitions, artifacts, exit, ...); `--summary --json` prints the run's state, f
 The `.wandb` file itself is wandb's binary format and is never parsed here (`tracking.leet` runs the
 reader). Table media are the JSON files wandb wrote under the run's `files/media/table/`, named by the
 history row that logged them.
+
+A damaged log is read as far as wandb can read it. A run whose log wandb cannot read at all (garbage bytes
+in its header, an empty file) is UNREADABLE (`UnreadableRunError`; `read_available_runs` skips it); a run it
+reads only in part (cut off mid-record, a corrupt block skipped, no exit record) keeps what was read and
+says what is wrong in `RunLog.problems`, which the page and the command show.
 """
 
 from __future__ import annotations
@@ -25,6 +30,25 @@ from hf_search_wandb.tracking.leet import leet_inspect
 
 #: wandb prints non-finite floats of a history row as these strings.
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+#: What `wandb leet inspect` prints on stderr about a log it read only in part, and what that means here.
+_TRUNCATED = "reached the end of an incomplete .wandb file"
+_CORRUPT = "skipped corrupt data"
+_READER_PREFIX = "wandb leet inspect:"
+
+
+class UnreadableRunError(ReportInputError):
+    """wandb cannot read a run folder's log at all (the message names the folder and wandb's reason)."""
+
+
+@dataclass(frozen=True)
+class UnreadableRun:
+    """A run folder left out of a report, and why (wandb's reason, in one line)."""
+
+    run_dir: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.run_dir}: {self.reason}"
 
 
 @dataclass
@@ -43,6 +67,8 @@ class RunLog:
         artifacts: one dict per logged artifact version (name, type, aliases, metadata, manifest, ...).
         metric_definitions: the `define_metric` records.
         summary: the run's final summary.
+        problems: what is wrong with a log read only in part, one line each (empty for a complete log):
+            cut off mid-record, corrupt data skipped, no exit record (still running, or killed).
     """
 
     run_dir: Path
@@ -61,6 +87,7 @@ class RunLog:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     metric_definitions: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     def media_json(self, relative_path: str) -> dict[str, Any] | None:
         """A media file that wandb wrote under the run's `files/` (a table's JSON), or None if absent."""
@@ -71,20 +98,40 @@ class RunLog:
             return None
 
 
-def _inspect(run_dir: Path, *, summary: bool = False, timeout: float) -> str:
+def _inspect(run_dir: Path, *, summary: bool = False, timeout: float) -> tuple[str, list[str]]:
+    """`(stdout, problems)` of `wandb leet inspect`: what wandb read, and what it said about a log it read only
+    in part (from its stderr, or a non-zero exit after printing records)."""
     try:
         done = leet_inspect(run_dir, summary=summary, timeout=timeout)
     except FileNotFoundError as err:
         raise ReportInputError("the `wandb` command is missing: pip install wandb (>= 0.26, which has "
                                "`wandb leet inspect`)") from err
     except subprocess.TimeoutExpired as err:
-        raise ReportInputError(f"{run_dir}: `wandb leet inspect` took more than {timeout:.0f} s") from err
+        raise UnreadableRunError(f"{run_dir}: `wandb leet inspect` took more than {timeout:.0f} s") from err
+    said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    if done.returncode != 0 and not done.stdout.strip():
+        why = said[-1].removeprefix("Error:").strip() if said else f"exit code {done.returncode}"
+        logs = sorted(run_dir.glob("run-*.wandb"))
+        hint = (f"{logs[0].name} is damaged or was not written by wandb" if logs else
+                "is it a wandb run folder, and does this wandb have `wandb leet inspect`?")
+        raise UnreadableRunError(f"{run_dir}: wandb cannot read this run's log ({why}); {hint}")
+    problems = [_problem(line) for line in said if line.startswith(_READER_PREFIX)]
     if done.returncode != 0:
-        why = (done.stderr or done.stdout).strip().splitlines()
-        raise ReportInputError(f"{run_dir}: `{' '.join(done.command[-4:])}` failed: "
-                               f"{why[-1] if why else done.returncode}"
-                               " (is it a wandb run folder, and does this wandb have `wandb leet inspect`?)")
-    return done.stdout
+        problems.append(f"wandb's reader stopped with exit code {done.returncode}"
+                        + (f" ({said[-1]})" if said else "") + ": the records after that point are not shown")
+    return done.stdout, problems
+
+
+def _problem(line: str) -> str:
+    """wandb's own line about a damaged log, said as what it means for the run."""
+    text = line.removeprefix(_READER_PREFIX).strip()
+    if text.startswith(_TRUNCATED):
+        return ("truncated: the log ends in the middle of a record (the run was killed, its disk filled up, or "
+                "the folder was copied while it ran); what is shown stops there")
+    if text.startswith(_CORRUPT):
+        return (f"corrupt: wandb skipped unreadable data ({text.removeprefix(_CORRUPT).strip(': ')}); the records "
+                "stored after it in the same block are missing")
+    return f"wandb's reader: {text}"
 
 
 def finite(value: Any) -> Any:
@@ -118,11 +165,35 @@ def read_run(run_dir: str | Path, *, timeout: float = 600.0) -> RunLog:
         The run's records as a `RunLog`.
 
     Raises:
-        ReportInputError: wandb could not read the folder; the message gives wandb's reason.
+        UnreadableRunError: wandb could not read the folder's log at all, or it holds no run record (an
+            empty file, wandb's header only); the message gives the folder and the reason.
+        ReportInputError: the `wandb` command is missing.
     """
     run_dir = Path(run_dir)
-    records = [json.loads(line) for line in _inspect(run_dir, timeout=timeout).splitlines() if line.strip()]
-    view = json.loads(_inspect(run_dir, summary=True, timeout=timeout) or "{}")
+    text, problems = _inspect(run_dir, timeout=timeout)
+    records = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a record cut short in the reader's output: keep the others, say so once
+            if not any(p.startswith("unreadable record") for p in problems):
+                problems.append("unreadable record in wandb's output: skipped")
+    if not any(r.get("type") == "run" for r in records if isinstance(r, dict)):
+        size = sum(p.stat().st_size for p in run_dir.glob("run-*.wandb"))
+        raise UnreadableRunError(f"{run_dir}: the log holds no run record ({size:,} bytes: empty, or cut off "
+                                 "before wandb wrote the run); nothing to show")
+    summary_text, _ = _inspect(run_dir, summary=True, timeout=timeout)
+    try:
+        view = json.loads(summary_text or "{}")
+    except ValueError:
+        view = {}
+        problems.append("wandb's summary of the run is unreadable: state, config and summary are missing")
+    if not any(r.get("type") == "exit" for r in records if isinstance(r, dict)) and not any(
+            p.startswith("truncated") for p in problems):
+        problems.append(f"no exit record: the run is still running, or its process was killed before wandb "
+                        f"finished it (state {view.get('state') or 'unknown'!r})")
     config = {k: v for k, v in (view.get("config") or {}).items() if k != "_wandb"}
     log = RunLog(
         run_dir=run_dir,
@@ -136,6 +207,7 @@ def read_run(run_dir: str | Path, *, timeout: float = 600.0) -> RunLog:
         start_time=str(view.get("start_time") or ""),
         exit_code=view.get("exit_code"),
         summary=dict(view.get("summary") or {}),
+        problems=problems,
     )
     start = _seconds(log.start_time)
     for record in records:
@@ -161,9 +233,36 @@ def read_run(run_dir: str | Path, *, timeout: float = 600.0) -> RunLog:
 
 
 def read_runs(run_dirs: Sequence[Path], *, workers: int | None = None, timeout: float = 600.0) -> list[RunLog]:
-    """Read many run folders, `workers` at a time (default: the CPU count, at most 8), in the given order."""
+    """Read many run folders, `workers` at a time (default: the CPU count, at most 8), in the given order.
+
+    Raises:
+        UnreadableRunError: a folder wandb cannot read (the first in order); `read_available_runs` skips it.
+    """
+    runs, unreadable = read_available_runs(run_dirs, workers=workers, timeout=timeout)
+    if unreadable:
+        raise UnreadableRunError(str(unreadable[0]))
+    return runs
+
+
+def read_available_runs(
+    run_dirs: Sequence[Path], *, workers: int | None = None, timeout: float = 600.0
+) -> tuple[list[RunLog], list[UnreadableRun]]:
+    """Read many run folders as `read_runs` does, but skip the ones wandb cannot read.
+
+    Returns:
+        `(runs, unreadable)`: the runs read (in the given order; a run read only in part says so in its
+        `problems`), and each folder left out with wandb's reason.
+    """
     if not run_dirs:
-        return []
+        return [], []
     workers = workers or min(8, os.cpu_count() or 1)
+
+    def attempt(run_dir: Path) -> RunLog | UnreadableRun:
+        try:
+            return read_run(run_dir, timeout=timeout)
+        except UnreadableRunError as err:
+            return UnreadableRun(Path(run_dir), str(err).removeprefix(f"{run_dir}: "))
+
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(run_dirs)))) as pool:
-        return list(pool.map(lambda d: read_run(d, timeout=timeout), run_dirs))
+        outcomes = list(pool.map(attempt, run_dirs))
+    return ([o for o in outcomes if isinstance(o, RunLog)], [o for o in outcomes if isinstance(o, UnreadableRun)])

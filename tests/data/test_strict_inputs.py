@@ -56,6 +56,34 @@ def test_none_and_non_string_texts_are_refused():
         RetrievalEvaluator(QUERIES, {**CORPUS, "d3": 3}, QRELS)
 
 
+def test_a_lone_surrogate_in_a_beir_file_is_refused_at_load_naming_line_and_id(tmp_path):
+    # a JSON `\ud83d` escape (half of an emoji) loads as a lone surrogate, which no tokenizer can encode
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "ok"}\n'
+                                           '{"_id": "d7", "title": "T", "text": "emoji \\ud83d here"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "fine \\u00e9 \\ud83d\\ude00"}\n'
+                                            '{"_id": "q2", "text": "cut \\udc00"}\n')
+    with pytest.raises(ValueError, match=r"corpus.jsonl:2 \(id 'd7'\) `text`: text is not valid Unicode \(lone "
+                                         r"surrogate '\\ud83d' at position 6\); clean it, e\.g\. text\.encode"):
+        load_corpus(tmp_path / "corpus.jsonl")
+    with pytest.raises(ValueError, match=r"queries.jsonl:2 \(id 'q2'\) `text`: text is not valid Unicode"):
+        load_queries(tmp_path / "queries.jsonl")
+    with pytest.raises(ValueError, match=r"queries.jsonl:2 \(id 'q2'\)"):  # load_beir reads the queries first
+        RetrievalEvaluator.from_beir(tmp_path)
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "fine \\u00e9 \\ud83d\\ude00"}\n')
+    with pytest.raises(ValueError, match=r"corpus.jsonl:2 \(id 'd7'\)"):
+        RetrievalEvaluator.from_beir(tmp_path)
+
+
+def test_a_beir_file_that_is_not_utf8_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes('{"_id": "d1", "text": "ok"}\n{"_id": "d2", "text": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"corpus.jsonl:2: not UTF-8 \(byte 0xe9 at byte 27 of the line\); re-save "
+                                         r"the file as UTF-8"):
+        load_corpus(path)
+
+
 # ---------------------------------------------------------------- lists
 def test_a_string_where_a_list_is_expected_is_refused():
     with pytest.raises(TypeError, match=r"metrics must be a list of strings, got the string 'mrr@10'; write \['mrr@10'\]"):
@@ -95,7 +123,7 @@ def test_duplicate_and_textless_jsonl_records_are_refused_by_line(tmp_path):
         load_corpus(corpus)
     queries = tmp_path / "queries.jsonl"
     queries.write_text('{"_id": "q1", "text": "a"}\n{"_id": "q2", "text": null}\n')
-    with pytest.raises(TypeError, match=r"queries.jsonl:2 `text`: texts must be strings, got NoneType"):
+    with pytest.raises(TypeError, match=r"queries.jsonl:2 \(id 'q2'\) `text`: texts must be strings, got NoneType"):
         load_queries(queries)
 
 

@@ -174,3 +174,38 @@ def test_a_long_curve_is_one_line_not_a_node_per_point(tmp_path: Path, wandb_off
     assert shown["train/loss"]["plotted"] == shown["train/loss"]["full"] == [3000]
     assert shown["train/loss"]["drawn"] == 1 and nodes["train/loss"] == 0
     assert nodes["val/mrr@10"] == 1  # a one-point curve keeps its marker, or it would not show
+
+
+def test_damaged_runs_are_said_at_the_top_of_the_page_and_in_their_details(report_runs: list[Path],
+                                                                          tmp_path: Path) -> None:
+    """Unreadable runs are listed as left out, a truncated or corrupt one is flagged where it is drawn: in a
+    banner above everything, by a mark in the run picker, and at the top of its details."""
+    from tests.report.damaged_runs import damaged_copies
+
+    damaged = damaged_copies(report_runs, tmp_path / "runs")
+    out = tmp_path / "damaged.html"
+    build_report([damaged["good"].parent], out)
+    with open_page(out) as session:
+        session.wait_ready(timeout=300)
+        seen = session.js("""
+            const banner = document.getElementById("problems");
+            const box = banner.getBoundingClientRect();
+            const picked = document.getElementById("run-select");
+            const details = [];
+            for (const option of picked.options) {
+              picked.value = option.value; picked.dispatchEvent(new Event("change"));
+              const warn = document.querySelector("#run-body .run-problems");
+              details.push([option.text, warn ? warn.innerText : null]);
+            }
+            return {first: document.querySelector("main").firstElementChild.id, visible: box.height > 0 && box.top < innerHeight,
+                    text: banner.innerText, flags: [...document.querySelectorAll("#run-picker .flag")].length, details};""")
+        assert session.errors() == []
+    assert seen["first"] == "problems" and seen["visible"]
+    assert "2 run folders could not be read and are not shown" in seen["text"]
+    assert "3 runs are drawn from a damaged or unfinished log" in seen["text"]
+    assert str(damaged["garbage"]) in seen["text"] and str(damaged["empty"]) in seen["text"]
+    assert "truncated: the log ends in the middle of a record" in seen["text"]
+    assert seen["flags"] == 3
+    flagged = [text for _, text in seen["details"] if text]
+    assert len(flagged) == 3 and any("truncated:" in t for t in flagged) and any("corrupt:" in t for t in flagged)
+    assert any("no exit record" in t for t in flagged)

@@ -53,6 +53,14 @@ BAD_INPUTS: list[tuple[str, tuple[Any, Any, Any], dict[str, Any], type[Exception
     ("blank query id", _with(queries={**QUERIES, " ": "x"}), {}, ValueError, "non-empty strings"),
     ("None as a text", _with(corpus={**CORPUS, "d4": None}), {}, TypeError, "texts must be strings"),
     ("a number as a text", _with(queries={**QUERIES, "q3": 7}), {}, TypeError, "texts must be strings"),
+    # half of an emoji (a JSON "\\ud83d" escape, a UTF-16 pair cut in two): tokenizers cannot encode it
+    ("lone surrogate in a document", _with(corpus={**CORPUS, "d7": "emoji broken \ud83d here"}), {}, ValueError,
+     r"corpus\['d7'\]: text is not valid Unicode \(lone surrogate '\\ud83d' at position 13\); clean it, e\.g\. "
+     r"text\.encode\('utf-8', 'replace'\)\.decode\(\)"),
+    ("lone surrogate in a query", _with(queries={**QUERIES, "q2": "mice \udc00"}), {}, ValueError,
+     r"queries\['q2'\]: text is not valid Unicode \(lone surrogate '\\udc00' at position 5\)"),
+    ("surrogate pair split into two characters", _with(corpus={**CORPUS, "d1": "\ud83d\ude00"}), {}, ValueError,
+     r"corpus\['d1'\]: text is not valid Unicode \(lone surrogate '\\ud83d' at position 0\)"),
     ("qrels entry not a mapping", _with(qrels={"q1": ["d1"], "q2": {"d2": 1}}), {}, TypeError, "must be a mapping"),
     ("empty corpus", _with(corpus={}), {}, ValueError, "corpus is empty"),
     ("no queries", _with(queries={}), {}, ValueError, "no queries"),
@@ -86,6 +94,21 @@ def test_the_good_input_of_the_table_is_accepted_with_ids_read_as_text(family) -
                                  primary_metric="mrr@2")
     assert evaluator.qrels == {"1": {"d1": 1}, "q2": {"d2": 1}}
     assert set(evaluator.queries) == {"1", "q2"}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_real_unicode_is_accepted_and_a_refused_text_would_have_failed_the_tokenizer(family, tiny_bert_dir) -> None:
+    """Emoji, accents and CJK pass the check; the lone surrogate it refuses is what the tokenizer cannot take
+    (before the check it was stored, then failed the first evaluation with a `TypeError` naming no text)."""
+    from transformers import AutoTokenizer
+
+    corpus = {**CORPUS, "d4": "café 😀 细胞 — naïve", "d5": "\U0001f600 ok"}
+    evaluator = FAMILIES[family](QUERIES, corpus, QRELS, primary_metric="mrr@2")
+    assert evaluator.corpus["d4"] == "café 😀 细胞 — naïve"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    tokenizer(["café 😀 细胞"])
+    with pytest.raises(TypeError):
+        tokenizer(["emoji broken \ud83d here"])
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -258,3 +258,72 @@ def test_cli_writes_the_report(report_runs: list[Path], tmp_path: Path, capsys: 
     assert page.startswith("<!DOCTYPE html>") and "<title>my run" in page
     data = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page, re.S)[1])
     assert [r["id"] for r in data["runs"]] == [report_runs[0].name.rsplit("-", 1)[-1]]
+
+
+# ------------------------------------------------------------------------------------------ damaged runs
+
+
+@pytest.fixture(scope="module")
+def damaged(report_runs: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tests.report.damaged_runs import damaged_copies
+
+    return damaged_copies(report_runs, tmp_path_factory.mktemp("damaged"))
+
+
+def test_damaged_runs_are_left_out_or_flagged_and_the_page_shows_the_rest(
+    damaged: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One unreadable `.wandb` among good runs used to stop the whole report (exit 2, no page); a truncated
+    run was drawn as if it were complete. Now: the page shows every run wandb can read, and says what is
+    wrong with the others, as the command's stderr does."""
+    out = tmp_path / "report.html"
+    assert main(["report", str(damaged["good"].parent), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "report of 4 run(s), 2 left out (unreadable)" in captured.out
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    by_run = {label: [w for w in warnings if f"{path}: " in w] for label, path in damaged.items()}
+    assert by_run["good"] == []
+    (garbage,) = by_run["garbage"]
+    assert "left out: wandb cannot read this run's log" in garbage and "is damaged or was not written by wandb" in garbage
+    (empty,) = by_run["empty"]
+    assert "left out: the log holds no run record (0 bytes" in empty
+    (truncated,) = by_run["truncated"]
+    assert "truncated: the log ends in the middle of a record" in truncated
+    assert any("corrupt: wandb skipped unreadable data" in w for w in by_run["corrupt"])
+    (unfinished,) = by_run["unfinished"]  # cut cleanly between records: nothing is half-written, the end is missing
+    assert "no exit record: the run is still running, or its process was killed" in unfinished
+    assert len(warnings) == sum(len(w) for w in by_run.values())
+
+    data = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', out.read_text(),
+                                re.S)[1])
+    runs = {Path(r["dir"]).name.rsplit("-", 1)[-1]: r for r in data["runs"]}
+    assert sorted(runs) == ["corrupt", "good", "truncated", "unfinished"]
+    assert runs["good"]["problems"] == []
+    assert runs["truncated"]["problems"][0].startswith("truncated:")
+    assert [p.split(":")[0] for p in runs["unfinished"]["problems"]] == ["no exit record"]
+    assert any(p.startswith("corrupt:") for p in runs["corrupt"]["problems"])
+    assert sorted(Path(s["dir"]).name.rsplit("-", 1)[-1] for s in data["skipped"]) == ["empty", "garbage"]
+    # what was read is drawn: the truncated run holds the rows before the cut, fewer than the whole run
+    assert 0 < runs["truncated"]["history_rows"] < runs["good"]["history_rows"]
+
+
+def test_a_report_of_only_unreadable_runs_exits_2_with_one_line(
+    damaged: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.html"
+    assert main(["report", str(damaged["garbage"]), str(damaged["empty"]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: none of the 2 run(s) can be read: ")
+    assert str(damaged["garbage"]) in err[0] and str(damaged["empty"]) in err[0]
+    assert not out.exists()
+
+
+def test_the_strict_reader_still_raises_and_the_lenient_one_says_why(damaged: dict[str, Path]) -> None:
+    from hf_search_wandb.report import UnreadableRunError, read_available_runs
+
+    order = [damaged[k] for k in ("good", "garbage", "truncated")]
+    with pytest.raises(UnreadableRunError, match="wandb cannot read this run's log"):
+        read_runs(order)
+    runs, skipped = read_available_runs(order)
+    assert [r.run_dir for r in runs] == [damaged["good"], damaged["truncated"]]  # order kept
+    assert [s.run_dir for s in skipped] == [damaged["garbage"]] and "bad header" in skipped[0].reason

@@ -20,9 +20,13 @@ from hf_search_wandb.core.data.records import BeirData, doc_text
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            line = line.strip()
+    with path.open("rb") as handle:  # decoded line by line, so a byte that is not UTF-8 is named by its line
+        for line_no, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not UTF-8 (byte {raw[err.start]:#04x} at byte {err.start + 1} "
+                                 "of the line); re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
             if not line:
                 continue
             try:
@@ -43,7 +47,7 @@ def _records(path: Path, text: Callable[[dict, str], str]) -> dict[str, str]:
         key = normalize_id(record["_id"], where)
         if key in out:
             raise ValueError(f"{where}: id {key!r} already appears on line {first_line[key]}; give every id once.")
-        out[key], first_line[key] = text(record, where), line_no
+        out[key], first_line[key] = text(record, f"{where} (id {key!r})"), line_no
     return out
 
 

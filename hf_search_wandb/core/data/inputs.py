@@ -63,8 +63,42 @@ def id_keyed(mapping: Mapping[Any, V], what: str) -> dict[str, V]:
     return out
 
 
+#: How to clean a text that `check_unicode` refuses (the bad characters become `?`).
+UNICODE_HINT = "clean it, e.g. text.encode('utf-8', 'replace').decode()"
+
+
+def check_unicode(value: str, what: str) -> str:
+    """`value` if it can be encoded as UTF-8 (what every tokenizer does first); a lone surrogate is refused.
+
+    A Python string can hold a lone surrogate (`"\\ud83d"`: half of an emoji, from a JSON `\\ud83d` escape or
+    text cut in the middle of a UTF-16 pair); tokenizers cannot encode it and fail at the first evaluation with
+    an error that names no text. ASCII texts return at once (`str.isascii` is a flag CPython keeps), so the
+    check costs one `encode` of the non-ASCII texts only.
+
+    Raises:
+        ValueError: the text holds a surrogate; the message names `what`, the character and its position.
+
+    Example:
+        >>> check_unicode("café", "corpus['d1']")
+        'café'
+        >>> check_unicode("ab\\ud83d", "corpus['d7']")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: corpus['d7']: text is not valid Unicode (lone surrogate '\\ud83d' at position 2); clean it, ...
+    """
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{what}: text is not valid Unicode (lone surrogate {value[err.start]!r} at position "
+                         f"{err.start}); {UNICODE_HINT}") from None
+    return value
+
+
 def check_text(value: Any, what: str) -> str:
-    """`value` if it is a string; `None` or anything else is refused (it would be encoded as "None").
+    """`value` if it is a string that UTF-8 can encode; `None` or anything else is refused (it would be
+    encoded as "None"), and so is a lone surrogate (`check_unicode`).
 
     Example:
         >>> check_text("a query", "queries['q1']")
@@ -73,7 +107,7 @@ def check_text(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what}: texts must be strings, got {type(value).__name__} {value!r}; "
                         "drop or fill the missing texts before building the evaluator")
-    return value
+    return check_unicode(value, what)
 
 
 def texts(mapping: Mapping[Any, Any], what: str) -> dict[str, str]:

@@ -261,7 +261,9 @@ class SearchEvaluator(SentenceEvaluator):
         """One evaluation of the adapted model, in eval mode under `inference_mode`."""
 
     def evaluate(self, model: Any) -> RetrievalResult:
-        """Adapt `model`, run one evaluation pass and keep the result as `self.last_result`."""
+        """Adapt `model`, run one evaluation pass and keep the result as `self.last_result`; a collapsed
+        model (every query's top-10 scores tied, `results.tie_warning`) is said once in the log and kept as
+        `result.tie_warning`."""
         start = time.perf_counter()
         adapter = self.adapt(model)
         shard = evaluates_distributed(self.distributed, model) and evaluates_distributed(
@@ -280,6 +282,8 @@ class SearchEvaluator(SentenceEvaluator):
                 module.train(was_training)
         step.timings["total_s"] = time.perf_counter() - start
         result.timings = step.timings
+        if result.check_ties(self.name or type(self).__name__) and get_rank() == 0:
+            logger.warning("%s", result.tie_warning)  # once per evaluation, from the top-k scores already kept
         self.last_result = result
         return result
 

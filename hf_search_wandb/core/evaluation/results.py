@@ -14,6 +14,55 @@ import numpy as np
 
 #: the key namespace of a reranking evaluation's first-stage metrics (`val/first_stage/ndcg@10`)
 FIRST_STAGE = "first_stage"
+#: A query's ranking is TIED when its top `TIE_K` kept scores are all equal (within `TIE_RTOL`, relative to
+#: the largest absolute score, at least 1): the tie rule, not the model, decides its @10 metrics.
+TIE_K = 10
+TIE_RTOL = 1e-6
+#: An evaluation is COLLAPSED (its metrics reflect the tie order only) when at least this fraction of the
+#: queries that rank 2 or more documents are tied, e.g. a model that outputs one constant vector.
+COLLAPSED_FRACTION = 0.9
+
+
+def tied_rows(scores: np.ndarray, valid: np.ndarray | None = None, k: int = TIE_K) -> np.ndarray:
+    """Per row of `scores` (one query's kept scores, best first): True when its first `k` valid scores are all
+    equal within `TIE_RTOL` (NaN counts as equal to NaN), False when they differ or fewer than 2 are valid.
+    A row's valid entries come first (padding at the end, or a whole row left out), so only the first `k`
+    columns are read.
+
+    Example:
+        >>> tied_rows(np.array([[0.5, 0.5, 0.5], [0.9, 0.5, 0.1], [0.7, np.nan, np.nan]]),
+        ...           np.array([[True, True, True], [True, True, True], [True, False, False]])).tolist()
+        [True, False, False]
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] == 0:
+        return np.zeros(scores.shape[:1], dtype=bool)
+    scores = scores[:, :k].astype(np.float64)
+    first = np.ones(scores.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)[:, :k]
+    counts = first.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        high = np.where(first, np.nan_to_num(scores, nan=np.inf), -np.inf).max(axis=1)
+        low = np.where(first, np.nan_to_num(scores, nan=np.inf), np.inf).min(axis=1)
+        scale = np.maximum(1.0, np.maximum(np.abs(high), np.abs(low)))
+        equal = (high == low) | (high - low <= TIE_RTOL * scale)
+    return (counts >= 2) & equal
+
+
+def tie_warning(name: str, tied: int, checked: int, k: int = TIE_K) -> str | None:
+    """The warning of a collapsed evaluation (`COLLAPSED_FRACTION` of the `checked` queries `tied`), else None.
+
+    Example:
+        >>> tie_warning("val", 30, 30)
+        "val: all 30 queries' top-10 scores are tied (the model gives every document the same score, e.g. it collapsed to a constant output): the metrics reflect the evaluator's tie order (doc id descending) only, not the model"
+        >>> tie_warning("val", 3, 30) is None
+        True
+    """
+    if checked == 0 or tied < COLLAPSED_FRACTION * checked:
+        return None
+    share = f"all {checked:,}" if tied == checked else f"{tied:,} of {checked:,}"
+    return (f"{name}: {share} queries' top-{k} scores are tied (the model gives every document the same score, "
+            "e.g. it collapsed to a constant output): the metrics reflect the evaluator's tie order (doc id "
+            "descending) only, not the model")
 
 
 @dataclass
@@ -36,6 +85,10 @@ class RetrievalResult:
         negative_scores: the scores of the non-relevant docs in each query's top `depth`.
         timings: seconds spent in `tokenize_s`, `encode_corpus_s`, `encode_queries_s`, `search_s`, `total_s`.
         per_query: `{metric: array}`, one value per query in `query_ids` (nan where a query was skipped).
+        tied_fraction: the share of the queries ranking 2+ documents whose top `TIE_K` scores are all equal
+            (`tied_rows`; set by the evaluator, 0.0 for a model that separates every document).
+        tie_warning: set when the evaluation is collapsed (`tied_fraction >= COLLAPSED_FRACTION`): the metrics
+            reflect the tie order only; the evaluator also logs it once (`tie_warning`). None otherwise.
 
     Example:
         >>> result = RetrievalResult(
@@ -59,9 +112,34 @@ class RetrievalResult:
     negative_scores: np.ndarray
     timings: dict[str, float]
     per_query: dict[str, np.ndarray] = field(default_factory=dict)
+    tied_fraction: float = 0.0
+    tie_warning: str | None = None
 
     def __post_init__(self) -> None:
         self._row = {qid: i for i, qid in enumerate(self.query_ids)}
+
+    def ranked_mask(self) -> np.ndarray:
+        """Which entries of `top_scores` are the model's ranking (all of them here; see `RerankingResult`)."""
+        return np.ones(self.top_scores.shape, dtype=bool)
+
+    def check_ties(self, name: str, k: int = TIE_K) -> str | None:
+        """Set `tied_fraction` and `tie_warning` from the kept top scores (cheap: `(queries, k)` values) and
+        return the warning (None when the model separates the documents).
+
+        Example:
+            >>> r = RetrievalResult(metrics={"mrr@10": 1.0}, query_ids=["q1"], doc_ids=["d1", "d2"],
+            ...     top_indices=np.array([[1, 0]]), top_scores=np.array([[0.3, 0.3]], dtype=np.float32),
+            ...     relevant_ranks={"q1": {"d2": 1}}, positive_scores=np.array([0.3]),
+            ...     negative_scores=np.array([0.3]), timings={})
+            >>> r.check_ties("val") is not None, r.tied_fraction
+            (True, 1.0)
+        """
+        valid = self.ranked_mask()
+        tied = tied_rows(self.top_scores, valid, k)
+        checked = int((valid[:, :k].sum(axis=1) >= 2).sum()) if valid.ndim == 2 else 0
+        self.tied_fraction = float(tied.sum() / checked) if checked else 0.0
+        self.tie_warning = tie_warning(name, int(tied.sum()), checked, k)
+        return self.tie_warning
 
     @property
     def depth(self) -> int:
@@ -176,6 +254,13 @@ class RerankingResult(RetrievalResult):
     candidates_source: str = ""
     reranked: np.ndarray | None = None
 
+    def ranked_mask(self) -> np.ndarray:
+        """The reranker's scores only: padding and the queries kept in first-stage order are left out."""
+        rows = self.top_indices >= 0
+        if self.reranked is not None:
+            rows &= self.reranked[:, None]
+        return rows
+
     @property
     def not_reranked(self) -> list[str]:
         """The query ids kept in first-stage order (no relevant candidate; see `reranked`)."""
@@ -187,10 +272,7 @@ class RerankingResult(RetrievalResult):
     def all_scores(self) -> np.ndarray:
         """Every reranker score of a candidate (padding and queries not reranked left out): the
         `score_distribution` sample."""
-        rows = self.top_indices >= 0
-        if self.reranked is not None:
-            rows &= self.reranked[:, None]
-        return self.top_scores[rows]
+        return self.top_scores[self.ranked_mask()]
 
     @property
     def reranked_metrics(self) -> dict[str, float]:

@@ -182,13 +182,26 @@
       el("div", { class: "meta", text: `${runs.length} run${runs.length === 1 ? "" : "s"} · generated ${DATA.generated} by hf-search-wandb ${DATA.version} · read with wandb leet inspect; self-contained, makes no network request` }));
     document.body.prepend(h);
   }
+  /* Runs left out (wandb cannot read their log) and runs drawn from a damaged log: said before anything else. */
+  function problems(main) {
+    const skipped = DATA.skipped || [];
+    const damaged = DATA.runs.filter((r) => (r.problems || []).length);
+    if (!skipped.length && !damaged.length) return;
+    const list = el("ul");
+    for (const s of skipped) list.append(el("li", {}, el("strong", { text: "left out: " }), `${s.dir} — ${s.reason}`));
+    for (const r of damaged) for (const p of r.problems) list.append(el("li", {}, el("strong", { text: `${r.name}: ` }), `${p} (${r.dir})`));
+    const what = [skipped.length ? `${skipped.length} run folder${skipped.length === 1 ? "" : "s"} could not be read and ${skipped.length === 1 ? "is" : "are"} not shown` : "",
+      damaged.length ? `${damaged.length} run${damaged.length === 1 ? " is" : "s are"} drawn from a damaged or unfinished log` : ""].filter(Boolean).join("; ");
+    main.append(el("section", { id: "problems", class: "warn", role: "alert" }, el("h2", { text: `⚠ ${what}` }), list));
+  }
   function runPicker(main) {
     const sec = el("section", { id: "runs" }, el("h2", { text: "Runs" }));
     const legend = el("div", { class: "legend", id: "run-picker" });
     DATA.runs.forEach((r, i) => {
       const box = el("input", { type: "checkbox", "data-run": String(i) }); box.checked = true;
       box.addEventListener("change", () => toggleRun(i, box.checked));
-      legend.append(el("label", { title: r.dir }, box, el("span", { class: "swatch", style: `background:${color(i)}` }), `${r.name} (${r.state || "?"})`));
+      const flag = (r.problems || []).length ? el("span", { class: "flag", title: r.problems.join("\n"), text: " ⚠" }) : null;
+      legend.append(el("label", { title: r.dir }, box, el("span", { class: "swatch", style: `background:${color(i)}` }), `${r.name} (${r.state || "?"})`, flag));
     });
     const all = el("button", { text: "all" }), none = el("button", { text: "none" });
     all.onclick = () => { DATA.runs.forEach((_, i) => { state.visible[i] = true; }); syncBoxes(); applyVisibility(); };
@@ -256,6 +269,11 @@
 
   function renderRun(body, run, jobs) {
     const tablesBefore = state.tables.length;
+    if ((run.problems || []).length) {
+      const list = el("ul");
+      for (const p of run.problems) list.append(el("li", { text: p }));
+      body.append(el("div", { class: "warn run-problems", role: "alert" }, el("strong", { text: "⚠ this run's log is damaged or unfinished:" }), list));
+    }
     const overview = {
       id: run.id, name: run.name, project: run.project, state: run.state, exit_code: run.exit_code,
       folder: run.dir, started: run.start_time, runtime_s: run.runtime_s, tags: (run.tags || []).join(", "),
@@ -330,6 +348,7 @@
     const main = el("main");
     document.body.append(main);
     const jobs = [];
+    problems(main);
     runPicker(main);
     sweepSection(main, jobs);
     curveSections(main, jobs);
