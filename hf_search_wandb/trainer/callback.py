@@ -490,6 +490,10 @@ class SearchWandbCallback(TrainerCallback):
         in_training = self._training and prefix == "eval"
         self._log_evaluation(val, state.global_step, define=in_training)
         ran = self._ran(metrics or {}, prefix)
+        for ev in ran:  # a collapsed model: its metrics reflect the tie order only; the run says so
+            warning = getattr(getattr(ev, "last_result", None), "tie_warning", None)
+            if warning:
+                self._summarise({f"{evaluators.namespace(ev)}/tie_warning": f"step {state.global_step}: {warning}"})
         if not in_training:  # after train() (or a test prefix): its metrics and tables, no best tracking
             if not self._training and self.options.log_tables != "off":
                 self._log_media(state.global_step, prefix, ran)

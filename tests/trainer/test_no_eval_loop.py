@@ -117,3 +117,17 @@ def test_a_trainer_that_never_evaluated_gets_one_evaluation_at_the_end_and_a_war
     run = only_run(tmp_path)
     assert _val_steps(run) == [6]
     assert any("never ran an evaluation during train()" in r.message for r in caplog.records)
+
+
+def test_a_collapsed_model_leaves_the_tie_warning_in_the_run_summary(offline: Path, tmp_path: Path) -> None:
+    from tests.helpers.training import plain_trainer
+
+    callback = SearchWandbCallback(make_evaluator())
+    trainer = plain_trainer(offline, tmp_path / "out", callback, learning_rate=0.0, max_steps=2, eval_steps=2)
+    with torch.no_grad():  # every weight 0: one embedding for every text, every score tied
+        for parameter in trainer.model.encoder.parameters():
+            parameter.zero_()
+    trainer.train()
+    callback.finish()
+    run = only_run(tmp_path)
+    assert "step 2:" in run.summary["val/tie_warning"] and "tie order" in run.summary["val/tie_warning"]
