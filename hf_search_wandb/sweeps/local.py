@@ -57,6 +57,10 @@ ERROR_ATTR = "error"
 CONFIG_ATTR = "sweep_config"
 
 
+class TrialsKeepFailing(RuntimeError):
+    """`max_consecutive_failures` trials of this agent failed in a row; `__cause__` is the last one's error."""
+
+
 def require_optuna() -> Any:
     """The `optuna` module, or an ImportError that says how to install it."""
     try:
@@ -292,7 +296,7 @@ def _run_agent(optuna: Any, study: Any, objective: _Objective, name: str, grace_
             continue
         failures += 1
         if failures >= max_consecutive_failures:
-            raise RuntimeError(f"{failures} trials in a row failed; stopping this agent.") from objective.last_error
+            raise TrialsKeepFailing(f"{failures} trials in a row failed; stopping this agent.") from objective.last_error
 
 
 def _open_study(optuna: Any, storage: Any, name: str, cfg: SweepConfig, seed: int) -> Any:
