@@ -78,9 +78,11 @@ class RetryingStorage(RDBStorage):
         "_get_best_trial_id",
     )
 
-    def __init__(self, url: str, *, retry_for: float = DEFAULT_RETRY_S, **kwargs: Any) -> None:
+    def __init__(
+        self, url: str, *, retry_for: float = DEFAULT_RETRY_S, shown_url: str | None = None, **kwargs: Any
+    ) -> None:
         self.retry_for = float(retry_for)
-        self.shown_url = display_url(url)
+        self.shown_url = shown_url or display_url(url)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._down_since: float | None = None

@@ -37,12 +37,12 @@ def heartbeat_storage(optuna: Any, url: str, grace_period: int, retry_for: float
         >>> storage.heartbeat_interval, storage.grace_period
         (2, 6)
     """
-    from hf_search_wandb.sweeps.database import retry_seconds, storage_url
+    from hf_search_wandb.sweeps.database import display_url, retry_seconds, storage_url
     from hf_search_wandb.sweeps.retrying_storage import RetryingStorage
 
     if grace_period < 2:
         raise ValueError(f"grace_period must be at least 2 seconds (heartbeats are whole seconds), got {grace_period}")
-    url = storage_url(url)
+    shown, url = display_url(url), storage_url(url)
     # pool_pre_ping: a connection the server dropped (restart, failover) is replaced instead of failing a call.
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
@@ -58,7 +58,7 @@ def heartbeat_storage(optuna: Any, url: str, grace_period: int, retry_for: float
             kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=MAX_RETRY)
         else:  # Optuna < 4.9
             kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY)
-        return RetryingStorage(url, retry_for=retry_seconds(retry_for), **kwargs)
+        return RetryingStorage(url, retry_for=retry_seconds(retry_for), shown_url=shown, **kwargs)
 
 
 def heartbeat_interval(study: Any) -> int | None:

@@ -23,9 +23,17 @@ PROGRAM = "tests.helpers.sweeps:broken_until_fixed_program"
 
 def _config(tmp_path, name: str, count: int):
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"name": name, "method": "random", "count": count,
-                                    "metric": {"name": "val/mrr@10", "goal": "maximize"},
-                                    "parameters": {"quality": {"min": 0.0, "max": 1.0}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "method": "random",
+                "count": count,
+                "metric": {"name": "val/mrr@10", "goal": "maximize"},
+                "parameters": {"quality": {"min": 0.0, "max": 1.0}},
+            }
+        )
+    )
     return path
 
 
@@ -44,12 +52,28 @@ def test_the_documented_postgresql_url_runs_with_the_installed_driver(tmp_path, 
     """`--storage postgresql://...` as docs/sweeps.md writes it, with psycopg2 (what the `sweeps` extra
     installs) and no psycopg 3. Before: `ImportError: Failed to import DB access module` (SQLAlchemy 2.1 maps
     a bare postgresql:// to psycopg 3)."""
-    monkeypatch.setitem(sys.modules, "psycopg", None)  # as on a machine where only the extra's driver is installed
+    # As on a machine where only the extra's driver is installed.
+    monkeypatch.setitem(sys.modules, "psycopg", None)
     monkeypatch.setenv("WANDB_MODE", "disabled")
     with controlled_postgres_server() as server:
-        code = main(["sweep", "run", str(_config(tmp_path, "pg-docs", 2)), "--offline", "--storage",
-                     server.plain_url, "--agent-id", "1", "--grace-period", "300", "--program", PROGRAM,
-                     "--output-dir", str(tmp_path / "out")])
+        code = main(
+            [
+                "sweep",
+                "run",
+                str(_config(tmp_path, "pg-docs", 2)),
+                "--offline",
+                "--storage",
+                server.plain_url,
+                "--agent-id",
+                "1",
+                "--grace-period",
+                "300",
+                "--program",
+                PROGRAM,
+                "--output-dir",
+                str(tmp_path / "out"),
+            ]
+        )
         trials = optuna.load_study(study_name="pg-docs", storage=server.url).get_trials()
     assert code == 0, capsys.readouterr().err
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
@@ -63,8 +87,11 @@ def test_the_sweeps_extra_installs_the_driver_a_postgresql_url_is_given(monkeypa
     assert storage_url("postgresql://u:p@db/s") == "postgresql+psycopg2://u:p@db/s"
     assert storage_url("postgres://u@db/s") == "postgresql+psycopg2://u@db/s"
     monkeypatch.setitem(sys.modules, "psycopg2", None)
-    with pytest.raises(ImportError, match=r"postgresql://u:\*\*\*@db/s needs a PostgreSQL driver: pip install "
-                                          r"'hf-search-wandb\[sweeps\]'"):
+    with pytest.raises(
+        ImportError,
+        match=r"postgresql://u:\*\*\*@db/s needs a PostgreSQL driver: pip install "
+        r"'hf-search-wandb\[sweeps\]'",
+    ):
         storage_url("postgresql://u:p@db/s")
 
 
@@ -73,11 +100,22 @@ def test_wandb_mode_disabled_writes_no_run_per_trial(tmp_path, wandb_offline, mo
     """`sweep run --offline` under WANDB_MODE=disabled trains its trials and writes no wandb run; under
     WANDB_MODE=offline one run per trial. Before: an offline run per trial in both cases."""
     monkeypatch.setenv("WANDB_MODE", mode)
-    code = main(["sweep", "run", str(_config(tmp_path, f"mode-{mode}", 2)), "--offline", "--program", PROGRAM,
-                 "--output-dir", str(tmp_path / "out")])
+    code = main(
+        [
+            "sweep",
+            "run",
+            str(_config(tmp_path, f"mode-{mode}", 2)),
+            "--offline",
+            "--program",
+            PROGRAM,
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
-    trials = optuna.load_study(study_name=f"mode-{mode}",
-                               storage=f"sqlite:///{tmp_path / 'out' / 'sweep.db'}").get_trials()
+    trials = optuna.load_study(
+        study_name=f"mode-{mode}", storage=f"sqlite:///{tmp_path / 'out' / 'sweep.db'}"
+    ).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert len(run_dirs(wandb_offline)) == runs
 
@@ -88,7 +126,16 @@ def test_a_count_used_up_by_failed_trials_is_said_with_how_to_go_on(tmp_path, mo
     failed trials and to re-run with --count 4; that command then trains 2 trials."""
     monkeypatch.setenv("WANDB_MODE", "disabled")
     config = _config(tmp_path, "broken", 2)
-    command = ["sweep", "run", str(config), "--offline", "--program", PROGRAM, "--output-dir", str(tmp_path / "o")]
+    command = [
+        "sweep",
+        "run",
+        str(config),
+        "--offline",
+        "--program",
+        PROGRAM,
+        "--output-dir",
+        str(tmp_path / "o"),
+    ]
     monkeypatch.setenv(FAIL_ENV, "1")
     assert main(command) == 1
     capsys.readouterr()
@@ -97,11 +144,17 @@ def test_a_count_used_up_by_failed_trials_is_said_with_how_to_go_on(tmp_path, mo
     assert main(command) == 1
     out, err = capsys.readouterr()
     (line,) = [x for x in err.splitlines() if x.startswith("error:")]
-    assert line.startswith("error: count=2 is used up: 2 trial(s) FAILED (last error: RuntimeError('scripted bug")
+    assert line.startswith(
+        "error: count=2 is used up: 2 trial(s) FAILED (last error: RuntimeError('scripted bug"
+    )
     assert "0 COMPLETE" in line and "re-run with --count 4 to train 2 more trial(s)" in line
     assert "ran 0 trial(s)" in out
 
     assert main([*command, "--count", "4"]) == 0
-    states = [t.state.name for t in optuna.load_study(
-        study_name="broken", storage=f"sqlite:///{tmp_path / 'o' / 'sweep.db'}").get_trials()]
+    states = [
+        t.state.name
+        for t in optuna.load_study(
+            study_name="broken", storage=f"sqlite:///{tmp_path / 'o' / 'sweep.db'}"
+        ).get_trials()
+    ]
     assert sorted(states) == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]

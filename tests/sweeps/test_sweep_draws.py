@@ -21,8 +21,13 @@ METRIC = {"name": "val/mrr@10", "goal": "maximize"}
 
 
 def _sweep(name: str, method: str, count: int, parameters: dict | None = None) -> dict:
-    return {"name": name, "method": method, "count": count, "metric": METRIC,
-            "parameters": parameters or {"quality": {"min": 0.0, "max": 1.0}}}
+    return {
+        "name": name,
+        "method": method,
+        "count": count,
+        "metric": METRIC,
+        "parameters": parameters or {"quality": {"min": 0.0, "max": 1.0}},
+    }
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -45,33 +50,51 @@ def test_a_restarted_agent_and_a_larger_count_draw_only_new_parameter_sets(stora
     sweep = _sweep(f"replay-{method}", method, 3)
     first = run_local_sweep(sweep, scripted_program, storage=storage, wandb_mode="disabled")
     again = run_local_sweep(sweep, scripted_program, storage=storage, wandb_mode="disabled", count=6)
-    third = run_local_sweep(sweep, scripted_program, storage=storage, wandb_mode="disabled", count=8, agent_id=1)
+    third = run_local_sweep(
+        sweep, scripted_program, storage=storage, wandb_mode="disabled", count=8, agent_id=1
+    )
     assert (first.ran, again.ran, third.ran) == (3, 3, 2)
     assert third.states() == {"COMPLETE": 8}
     sets = _param_sets(third.trials)
     assert len(sets) == 8 and len(set(sets)) == 8, sets
-    print(f"\nfigures: {method}: 8 COMPLETE trials over 3 agent starts, {len(set(sets))} distinct parameter sets")
+    print(
+        f"\nfigures: {method}: 8 COMPLETE trials over 3 agent starts, {len(set(sets))} distinct parameter sets"
+    )
 
 
 def test_a_finite_space_is_drawn_once_per_set_and_the_sweep_stops_when_all_are_drawn(tmp_path):
     """3 x 2 categorical values, count 10, random: 6 distinct trials, then the agent stops as a finished grid
     would. Before: 10 trials, the 6 sets drawn with replacement (repeats included)."""
     parameters = {"quality": {"values": [0.1, 0.5, 0.9]}, "width": {"values": [1, 2]}}
-    result = run_local_sweep(_sweep("finite", "random", 10, parameters), scripted_program, output_dir=tmp_path,
-                             wandb_mode="disabled")
+    result = run_local_sweep(
+        _sweep("finite", "random", 10, parameters),
+        scripted_program,
+        output_dir=tmp_path,
+        wandb_mode="disabled",
+    )
     sets = _param_sets(result.trials)
     assert result.states() == {"COMPLETE": 6} and len(set(sets)) == 6
-    again = run_local_sweep(_sweep("finite", "random", 10, parameters), scripted_program, output_dir=tmp_path,
-                            wandb_mode="disabled")
+    again = run_local_sweep(
+        _sweep("finite", "random", 10, parameters),
+        scripted_program,
+        output_dir=tmp_path,
+        wandb_mode="disabled",
+    )
     assert again.ran == 0
 
 
 def test_a_fresh_sweep_with_a_seed_is_reproducible(tmp_path):
     """Trial n draws with a sampler seeded by (seed, n): two fresh sweeps with seed 7 hold the same values,
     seed 8 others."""
+
     def values(folder: str, seed: int) -> list[float]:
-        result = run_local_sweep(_sweep("seeded", "random", 4), scripted_program, output_dir=tmp_path / folder,
-                                 seed=seed, wandb_mode="disabled")
+        result = run_local_sweep(
+            _sweep("seeded", "random", 4),
+            scripted_program,
+            output_dir=tmp_path / folder,
+            seed=seed,
+            wandb_mode="disabled",
+        )
         return [t.params["quality"] for t in result.trials]
 
     assert values("a", 7) == values("b", 7)
@@ -83,10 +106,14 @@ def test_a_set_drawn_by_two_agents_at_once_runs_once(tmp_path):
     yet) is caught after the draw: the later trial is closed unrun (`skipped`) and a new set is drawn. The
     instant is staged here by queueing trial 0's parameters again. Before: the queued copy trained."""
     storage = f"sqlite:///{tmp_path / 'sweep.db'}"
-    first = run_local_sweep(_sweep("twins", "random", 1), scripted_program, storage=storage, wandb_mode="disabled")
+    first = run_local_sweep(
+        _sweep("twins", "random", 1), scripted_program, storage=storage, wandb_mode="disabled"
+    )
     study = optuna.load_study(study_name="twins", storage=storage)
     study.enqueue_trial(first.trials[0].params)
-    result = run_local_sweep(_sweep("twins", "random", 2), scripted_program, storage=storage, wandb_mode="disabled")
+    result = run_local_sweep(
+        _sweep("twins", "random", 2), scripted_program, storage=storage, wandb_mode="disabled"
+    )
     twin = next(t for t in result.trials if t.number == 1)
     assert twin.user_attrs.get("skipped", "").startswith("the same parameters as trial 0")
     assert result.states() == {"COMPLETE": 2} and len(set(_param_sets(result.trials))) == 2
