@@ -61,8 +61,9 @@ class DistinctSampler(BaseSampler):
         ...     "goal": "maximize"}, "parameters": {"a": {"values": [1, 2]}, "b": {"values": ["x", "y", "z"]}}})
         >>> study = optuna.create_study(sampler=DistinctSampler(lambda s: optuna.samplers.RandomSampler(s), cfg, 0))
         >>> for _ in range(6):
-        ...     trial = study.ask(); _ = (trial.suggest_categorical("a", [1, 2]),
-        ...                               trial.suggest_categorical("b", ["x", "y", "z"])); study.tell(trial, 0.0)
+        ...     trial = study.ask()
+        ...     a, b = trial.suggest_categorical("a", [1, 2]), trial.suggest_categorical("b", ["x", "y", "z"])
+        ...     _ = study.tell(trial, 0.0)
         >>> len({tuple(t.params.items()) for t in study.trials}), study.sampler.is_exhausted(study)
         (6, True)
     """

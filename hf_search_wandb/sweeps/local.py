@@ -20,8 +20,15 @@ that lost that race is closed unrun (state FAIL, user attribute `skipped`) and d
 with nothing left to start waits while other agents' trials run, so that it can take over a trial whose
 agent dies, and returns once every slot is finished.
 
+Random and bayes never draw a parameter set the sweep already holds (`distinct.py`: trial `n` is seeded by
+`(seed, n)`; two agents drawing one set at the same instant are caught here, after the draw). The database may
+go away for up to `db_retry` seconds (`retrying_storage.py`); past that the agent stops with
+`SweepDatabaseUnreachable`. Failed trials count toward `count`; `LocalSweepResult.count_used_by_failures`
+says when they used it up.
+
 Why over 400 lines: the engine's run loop, the mapping of wandb's methods and hyperband onto Optuna,
-heartbeats and retries, and the result object are one flow; slot counting is already in `trial_slots.py`.
+heartbeats and retries, and the result object are one flow; slot counting is in `trial_slots.py`, sampling
+in `search_space.py` and `distinct.py`, the database in `database.py` and `retrying_storage.py`.
 """
 
 from __future__ import annotations
@@ -217,8 +224,7 @@ def run_local_sweep(
     check_local_support(cfg)
     name = study_name or cfg.name
     url = storage if storage is not None else default_storage(output_dir)
-    opened = (trial_slots.heartbeat_storage(optuna, url, grace_period, db_retry) if isinstance(url, str) else url)
-    study = _open_study(optuna, opened, name, cfg, seed)
+    study, opened = _open_study(optuna, url, name, cfg, seed, grace_period, db_retry)
     _check_same_sweep(study, cfg)
 
     project, entity = sweep_destination(cfg.raw, project, entity)
@@ -299,19 +305,24 @@ def _run_agent(optuna: Any, study: Any, objective: _Objective, name: str, grace_
             raise TrialsKeepFailing(f"{failures} trials in a row failed; stopping this agent.") from objective.last_error
 
 
-def _open_study(optuna: Any, storage: Any, name: str, cfg: SweepConfig, seed: int) -> Any:
-    """Create or load the study; retried, because agents starting together on a fresh database race to
-    create its tables (SQLite answers the loser with an IntegrityError)."""
+def _open_study(
+    optuna: Any, url: Any, name: str, cfg: SweepConfig, seed: int, grace_period: int, db_retry: float | None
+) -> tuple[Any, Any]:
+    """Create or load the study; return it and its storage. Retried, because agents starting together on a fresh
+    database race to create its tables (SQLite answers the loser with an IntegrityError)."""
     import random
 
     from sqlalchemy.exc import SQLAlchemyError
 
     for attempt in range(6):
         try:
-            return optuna.create_study(
+            storage = (trial_slots.heartbeat_storage(optuna, url, grace_period, db_retry)
+                       if isinstance(url, str) else url)
+            study = optuna.create_study(
                 study_name=name, storage=storage, sampler=_sampler(optuna, cfg, seed), pruner=_pruner(optuna, cfg),
                 direction=cfg.direction, load_if_exists=True,
             )
+            return study, storage
         except SQLAlchemyError:
             if attempt == 5:
                 raise
