@@ -4,7 +4,9 @@
     hf-search-wandb sweep run CONFIG [--offline] [--storage URL] [--count N] [--output-dir D] ...
     hf-search-wandb report PATH [PATH ...] [-o report.html] [--study NAME] [--title TEXT]
 
-Exit codes: 0 done / valid; 2 invalid config or arguments (every reason on stderr); 1 other failures.
+Exit codes: 0 done / valid; 2 invalid config or arguments (every reason on stderr); 3 the offline sweep's
+database did not answer within --db-retry seconds (one line naming the cause); 1 other failures (among them a
+sweep in which no trial completed).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_INVALID = 2
+EXIT_DATABASE = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--agent-id", type=int, default=0, help="distinct per concurrent agent (offline seeding)")
     run.add_argument("--grace-period", type=int, default=180, metavar="SECONDS",
                      help="offline: a trial whose agent sent no heartbeat for this long is failed and re-queued")
+    run.add_argument("--db-retry", type=float, metavar="SECONDS",
+                     help="offline: keep retrying a sweep database that stops answering for this long, then exit 3 "
+                          "(default: $HF_SEARCH_WANDB_DB_RETRY, else 300)")
     run.add_argument("--project", help="wandb project (default: the YAML's project:, else WANDB_PROJECT, "
                                        "else search-model-training)")
     run.add_argument("--entity", help="wandb entity (default: the YAML's entity:, else WANDB_ENTITY)")
@@ -128,28 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INVALID
     if args.offline:
-        from hf_search_wandb.sweeps.config import SweepConfigError
-        from hf_search_wandb.sweeps.local import run_local_sweep
-        from hf_search_wandb.sweeps.pruning import SweepMetricMissingError
-
-        try:
-            result = run_local_sweep(cfg, program, output_dir=args.output_dir, storage=args.storage,
-                                     study_name=args.study_name, seed=args.seed, agent_id=args.agent_id,
-                                     project=args.project, entity=args.entity, grace_period=args.grace_period)
-        except SweepConfigError as err:
-            print(err, file=sys.stderr)
-            return EXIT_INVALID
-        except SweepMetricMissingError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_INVALID
-        states = result.states()
-        print(f"sweep {result.study_name}: this agent ran {result.ran} trial(s); all agents: {states}; "
-              f"best {cfg.metric} = {result.best_value} with {result.best_params}")
-        if result.ran and not (states.get("COMPLETE") or states.get("PRUNED")):
-            errors = {t.user_attrs.get("error") for t in result.trials if t.user_attrs.get("error")}
-            print(f"error: every trial failed: {'; '.join(sorted(errors))}", file=sys.stderr)
-            return 1
-        return 0
+        return _run_offline(args, cfg, program)
     from hf_search_wandb.sweeps.online import run_online_sweep
     from hf_search_wandb.tracking.wandb_api import resolve_mode
 
@@ -162,6 +147,45 @@ def _run(args: argparse.Namespace) -> int:
     sweep_id = run_online_sweep(cfg, program, project=args.project, entity=args.entity, count=args.count,
                                 sweep_id=args.sweep_id)
     print(f"sweep {sweep_id} done for this agent")
+    return 0
+
+
+def _run_offline(args: argparse.Namespace, cfg: Any, program: Any) -> int:
+    from hf_search_wandb.sweeps.config import SweepConfigError
+    from hf_search_wandb.sweeps.database import SweepDatabaseUnreachable
+    from hf_search_wandb.sweeps.local import TrialsKeepFailing, run_local_sweep
+    from hf_search_wandb.sweeps.pruning import SweepMetricMissingError
+
+    try:
+        result = run_local_sweep(cfg, program, output_dir=args.output_dir, storage=args.storage,
+                                 study_name=args.study_name, seed=args.seed, agent_id=args.agent_id,
+                                 project=args.project, entity=args.entity, grace_period=args.grace_period,
+                                 db_retry=args.db_retry)
+    except SweepConfigError as err:
+        print(err, file=sys.stderr)
+        return EXIT_INVALID
+    except (SweepMetricMissingError, ImportError, ValueError) as err:  # a missing driver, a bad --db-retry
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    except SweepDatabaseUnreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DATABASE
+    except TrialsKeepFailing as err:  # with the error of the last one
+        cause = f": {type(err.__cause__).__name__}: {err.__cause__}" if err.__cause__ else ""
+        print(f"error: {err}{cause}", file=sys.stderr)
+        return 1
+    states = result.states()
+    print(f"sweep {result.study_name}: this agent ran {result.ran} trial(s); all agents: {states}; "
+          f"best {cfg.metric} = {result.best_value} with {result.best_params}")
+    done = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
+    used = result.count_used_by_failures()
+    if used:  # failures took slots of count: never an empty success
+        print(f"{'error' if not done else 'warning'}: {used}", file=sys.stderr)
+        return 1 if not done else 0
+    if result.ran and not done:
+        errors = {t.user_attrs.get("error") for t in result.trials if t.user_attrs.get("error")}
+        print(f"error: every trial failed: {'; '.join(sorted(errors))}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,8 +20,15 @@ that lost that race is closed unrun (state FAIL, user attribute `skipped`) and d
 with nothing left to start waits while other agents' trials run, so that it can take over a trial whose
 agent dies, and returns once every slot is finished.
 
+Random and bayes never draw a parameter set the sweep already holds (`distinct.py`: trial `n` is seeded by
+`(seed, n)`; two agents drawing one set at the same instant are caught here, after the draw). The database may
+go away for up to `db_retry` seconds (`retrying_storage.py`); past that the agent stops with
+`SweepDatabaseUnreachable`. Failed trials count toward `count`; `LocalSweepResult.count_used_by_failures`
+says when they used it up.
+
 Why over 400 lines: the engine's run loop, the mapping of wandb's methods and hyperband onto Optuna,
-heartbeats and retries, and the result object are one flow; slot counting is already in `trial_slots.py`.
+heartbeats and retries, and the result object are one flow; slot counting is in `trial_slots.py`, sampling
+in `search_space.py` and `distinct.py`, the database in `database.py` and `retrying_storage.py`.
 """
 
 from __future__ import annotations
@@ -37,8 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from hf_search_wandb.sweeps import trial_slots
-from hf_search_wandb.sweeps.config import ParameterSpec, SweepConfig, SweepConfigError, load_sweep_config
+from hf_search_wandb.sweeps.config import SweepConfig, SweepConfigError, load_sweep_config
+from hf_search_wandb.sweeps.database import SweepDatabaseUnreachable
 from hf_search_wandb.sweeps.pruning import OptunaPruningCallback, SweepMetricMissingError, metric_value
+from hf_search_wandb.sweeps.search_space import SearchSpaceUsedUp, params_key, suggest
 from hf_search_wandb.sweeps.training import Program
 from hf_search_wandb.tracking.run_options import sweep_destination
 
@@ -53,6 +62,10 @@ LOCAL_DISTRIBUTIONS = frozenset({
 SKIPPED_ATTR = trial_slots.SKIPPED_ATTR
 ERROR_ATTR = "error"
 CONFIG_ATTR = "sweep_config"
+
+
+class TrialsKeepFailing(RuntimeError):
+    """`max_consecutive_failures` trials of this agent failed in a row; `__cause__` is the last one's error."""
 
 
 def require_optuna() -> Any:
@@ -75,6 +88,7 @@ class LocalSweepResult:
         trials: every trial of the study (all agents), oldest first.
         ran: trials this agent trained.
         best_value / best_params: the best completed trial so far (None if none completed).
+        count: the sweep's `count` (0 when unknown).
     """
 
     study_name: str
@@ -83,6 +97,7 @@ class LocalSweepResult:
     ran: int
     best_value: float | None
     best_params: dict[str, Any] | None
+    count: int = 0
 
     def states(self) -> dict[str, int]:
         """Number of trials per state (`COMPLETE`, `PRUNED`, `FAIL`, ...), skipped trials left out."""
@@ -91,6 +106,31 @@ class LocalSweepResult:
             if not trial.user_attrs.get(SKIPPED_ATTR):
                 out[trial.state.name] = out.get(trial.state.name, 0) + 1
         return out
+
+    def count_used_by_failures(self) -> str | None:
+        """When failed trials used up slots of `count`: what happened and how to go on; else None.
+
+        Failed trials count toward `count` (as in wandb, whose `run_cap` counts failed runs): a sweep whose
+        program fails cannot train forever. This message says so instead of an empty result.
+
+        Example:
+            >>> LocalSweepResult("s", "sqlite://", [], 0, None, None, count=4).count_used_by_failures() is None
+            True
+        """
+        counted = [t for t in self.trials if t.number in trial_slots.counted_numbers(self.trials)]
+        if self.count <= 0 or len(counted) < self.count:
+            return None
+        states = [t.state.name for t in counted]
+        failed = states.count("FAIL")
+        if not failed:
+            return None
+        done = states.count("COMPLETE") + states.count("PRUNED")
+        errors = sorted({str(t.user_attrs[ERROR_ATTR]) for t in counted if t.user_attrs.get(ERROR_ATTR)})
+        why = f" (last error: {errors[-1][:200]})" if errors else ""
+        return (f"count={self.count} is used up: {failed} trial(s) FAILED{why}, {states.count('COMPLETE')} "
+                f"COMPLETE, {states.count('PRUNED')} PRUNED; failed trials count toward count, so "
+                f"{'nothing more runs' if done == 0 else 'the sweep holds fewer results than count'}: fix the "
+                f"program and re-run with --count {self.count + failed} to train {failed} more trial(s)")
 
 
 def default_storage(output_dir: str | Path) -> str:
@@ -130,9 +170,10 @@ def run_local_sweep(
     agent_id: int = 0,
     project: str | None = None,
     entity: str | None = None,
-    wandb_mode: str | None = "offline",
+    wandb_mode: str | None = None,
     grace_period: int = 180,
     max_consecutive_failures: int = 3,
+    db_retry: float | None = None,
 ) -> LocalSweepResult:
     """Run one agent of an offline sweep until the sweep has `count` trials.
 
@@ -146,17 +187,24 @@ def run_local_sweep(
         storage: an Optuna storage URL (or storage object); default `sqlite:///{output_dir}/sweep.db`.
         count: the sweep's maximum number of trials (overrides the config's `count`).
         study_name: default: the config's `name`, else `sweep`.
-        seed: sampler seed; each agent samples with `seed + agent_id` (grid: `seed`, shared, so that
-            agents split the grid instead of repeating it).
-        agent_id: give concurrent agents different ids, or seeded agents propose the same parameters.
+        seed: sampler seed. Random and bayes draw trial `n` with a sampler seeded by `(seed, n)` and never
+            draw a parameter set the sweep already holds (`distinct.DistinctSampler`); grid agents share the
+            seed's shuffle and split the grid.
+        agent_id: recorded with each trial and in its run's summary, to tell agents apart.
         project / entity: where the trial runs go; default: the config's `project:`/`entity:`, else
             `WANDB_PROJECT`/`WANDB_ENTITY`, else `search-model-training` (`run_options.sweep_destination`).
-        wandb_mode: `offline` (default), `online`, `disabled`, or None for wandb's own default.
+        wandb_mode: `offline`, `online` or `disabled`; default (None): `offline`, or `disabled` when
+            `WANDB_MODE=disabled` (or `WANDB_DISABLED=true`) is set (`trial_wandb_mode`).
         grace_period: seconds without a heartbeat after which a killed agent's trial is failed.
         max_consecutive_failures: stop (re-raising the error) after this many trials in a row fail.
+        db_retry: seconds to keep retrying a sweep database that stops answering before giving up with
+            `SweepDatabaseUnreachable`; default `$HF_SEARCH_WANDB_DB_RETRY`, else 300 (`database.retry_seconds`).
 
     Returns:
         A `LocalSweepResult` with every trial of the study.
+
+    Raises:
+        SweepDatabaseUnreachable: the database did not answer for `db_retry` seconds (one line: the cause).
 
     Example:
         >>> import tempfile
@@ -176,12 +224,53 @@ def run_local_sweep(
     check_local_support(cfg)
     name = study_name or cfg.name
     url = storage if storage is not None else default_storage(output_dir)
-    sampler_seed = seed if cfg.method == "grid" else seed + agent_id
-    study = _open_study(optuna, url, name, cfg, sampler_seed, grace_period)
+    study, opened = _open_study(optuna, url, name, cfg, seed, grace_period, db_retry)
     _check_same_sweep(study, cfg)
 
     project, entity = sweep_destination(cfg.raw, project, entity)
-    objective = _Objective(cfg, program, project=project, entity=entity, wandb_mode=wandb_mode, agent_id=agent_id)
+    objective = _Objective(cfg, program, project=project, entity=entity, wandb_mode=trial_wandb_mode(wandb_mode),
+                           agent_id=agent_id)
+    try:
+        _run_agent(optuna, study, objective, name, grace_period, max_consecutive_failures)
+        trials = study.get_trials()
+    except Exception as err:
+        gave_up = getattr(opened, "gave_up", None)
+        if gave_up is not None:  # whatever Optuna made of it on its way out (its own errors, a chained one)
+            raise gave_up from None
+        raise err
+    completed = [t for t in trials if t.state.name == "COMPLETE"]
+    best = (max if cfg.direction == "maximize" else min)(completed, key=lambda t: t.value) if completed else None
+    result = LocalSweepResult(
+        study_name=name, storage=str(url), trials=trials, ran=objective.ran,
+        best_value=None if best is None else best.value, best_params=None if best is None else best.params,
+        count=cfg.count,
+    )
+    used = result.count_used_by_failures()
+    if used:
+        logger.warning("Sweep %s: %s.", name, used)
+    return result
+
+
+def trial_wandb_mode(requested: str | None) -> str:
+    """The wandb mode of the trial runs: `requested`, else `disabled` when `WANDB_MODE=disabled` (or
+    `WANDB_DISABLED=true`) asks for no runs at all, else `offline` (no server needed: `wandb sync` later).
+
+    Example:
+        >>> trial_wandb_mode("online")
+        'online'
+    """
+    if requested:
+        return requested
+    if os.environ.get("WANDB_MODE") == "disabled" or os.environ.get("WANDB_DISABLED", "").lower() in (
+            "1", "true", "yes"):
+        return "disabled"
+    return "offline"
+
+
+def _run_agent(optuna: Any, study: Any, objective: _Objective, name: str, grace_period: int,
+               max_consecutive_failures: int) -> None:
+    """Start trials until the sweep has no work left for this agent."""
+    cfg = objective.cfg
     failures = 0
     while True:
         trial_slots.fail_stale_trials(optuna, study)
@@ -195,6 +284,8 @@ def run_local_sweep(
             continue
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        except SweepDatabaseUnreachable:
+            raise
         except Exception:
             if not objective.went_stale(study):
                 raise
@@ -204,41 +295,34 @@ def run_local_sweep(
                            "%d s); its result is discarded and its retry counts instead.", name,
                            objective.number, grace_period)
             continue
-        if isinstance(objective.last_error, SweepMetricMissingError):
+        if isinstance(objective.last_error, (SweepMetricMissingError, SweepDatabaseUnreachable)):
             raise objective.last_error
         if objective.last_error is None:
             failures = 0
             continue
         failures += 1
         if failures >= max_consecutive_failures:
-            raise RuntimeError(f"{failures} trials in a row failed; stopping this agent.") from objective.last_error
-
-    trials = study.get_trials()
-    completed = [t for t in trials if t.state.name == "COMPLETE"]
-    best = (max if cfg.direction == "maximize" else min)(completed, key=lambda t: t.value) if completed else None
-    return LocalSweepResult(
-        study_name=name, storage=str(url), trials=trials, ran=objective.ran,
-        best_value=None if best is None else best.value, best_params=None if best is None else best.params,
-    )
+            raise TrialsKeepFailing(f"{failures} trials in a row failed; stopping this agent.") from objective.last_error
 
 
-def _open_study(optuna: Any, url: Any, name: str, cfg: SweepConfig, seed: int, grace_period: int) -> Any:
-    """Create or load the study; retried, because agents starting together on a fresh database race to
-    create its tables (SQLite answers the loser with an IntegrityError)."""
+def _open_study(
+    optuna: Any, url: Any, name: str, cfg: SweepConfig, seed: int, grace_period: int, db_retry: float | None
+) -> tuple[Any, Any]:
+    """Create or load the study; return it and its storage. Retried, because agents starting together on a fresh
+    database race to create its tables (SQLite answers the loser with an IntegrityError)."""
     import random
 
     from sqlalchemy.exc import SQLAlchemyError
 
     for attempt in range(6):
         try:
-            return optuna.create_study(
-                study_name=name,
-                storage=trial_slots.heartbeat_storage(optuna, url, grace_period) if isinstance(url, str) else url,
-                sampler=_sampler(optuna, cfg, seed),
-                pruner=_pruner(optuna, cfg),
-                direction=cfg.direction,
-                load_if_exists=True,
+            storage = (trial_slots.heartbeat_storage(optuna, url, grace_period, db_retry)
+                       if isinstance(url, str) else url)
+            study = optuna.create_study(
+                study_name=name, storage=storage, sampler=_sampler(optuna, cfg, seed), pruner=_pruner(optuna, cfg),
+                direction=cfg.direction, load_if_exists=True,
             )
+            return study, storage
         except SQLAlchemyError:
             if attempt == 5:
                 raise
@@ -251,9 +335,10 @@ def _sampler(optuna: Any, cfg: SweepConfig, seed: int) -> Any:
         # GridSampler gives trial n the n-th point of a seeded shuffle: every agent needs the same seed.
         space = {p.name: p.grid_values() for p in cfg.parameters.values() if p.distribution != "constant"}
         return optuna.samplers.GridSampler(space, seed=seed)
-    if cfg.method == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    from hf_search_wandb.sweeps.distinct import DistinctSampler
+
+    make = optuna.samplers.RandomSampler if cfg.method == "random" else optuna.samplers.TPESampler
+    return DistinctSampler(lambda trial_seed: make(seed=trial_seed), cfg, seed)
 
 
 def _pruner(optuna: Any, cfg: SweepConfig) -> Any:
@@ -281,8 +366,8 @@ def _check_same_sweep(study: Any, cfg: SweepConfig) -> None:
              "give this sweep its own `name:` (or --study-name) or another storage"], "sweep")
 
 
-class _SweepFull(Exception):
-    pass
+class _Skipped(Exception):
+    """A trial closed unrun: the sweep was full, or its parameters were drawn at the same time elsewhere."""
 
 
 class _Objective:
@@ -307,8 +392,16 @@ class _Objective:
         self.last_error, self.number = None, trial.number
         if trial_slots.counted(trial.study.get_trials(deepcopy=False), below=trial.number) >= self.cfg.count:
             trial.set_user_attr(SKIPPED_ATTR, "sweep count reached while this trial was being created")
-            raise _SweepFull(f"count={self.cfg.count} reached")
-        params = suggest(trial, self.cfg)
+            raise _Skipped(f"count={self.cfg.count} reached")
+        try:
+            params = suggest(trial, self.cfg)
+        except SearchSpaceUsedUp as err:  # the sampler stops the sweep: nothing new is left to draw
+            trial.set_user_attr(SKIPPED_ATTR, str(err))
+            raise _Skipped(str(err)) from err
+        twin = self._drawn_elsewhere(trial)
+        if twin is not None:
+            trial.set_user_attr(SKIPPED_ATTR, f"the same parameters as trial {twin}, drawn at the same time")
+            raise _Skipped(f"parameters drawn by trial {twin} too")
         trial.set_user_attr("agent", {"id": self.agent_id, "host": socket.gethostname(), "pid": os.getpid()})
         run = self._init_run(trial, params)
         pruning = OptunaPruningCallback(trial, self.cfg.metric, self.cfg.goal)
@@ -319,10 +412,14 @@ class _Objective:
             trial.set_user_attr(trial_slots.INTERRUPTED_ATTR, True)
             _finish(run, "FAIL", None, exit_code=1)
             raise
+        except SweepDatabaseUnreachable as err:  # not the program's fault: stop the agent, the trial is not failed
+            self.last_error = err
+            _finish(run, "FAIL", None, exit_code=1)
+            raise
         except Exception as err:
             self.last_error = err
-            trial.set_user_attr(ERROR_ATTR, repr(err)[:500])
             _finish(run, "FAIL", None, exit_code=1)
+            trial.set_user_attr(ERROR_ATTR, repr(err)[:500])
             raise
         value = pruning.best if pruning.values else metric_value(final, self.cfg.metric)
         if pruning.pruned:
@@ -333,11 +430,26 @@ class _Objective:
             missing = RuntimeError(f"the program never produced {self.cfg.metric}: the pruning callback saw no "
                                    f"evaluation and the returned metrics lack it")
             self.last_error = missing
-            trial.set_user_attr(ERROR_ATTR, str(missing))
             _finish(run, "FAIL", None, exit_code=1)
+            trial.set_user_attr(ERROR_ATTR, str(missing))
             raise missing
         _finish(run, "COMPLETE", value)
         return value
+
+    def _drawn_elsewhere(self, trial: Any) -> int | None:
+        """Another trial holding the parameters just drawn: two agents drew the same set at the same moment,
+        before either was stored (the sampler refuses sets already stored). Both may step back; never both run.
+        A stale trial's retry reuses its parameters on purpose and is not checked."""
+        trials = trial.study.get_trials(deepcopy=False)
+        me = next(t for t in trials if t.number == trial.number)
+        if "failed_trial" in me.system_attrs:
+            return None
+        mine = params_key(self.cfg, me.params)
+        for other in trials:
+            if (other.number != me.number and not other.user_attrs.get(SKIPPED_ATTR)
+                    and set(other.params) == set(me.params) and params_key(self.cfg, other.params) == mine):
+                return int(other.number)
+        return None
 
     def _init_run(self, trial: Any, params: dict[str, Any]) -> Any:
         from hf_search_wandb.tracking.wandb_api import require_wandb, start_run
@@ -374,38 +486,6 @@ def _finish(run: Any, state: str, value: float | None, exit_code: int = 0) -> No
         update["sweep/objective"] = value
     run.summary.update(update)
     run.finish(exit_code=exit_code)
-
-
-def suggest(trial: Any, cfg: SweepConfig) -> dict[str, Any]:
-    """Sample the trial's parameters (flat, dotted names) the way wandb defines each distribution."""
-    return {spec.name: _suggest_one(trial, spec, grid=cfg.method == "grid") for spec in cfg.parameters.values()}
-
-
-def _suggest_one(trial: Any, spec: ParameterSpec, *, grid: bool) -> Any:
-    args, dist, name = spec.args, spec.distribution, spec.name
-    if dist == "constant":
-        return args["value"]
-    if grid or dist in ("categorical", "categorical_w_probabilities"):
-        return trial.suggest_categorical(name, spec.grid_values())
-    lo, hi = args["min"], args["max"]
-    if dist == "int_uniform":
-        return trial.suggest_int(name, int(lo), int(hi))
-    if dist == "uniform":
-        return trial.suggest_float(name, float(lo), float(hi))
-    if dist == "q_uniform":
-        return _quantize(trial.suggest_float(name, float(lo), float(hi)), args.get("q", 1))
-    bounds = {
-        "log_uniform": (math.exp(lo), math.exp(hi)), "q_log_uniform": (math.exp(lo), math.exp(hi)),
-        "log_uniform_values": (lo, hi), "q_log_uniform_values": (lo, hi),
-        "inv_log_uniform": (math.exp(-hi), math.exp(-lo)), "inv_log_uniform_values": (lo, hi),
-    }[dist]
-    value = trial.suggest_float(name, float(bounds[0]), float(bounds[1]), log=True)
-    return _quantize(value, args.get("q", 1)) if dist.startswith("q_") else value
-
-
-def _quantize(value: float, q: float) -> float | int:
-    out = round(value / q) * q
-    return int(out) if float(q).is_integer() else out
 
 
 def _nest(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,9 +25,11 @@ INTERRUPTED_ATTR = "interrupted"
 MAX_RETRY = 3
 
 
-def heartbeat_storage(optuna: Any, url: str, grace_period: int) -> Any:
-    """An `RDBStorage` at `url` whose running trials beat every `grace_period // 3` s (at least 1 s) and whose
-    stale trials are failed after `grace_period` s and re-queued up to `MAX_RETRY` times.
+def heartbeat_storage(optuna: Any, url: str, grace_period: int, retry_for: float | None = None) -> Any:
+    """A storage at `url` whose running trials beat every `grace_period // 3` s (at least 1 s) and whose
+    stale trials are failed after `grace_period` s and re-queued up to `MAX_RETRY` times; it retries a database
+    that stops answering for `retry_for` seconds (default `database.retry_seconds()`; see `RetryingStorage`).
+    `postgresql://` URLs get the installed driver (`database.storage_url`).
 
     Example:
         >>> import optuna
@@ -35,9 +37,18 @@ def heartbeat_storage(optuna: Any, url: str, grace_period: int) -> Any:
         >>> storage.heartbeat_interval, storage.grace_period
         (2, 6)
     """
+    from hf_search_wandb.sweeps.database import display_url, retry_seconds, storage_url
+    from hf_search_wandb.sweeps.retrying_storage import RetryingStorage
+
     if grace_period < 2:
         raise ValueError(f"grace_period must be at least 2 seconds (heartbeats are whole seconds), got {grace_period}")
-    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+    shown, url = display_url(url), storage_url(url)
+    # pool_pre_ping: a connection the server dropped (restart, failover) is replaced instead of failing a call.
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        engine_kwargs["connect_args"] = {"timeout": 120}
+    elif url.startswith("postgresql"):
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}  # a silent network: fail the attempt, retry
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs, "heartbeat_interval": max(1, grace_period // 3),
                               "grace_period": grace_period}
     with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" in Optuna
@@ -47,7 +58,7 @@ def heartbeat_storage(optuna: Any, url: str, grace_period: int) -> Any:
             kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=MAX_RETRY)
         else:  # Optuna < 4.9
             kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRY)
-        return optuna.storages.RDBStorage(url, **kwargs)
+        return RetryingStorage(url, retry_for=retry_seconds(retry_for), shown_url=shown, **kwargs)
 
 
 def heartbeat_interval(study: Any) -> int | None:
@@ -77,17 +88,20 @@ def counted(trials: list[Any], below: int | None = None) -> int:
         >>> counted(study.get_trials())
         1
     """
+    return sum(1 for number in counted_numbers(trials) if below is None or number < below)
+
+
+def counted_numbers(trials: list[Any]) -> set[int]:
+    """The numbers of the trials holding a slot of `count` (see the module docstring)."""
     retried = {t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
-    n = 0
+    out = set()
     for t in trials:
-        if below is not None and t.number >= below:
-            continue
         if t.user_attrs.get(SKIPPED_ATTR):
             continue
         if t.state.name == "FAIL" and (t.number in retried or t.user_attrs.get(INTERRUPTED_ATTR)):
             continue
-        n += 1
-    return n
+        out.add(t.number)
+    return out
 
 
 def has_work(study: Any, count: int) -> bool:

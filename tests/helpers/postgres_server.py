@@ -35,9 +35,47 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PostgresServer:
+    """A started throwaway server: `url` (SQLAlchemy, psycopg2), `plain_url` (`postgresql://`, no driver named),
+    and `stop()` / `start()` to take it away and bring it back on the same port with the same data."""
+
+    def __init__(self, folder: Path, root: Path, port: int, as_owner: list[str]) -> None:
+        self.folder, self.root, self.port, self.as_owner = folder, root, port, as_owner
+        self.data = root / "data"
+        self.plain_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.url = self.plain_url.replace("postgresql://", "postgresql+psycopg2://")
+
+    def _run(self, *command: str) -> None:
+        done = subprocess.run([*self.as_owner, *command], cwd=self.root, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = (self.root / "server.log").read_text() if (self.root / "server.log").exists() else ""
+            raise RuntimeError(f"{' '.join(command[:2])} failed: {done.stdout}{done.stderr}{log}")
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=50"
+        self._run(str(self.folder / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"),
+                  "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`pg_ctl stop -m MODE`: `immediate` drops every connection at once, as a crash or a lost host does."""
+        self._run(str(self.folder / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        done = subprocess.run([*self.as_owner, str(self.folder / "pg_ctl"), "-D", str(self.data), "status"],
+                              cwd=self.root, capture_output=True, text=True, timeout=60)
+        return done.returncode == 0
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Start a server; yield its SQLAlchemy URL (`postgresql+psycopg2://postgres@127.0.0.1:PORT/postgres`)."""
+    with controlled_postgres_server() as server:
+        yield server.url
+
+
+@contextmanager
+def controlled_postgres_server() -> Iterator[PostgresServer]:
+    """Start a server; yield it as a `PostgresServer` (stopped and removed at the end, whatever state it is in)."""
     folder = postgres_bin()
     missing = "PostgreSQL binaries (apt-get install postgresql)" if folder is None else None
     try:
@@ -53,22 +91,15 @@ def postgres_server() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="hfsw-postgres-"))
     if as_owner:
         shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", _free_port()
-
-    def run(*command: str) -> None:
-        done = subprocess.run([*as_owner, *command], cwd=root, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
-            raise RuntimeError(f"{' '.join(command[:2])} failed: {done.stdout}{done.stderr}{log}")
-
+    server = PostgresServer(folder, root, _free_port(), as_owner)
     try:
-        run(str(folder / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=50"
-        run(str(folder / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "-t", "60",
-            "start")
+        server._run(str(folder / "initdb"), "-D", str(server.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                    "--no-sync")
+        server.start()
         try:
-            yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+            yield server
         finally:
-            run(str(folder / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            if server.running():
+                server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)

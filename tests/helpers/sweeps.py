@@ -107,3 +107,24 @@ def completing_program(config: dict, callbacks: list) -> dict:
     with open(os.environ[MARKERS_ENV], "a", encoding="utf-8") as handle:
         handle.write(json.dumps(config["quality"]) + "\n")
     return {"eval_val_mrr@10": float(config["quality"])}
+
+
+def stamped_program(config: dict, callbacks: list) -> dict:
+    """As `completing_program`, but each line is `{"quality", "pid", "at"}`: which process finished the trial
+    and when (epoch seconds), so a test can tell the results that finished while the database was down."""
+    time.sleep(float(config["sleep"]))
+    record = {"quality": config["quality"], "pid": os.getpid(), "at": time.time()}
+    with open(os.environ[MARKERS_ENV], "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    return {"eval_val_mrr@10": float(config["quality"])}
+
+
+FAIL_ENV = "HFSW_TEST_FAIL"
+
+
+def broken_until_fixed_program(config: dict, callbacks: list) -> dict:
+    """A program with a bug while $HFSW_TEST_FAIL is 1 (the "fix" is unsetting it), for the sweep whose
+    `count` is used up by failures and then re-run with the fixed program (same config, same study)."""
+    if os.environ.get(FAIL_ENV) == "1":
+        raise RuntimeError("scripted bug: fixed by unsetting HFSW_TEST_FAIL")
+    return {"eval_val_mrr@10": float(config["quality"])}

@@ -221,7 +221,7 @@ def test_sweep_storage_lists_each_trial_run(tmp_path: Path, wandb_offline: Path)
     def program(config: dict[str, Any], callbacks: list[Any]) -> dict[str, float]:
         import wandb
 
-        value = 0.5 - abs(config["x"] - 0.3)
+        value = 1.0 - abs(config["x"] - 0.3)  # > 0, so the best of value * step / 2 over steps 1, 2 is value
         wandb.run.define_metric("train/global_step")
         wandb.run.define_metric("*", step_metric="train/global_step")
         for step in (1, 2):
