@@ -129,7 +129,12 @@ def _add_sweep(sources: RunSources, url: str, study: str | None) -> None:
         if not db.is_file():
             raise ReportInputError(f"{url}: no such SQLite file {db} (the offline sweep's default storage is "
                                    "sqlite:///<output-dir>/sweep.db)")
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    from hf_search_wandb.sweeps.database import storage_url
+
+    try:
+        storage = optuna.storages.RDBStorage(storage_url(url), skip_table_creation=True)  # postgresql:// as the agents
+    except ImportError as err:
+        raise ReportInputError(f"{url}: {err}") from None
     names = [s.study_name for s in storage.get_all_studies()]
     if study is not None:
         if study not in names:
