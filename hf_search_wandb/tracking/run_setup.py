@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from hf_search_wandb.tracking.run_options import RunSettings
 
+from hf_search_wandb.core.models.pooling_config import model_pooling
 from hf_search_wandb.tracking.run_options import MAX_TAG_LENGTH
 from hf_search_wandb.tracking.sparse_config import splade_config
 from hf_search_wandb.tracking.wandb_api import start_run
@@ -197,13 +198,21 @@ def _max_seq_length(model: Any, tokenizer: Any) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def _pooling_mode(model: Any) -> str | None:
+def _pooling_mode(model: Any, evaluator: Any = None) -> str | None:
+    """The pooling the model is evaluated with: a SentenceTransformer's Pooling module; for a transformers model
+    (or a module holding one) evaluated by an evaluator with a `pooling` option, the pooling that evaluator applies
+    (`core.models.pooling_config`: its `pooling=`, else what the model says, else mean); else a `pooling_mode` /
+    `pooling` attribute of the model."""
     for module in getattr(model, "_modules", {}).values():
         getter = getattr(module, "get_pooling_mode_str", None)
         if callable(getter):
             return str(getter())
         if type(module).__name__ == "Pooling" and getattr(module, "pooling_mode", None):
             return str(module.pooling_mode)
+    if evaluator is not None and hasattr(evaluator, "pooling"):
+        choice = model_pooling(model, getattr(evaluator, "pooling", None), getattr(evaluator, "normalize", None))
+        if choice is not None:
+            return choice.pooling
     for attr in ("pooling_mode", "pooling"):
         value = getattr(model, attr, None)
         if isinstance(value, str):
@@ -309,7 +318,7 @@ def collect_config(
         "model_type": options.model_type or (infer_model_type(model) if model is not None else "bi-encoder"),
         "base_model": base_model,
         "max_seq_length": _max_seq_length(model, tokenizer) if model is not None else None,
-        "pooling_mode": _pooling_mode(model) if model is not None else None,
+        "pooling_mode": _pooling_mode(model, evaluator) if model is not None else None,
         "learning_rate": float(args.learning_rate),
         "batch_size": batch,
         "effective_batch_size": batch * accum * world_size,

@@ -226,8 +226,8 @@ def encoder_for(model: Any, tokenizer: Any, evaluator: Any) -> Any:
     if tokenizer is None or getattr(evaluator, "tokenizer", None) is not None:
         return model
     return as_encoder(
-        model, tokenizer, pooling=getattr(evaluator, "pooling", "mean"),
-        normalize=getattr(evaluator, "normalize", False), max_length=getattr(evaluator, "max_length", None),
+        model, tokenizer, pooling=getattr(evaluator, "pooling", None),
+        normalize=getattr(evaluator, "normalize", None), max_length=getattr(evaluator, "max_length", None),
     )  # fmt: skip
 
 

@@ -113,9 +113,10 @@ def test_custom_module_with_encoder_attribute_and_its_pooling(tiny):
             self.pooling = "cls"
 
     wrapper = BiEncoder()
-    encoder = as_encoder(wrapper, tokenizer, pooling="mean")
+    encoder = as_encoder(wrapper, tokenizer)
     assert isinstance(encoder, HFEncoder)
     assert encoder.pooling == "cls" and encoder.model is model and encoder.module is wrapper
+    assert encoder.pooling_source == "BiEncoder.pooling"
     # the evaluator puts the whole wrapper in eval mode and restores its training mode
     wrapper.train()
     evaluator = RetrievalEvaluator(

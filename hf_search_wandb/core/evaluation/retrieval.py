@@ -30,6 +30,7 @@ from hf_search_wandb.core.evaluation.sparse import evaluate_sparse
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, ranked_report
 from hf_search_wandb.core.models.base import Encoder, Kind, TokenEncoder, Tokenized
 from hf_search_wandb.core.models.factory import as_encoder
+from hf_search_wandb.core.models.pooling_config import POOLING_MODES
 from hf_search_wandb.core.search.dense import SearchHits, key_scores, key_ties, tie_positions
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,12 @@ class RetrievalEvaluator(SearchEvaluator):
             `"drop"` (remove them from the qrels) or `"keep"` (absent docs stay in the qrels, count in the
             ideal DCG and recall, and can never be retrieved, as BEIR scores them).
         query_prompt / corpus_prompt: text prepended to queries / docs (default: the model's own prompts).
-        pooling / normalize / tokenizer: used when `evaluate` receives a plain transformers model (see
-            `encoders.as_encoder`).
+        pooling / normalize / tokenizer: used when `evaluate` receives a plain transformers model or a module
+            holding one (`core.models.factory.as_encoder`). `pooling` (`"mean"`, `"cls"`, `"max"`, `"lasttoken"`,
+            `"mean_sqrt_len_tokens"`, `"weightedmean"`) and `normalize` None (the default): what the model says
+            it uses (sentence-transformers' Pooling config and Normalize module beside its weights, its config;
+            `core.models.pooling_config`), else mean, unnormalised. Given ones win, with a warning when the
+            model says otherwise. After `evaluate`, `pooling_used` / `normalize_used` say what was applied.
         max_length: evaluation truncation in tokens, for any model (None: a SentenceTransformer's own
             `max_seq_length`, or the tokenizer's limit). Lets a model train on short inputs and still be
             evaluated at full length.
@@ -109,8 +114,8 @@ class RetrievalEvaluator(SearchEvaluator):
         missing: Literal["error", "drop", "keep"] = "error",
         query_prompt: str | None = None,
         corpus_prompt: str | None = None,
-        pooling: str = "mean",
-        normalize: bool = False,
+        pooling: str | None = None,
+        normalize: bool | None = None,
         tokenizer: Any = None,
         max_length: int | None = None,
         distributed: bool | None = None,
@@ -125,6 +130,12 @@ class RetrievalEvaluator(SearchEvaluator):
         )  # fmt: skip
         if similarity not in (None, "cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine', 'dot' or None (the model's), got {similarity!r}.")
+        if pooling is not None and pooling not in POOLING_MODES:
+            raise ValueError(
+                f"pooling must be one of {POOLING_MODES} or None (what the model says it uses), got {pooling!r}."
+            )
+        if normalize is not None and not isinstance(normalize, bool):
+            raise ValueError(f"normalize must be True, False or None (what the model says), got {normalize!r}.")
         if missing not in ("error", "drop", "keep"):
             raise ValueError(f"missing must be 'error', 'drop' or 'keep', got {missing!r}.")
         if corpus_sample is not None and (
@@ -134,6 +145,9 @@ class RetrievalEvaluator(SearchEvaluator):
         self.similarity = similarity
         self.query_prompt, self.corpus_prompt = query_prompt, corpus_prompt
         self.pooling, self.normalize, self.tokenizer = pooling, normalize, tokenizer
+        #: the pooling / normalisation of the last model evaluated (None before, or for a model without one)
+        self.pooling_used: str | None = None
+        self.normalize_used: bool | None = None
         self.max_length = max_length
         self.chunk_elements = chunk_elements
         self.truncate_dims = validate_dims(truncate_dims)
@@ -210,10 +224,14 @@ class RetrievalEvaluator(SearchEvaluator):
     def adapt(self, model: Any) -> Encoder | TokenEncoder:
         """The encoder of `model`: a `SentenceTransformer`, a `SparseEncoder`, a transformers model (with
         `tokenizer=` given to the evaluator or findable from its config), a module holding one, or an
-        `Encoder` (`core.models.factory.as_encoder`)."""
-        return as_encoder(
+        `Encoder` (`core.models.factory.as_encoder`); `pooling_used` / `normalize_used` record its pooling."""
+        encoder = as_encoder(
             model, self.tokenizer, pooling=self.pooling, normalize=self.normalize, max_length=self.max_length
         )
+        pooling, normalize = getattr(encoder, "pooling", None), getattr(encoder, "normalize", None)
+        self.pooling_used = pooling if isinstance(pooling, str) else None
+        self.normalize_used = normalize if isinstance(normalize, bool) else None
+        return encoder
 
     def run(self, adapter: Any, step: EvaluationPass) -> RetrievalResult:
         """Encode, rank and score with the backend of the model's family."""

@@ -16,6 +16,7 @@ _EXPORTS = {
     "PairScorer": "hf_search_wandb.core.models.cross_encoder",
     "as_encoder": "hf_search_wandb.core.models.factory",
     "load_model": "hf_search_wandb.core.models.save_load",
+    "model_pooling": "hf_search_wandb.core.models.pooling_config",
     "save_model": "hf_search_wandb.core.models.save_load",
 }
 

@@ -2,8 +2,9 @@
 
 `SentenceTransformerEncoder` goes through the model's own modules (tokenizer, `max_seq_length`, prompts,
 Router task, normalisation), so embeddings equal `model.encode_query` / `encode_document`; `HFEncoder`
-tokenises with the model's tokenizer and pools the last hidden state (`mean`, `cls` or `max`). Both are
-`TokenEncoder`s (`core.models.base`).
+tokenises with the model's tokenizer and pools the last hidden state as sentence-transformers' `Pooling` does
+(`mean`, `cls`, `max`, `lasttoken`, `mean_sqrt_len_tokens`, `weightedmean`). Both are `TokenEncoder`s
+(`core.models.base`); which pooling a plain model gets is `core.models.pooling_config`'s rule.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from hf_search_wandb.core.models.base import (
     Tokenized,
     tokenized_from_padded,
 )
-
-POOLING_MODES = ("mean", "cls", "max")
+from hf_search_wandb.core.models.pooling_config import POOLING_MODES
 
 
 class SentenceTransformerEncoder(TokenEncoder):
@@ -49,6 +49,22 @@ class SentenceTransformerEncoder(TokenEncoder):
         self.similarity = name
         tokenizer = getattr(model, "tokenizer", None)
         self.padding_side = getattr(tokenizer, "padding_side", "right") or "right"
+
+    @property
+    def pooling(self) -> str | None:
+        """The model's Pooling mode (`"mean"`, `"cls"`, ...; modes joined by `+`), None without a Pooling module."""
+        for module in self.model.modules():
+            if type(module).__name__ != "Pooling":
+                continue
+            getter = getattr(module, "get_pooling_mode_str", None)
+            mode = getter() if callable(getter) else getattr(module, "pooling_mode", None)
+            return "+".join(mode) if isinstance(mode, (tuple, list)) else str(mode)
+        return None
+
+    @property
+    def normalize(self) -> bool:
+        """Whether the model ends with a `Normalize` module."""
+        return any(type(module).__name__ == "Normalize" for module in self.model.modules())
 
     def default_prompt(self, kind: Kind) -> str | None:
         prompts = getattr(self.model, "prompts", None) or {}
@@ -112,7 +128,9 @@ class HFEncoder(TokenEncoder):
     Args:
         model: a `PreTrainedModel` (or any module returning hidden states first).
         tokenizer: its tokenizer (fast or slow).
-        pooling: `"mean"` (over non-padding tokens), `"cls"` (first token) or `"max"`.
+        pooling: `"mean"` (over non-padding tokens), `"cls"` (the first non-padding token), `"max"`,
+            `"lasttoken"` (the last non-padding token), `"mean_sqrt_len_tokens"` (the sum over sqrt(length)) or
+            `"weightedmean"` (position-weighted mean): as sentence-transformers' `Pooling` computes them.
         normalize: L2-normalise embeddings (similarity stays `"cosine"` either way unless `similarity` says).
         max_length: truncation length (default: the tokenizer's `model_max_length`, capped by the model's
             `max_position_embeddings`, else 512).
@@ -151,6 +169,8 @@ class HFEncoder(TokenEncoder):
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.normalize = normalize
+        #: where `pooling` / `normalize` came from (`"given"`; `as_encoder` sets what the model said)
+        self.pooling_source = self.normalize_source = "given"
         self.similarity = similarity
         self.padding_side = getattr(tokenizer, "padding_side", "right") or "right"
         self.max_length = max_length or _default_max_length(model, tokenizer)
@@ -178,16 +198,34 @@ class HFEncoder(TokenEncoder):
     def forward(self, features: dict[str, Any], kind: Kind) -> torch.Tensor:
         out = self.model(**features)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        elif self.pooling == "max":
-            pooled = hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
-        else:
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        pooled = pool(hidden, features["attention_mask"], self.pooling)
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled.float(), p=2, dim=-1)
         return pooled
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One embedding per row of `hidden` (batch, tokens, dim) over its attended tokens, as sentence-transformers'
+    `Pooling` computes `pooling` (left or right padding)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "cls":  # the first attended token (0 unless the batch is left-padded)
+        first = attention_mask.to(torch.int32).argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
+    if pooling == "lasttoken":
+        width = attention_mask.shape[1]
+        found, from_end = attention_mask.flip(1).max(dim=1)
+        last = torch.where(found == 0, width - 1, width - 1 - from_end)
+        return (hidden * mask)[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if pooling == "max":
+        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
+    if pooling == "weightedmean":  # weights 1, 2, ... from the first attended token
+        start = attention_mask.to(torch.int32).argmax(dim=1, keepdim=True).unsqueeze(-1)
+        positions = torch.arange(1, hidden.shape[1] + 1, device=hidden.device).view(1, -1, 1)
+        weights = mask * (positions - start).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    total = (hidden * mask).sum(dim=1)
+    count = mask.sum(dim=1).clamp(min=1)
+    return total / (count.sqrt() if pooling == "mean_sqrt_len_tokens" else count)
 
 
 def _default_max_length(model: torch.nn.Module, tokenizer: Any) -> int:

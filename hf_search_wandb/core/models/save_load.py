@@ -1,7 +1,9 @@
 """Save any model the callback accepts to a directory that loads back into a model scoring the same metrics.
 
 * a `SentenceTransformer`: its own folder layout (`modules.json`); loads back as a `SentenceTransformer`;
-* a transformers `PreTrainedModel`: `save_pretrained` + its tokenizer; loads back with `AutoModel`;
+* a transformers `PreTrainedModel`: `save_pretrained` + its tokenizer, and `hf_search_wandb_encoder.json` with the
+  pooling it is evaluated with when that is not the default (given, or what the model said:
+  `core.models.pooling_config`); loads back with `AutoModel`, which the evaluator then pools the same way;
 * a custom `nn.Module` holding a `PreTrainedModel` as `.encoder` / `.model` / `.backbone` (a plain-Trainer
   bi-encoder): the inner model's `save_pretrained`, its tokenizer, and `hf_search_wandb_encoder.json` saying
   how it is pooled (`pooling`, `normalize`, `similarity`, `max_length`, the wrapper's class). It loads back as
@@ -24,10 +26,10 @@ import torch
 from hf_search_wandb.core.models.base import unwrap_model
 from hf_search_wandb.core.models.dense import HFEncoder
 from hf_search_wandb.core.models.factory import as_encoder
+from hf_search_wandb.core.models.pooling_config import ENCODER_FILE, model_pooling
 
 logger = logging.getLogger(__name__)
 
-ENCODER_FILE = "hf_search_wandb_encoder.json"
 WRAPPER_STATE = "wrapper_state_dict.pt"
 
 __all__ = ["ENCODER_FILE", "PooledEncoder", "load_model", "save_model"]
@@ -75,8 +77,8 @@ def save_model(
     directory: str | os.PathLike[str],
     tokenizer: Any = None,
     *,
-    pooling: str = "mean",
-    normalize: bool = False,
+    pooling: str | None = None,
+    normalize: bool | None = None,
     max_length: int | None = None,
 ) -> Path:
     """Save `model` so that `load_model(directory)` scores the same; returns the directory.
@@ -85,7 +87,8 @@ def save_model(
         model: a SentenceTransformer, a `PreTrainedModel`, or a module holding one (DDP wrappers removed).
         directory: created if needed; files of the same names are overwritten.
         tokenizer: saved next to the weights (the trainer's `processing_class`).
-        pooling / normalize / max_length: the evaluator's settings, used where the module has none of its own.
+        pooling / normalize / max_length: the evaluator's settings; None: what the model says
+            (`core.models.pooling_config`), as the evaluator decides.
     """
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
@@ -93,6 +96,7 @@ def save_model(
     if _is_library_model(model):
         model.save_pretrained(str(target))  # a sentence-transformers model (any family) or a PreTrainedModel
         _save_tokenizer(tokenizer, target, model)
+        _record_pooling(model, target, pooling, normalize)
         return target
     encoder = _inner_encoder(model, tokenizer, pooling, normalize, max_length)
     if encoder is None and hasattr(model, "save_pretrained"):
@@ -178,8 +182,22 @@ def _is_library_model(model: Any) -> bool:
     return any(cls.__module__.startswith("sentence_transformers") for cls in type(model).__mro__)
 
 
+def _record_pooling(model: Any, target: Path, pooling: str | None, normalize: bool | None) -> None:
+    """Beside a saved `PreTrainedModel`, the pooling it is evaluated with, unless that is the default (which a
+    reloaded model gets anyway): the folder the weights move to has no sentence-transformers config."""
+    from transformers import PreTrainedModel
+
+    choice = model_pooling(model, pooling, normalize) if isinstance(model, PreTrainedModel) else None
+    stale = target / ENCODER_FILE  # read above when the model was loaded from `target` itself
+    if stale.is_file():
+        stale.unlink()
+    if choice is None or (choice.source == "default" and choice.normalize_source == "default"):
+        return
+    _write_json(target, {"format": "pretrained", "pooling": choice.pooling, "normalize": choice.normalize})
+
+
 def _inner_encoder(
-    model: Any, tokenizer: Any, pooling: str, normalize: bool, max_length: int | None
+    model: Any, tokenizer: Any, pooling: str | None, normalize: bool | None, max_length: int | None
 ) -> HFEncoder | None:
     if not isinstance(model, torch.nn.Module):
         return None
