@@ -210,7 +210,9 @@ def _pooling_mode(model: Any, evaluator: Any = None) -> str | None:
         if type(module).__name__ == "Pooling" and getattr(module, "pooling_mode", None):
             return str(module.pooling_mode)
     if evaluator is not None and hasattr(evaluator, "pooling"):
-        choice = model_pooling(model, getattr(evaluator, "pooling", None), getattr(evaluator, "normalize", None))
+        choice = model_pooling(
+            model, getattr(evaluator, "pooling", None), getattr(evaluator, "normalize", None)
+        )
         if choice is not None:
             return choice.pooling
     for attr in ("pooling_mode", "pooling"):

@@ -135,7 +135,9 @@ class RetrievalEvaluator(SearchEvaluator):
                 f"pooling must be one of {POOLING_MODES} or None (what the model says it uses), got {pooling!r}."
             )
         if normalize is not None and not isinstance(normalize, bool):
-            raise ValueError(f"normalize must be True, False or None (what the model says), got {normalize!r}.")
+            raise ValueError(
+                f"normalize must be True, False or None (what the model says), got {normalize!r}."
+            )
         if missing not in ("error", "drop", "keep"):
             raise ValueError(f"missing must be 'error', 'drop' or 'keep', got {missing!r}.")
         if corpus_sample is not None and (

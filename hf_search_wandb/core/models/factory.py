@@ -13,7 +13,12 @@ import torch
 
 from hf_search_wandb.core.models.base import Encoder, TokenEncoder, unwrap_model
 from hf_search_wandb.core.models.dense import HFEncoder, SentenceTransformerEncoder, load_tokenizer
-from hf_search_wandb.core.models.pooling_config import choose_pooling, declared_pooling, model_reference, say_once
+from hf_search_wandb.core.models.pooling_config import (
+    choose_pooling,
+    declared_pooling,
+    model_reference,
+    say_once,
+)
 from hf_search_wandb.core.models.sparse import SparseEncoderAdapter, is_sparse_encoder
 
 
@@ -91,7 +96,12 @@ def as_encoder(
 
 
 def _pooled(
-    model: Any, owner: Any, tokenizer: Any, pooling: str | None, normalize: bool | None, max_length: int | None
+    model: Any,
+    owner: Any,
+    tokenizer: Any,
+    pooling: str | None,
+    normalize: bool | None,
+    max_length: int | None,
 ) -> HFEncoder:
     """`HFEncoder` on a transformers model (held by `owner`, a custom module) with the pooling the rule picks."""
     ref, _ = model_reference(model)
@@ -110,7 +120,9 @@ def _pooled(
     return encoder
 
 
-def _check_own_pooling(encoder: SentenceTransformerEncoder, pooling: str | None, normalize: bool | None) -> None:
+def _check_own_pooling(
+    encoder: SentenceTransformerEncoder, pooling: str | None, normalize: bool | None
+) -> None:
     """A SentenceTransformer pools with its own modules: a given pooling / normalize that disagrees is a warning."""
     own_pooling, own_normalize = encoder.pooling, encoder.normalize
     messages = []

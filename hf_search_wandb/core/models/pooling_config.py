@@ -280,7 +280,11 @@ def declared_pooling(model: Any, owner: Any = None) -> DeclaredPooling:
 
 
 def choose_pooling(
-    declared: DeclaredPooling, pooling: str | None = None, normalize: bool | None = None, *, name: str = "model"
+    declared: DeclaredPooling,
+    pooling: str | None = None,
+    normalize: bool | None = None,
+    *,
+    name: str = "model",
 ) -> PoolingChoice:
     """The pooling and normalisation to evaluate with: the explicit ones when given (a warning when the model
     says otherwise), else the model's, else mean without normalisation (said at info level).
@@ -337,7 +341,9 @@ def say_once(messages: Iterable[tuple[int, str]]) -> None:
             logger.log(level, text)
 
 
-def model_pooling(model: Any, pooling: str | None = None, normalize: bool | None = None) -> PoolingChoice | None:
+def model_pooling(
+    model: Any, pooling: str | None = None, normalize: bool | None = None
+) -> PoolingChoice | None:
     """The pooling an evaluator with these `pooling` / `normalize` settings uses for `model` — a transformers
     `PreTrainedModel`, or a module holding one as `.encoder` / `.model` / `.backbone` — without logging;
     None for any other model (a SentenceTransformer pools with its own modules).
