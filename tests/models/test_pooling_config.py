@@ -248,6 +248,26 @@ def test_a_custom_module_s_own_pooling_is_the_model_s_word(tiny_bert_dir, caplog
     ]
 
 
+def test_a_toolkit_bi_encoder_module_is_pooled_as_it_trains(tiny_bert_dir, data, caplog):
+    """A FlagEmbedding-style module: the AutoModel as `.model`, `sentence_pooling_method`, `normlized` (sic)."""
+
+    class BiEncoderModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = auto_model(tiny_bert_dir)
+            self.sentence_pooling_method, self.normlized, self.temperature = "cls", True, 0.02
+
+    module = BiEncoderModel()
+    ours = evaluator(data)
+    with caplog.at_level(logging.WARNING):
+        metrics = ours.evaluate(module).metrics
+    assert (ours.pooling_used, ours.normalize_used) == ("cls", True)
+    assert not warnings_of(caplog)
+    by_hand = evaluator(data, pooling="cls", normalize=True).evaluate(module.model).metrics
+    assert metrics == pytest.approx(by_hand, abs=1e-9)
+    assert by_hand != pytest.approx(evaluator(data).evaluate(module.model).metrics, abs=1e-6)
+
+
 def test_a_sentence_transformer_keeps_its_pooling_and_says_so(tmp_path, caplog):
     from sentence_transformers import SentenceTransformer
 

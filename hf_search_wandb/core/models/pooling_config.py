@@ -3,14 +3,17 @@
 A transformers model has no pooling of its own: what turns its token states into one embedding lives beside it.
 `declared_pooling` reads, for each of pooling and normalisation, the first of these that says something:
 
-1. the module's own `pooling` (str) / `normalize` (bool) attributes (a custom bi-encoder holding the model);
+1. attributes of the module holding the model (a custom bi-encoder): `pooling` / `pooling_mode` /
+   `sentence_pooling_method` / `pooling_method` / `pooler_type` (a string), `normalize` / `normalize_embeddings` /
+   `normalized` / `normlized` (a bool), as retrieval toolkits (FlagEmbedding, SimCSE-style code) name them;
 2. sentence-transformers' files beside the weights: `modules.json`, its Pooling module's `config.json`
    (`pooling_mode`, or the older `pooling_mode_cls_token` / `_mean_tokens` / `_max_tokens` / `_lasttoken` ...
    flags) and a `Normalize` module. They are looked up in the folder `config._name_or_path` names, or for a hub
    id in the local hub cache (`huggingface_hub.try_to_load_from_cache`: never a download);
 3. `hf_search_wandb_encoder.json` beside the weights (what `core.models.save_load.save_model` writes);
-4. attributes of the model's config some toolkits write (`pooling_mode`, `pooling`, `pooling_method`,
-   `sentence_pooling_method`, `pooler_type`; `normalize`, `normalized`, `normalize_embeddings`).
+4. the same attributes on the model's config, where some toolkits write them.
+
+A pooling named in an unknown spelling is a warning and is not used.
 
 `choose_pooling` applies the rule: an explicit `pooling=` / `normalize=` is used, with a warning when the model
 says otherwise; None takes what the model says; a model that says nothing is pooled by mean, unnormalised, and
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +54,10 @@ _ALIASES = {
     "max_tokens": "max", "last": "lasttoken", "last_token": "lasttoken", "eos": "lasttoken",
     "weightedmean_tokens": "weightedmean", "weighted_mean": "weightedmean",
 }  # fmt: skip
-_CONFIG_POOLING = ("pooling_mode", "pooling", "pooling_method", "sentence_pooling_method", "pooler_type")
-_CONFIG_NORMALIZE = ("normalize", "normalized", "normalize_embeddings")
+# attributes toolkits give their bi-encoder module or the model's config (FlagEmbedding: sentence_pooling_method,
+# normlized / normalize_embeddings; SimCSE: pooler_type), first found wins
+_POOLING_NAMES = ("pooling", "pooling_mode", "sentence_pooling_method", "pooling_method", "pooler_type")
+_NORMALIZE_NAMES = ("normalize", "normalize_embeddings", "normalized", "normlized")
 # sentence-transformers modules a plain transformers model + pooling reproduces
 _REPRODUCIBLE = frozenset({"Transformer", "Pooling", "Normalize"})
 # the messages `say_once` has logged
@@ -211,42 +216,45 @@ def _saved_pooling(ref: str | None, revision: str | None) -> DeclaredPooling | N
     )
 
 
-def _config_hints(model: Any) -> DeclaredPooling | None:
-    config = getattr(model, "config", None)
-    if config is None:
-        return None
+def _attribute_hints(obj: Any, describe: Callable[[str, Any], str]) -> DeclaredPooling | None:
+    """The pooling / normalisation named by `obj`'s attributes (`_POOLING_NAMES`, `_NORMALIZE_NAMES`): the first
+    string and the first bool; a pooling the evaluator does not compute is a problem, not a choice."""
     pooling = pooling_source = normalize = normalize_source = None
     problems: list[str] = []
-    for name in _CONFIG_POOLING:
-        value = getattr(config, name, None)
+    for attr in _POOLING_NAMES:
+        value = getattr(obj, attr, None)
         if isinstance(value, str) and value:
             pooling = canonical_pooling(value)
             if pooling is None:
-                problems.append(f"its config says {name}={value!r}, a pooling the evaluator does not compute")
+                problems.append(
+                    f"{describe(attr, value)} names a pooling the evaluator does not compute (it computes "
+                    f"{', '.join(POOLING_MODES)}); pass pooling= to the evaluator"
+                )
             else:
-                pooling_source = f"the model's config ({name}={value!r})"
+                pooling_source = describe(attr, value)
             break
-    for name in _CONFIG_NORMALIZE:
-        value = getattr(config, name, None)
+    for attr in _NORMALIZE_NAMES:
+        value = getattr(obj, attr, None)
         if isinstance(value, bool):
-            normalize, normalize_source = value, f"the model's config ({name}={value})"
+            normalize, normalize_source = value, describe(attr, value)
             break
     if pooling is None and normalize is None and not problems:
         return None
     return DeclaredPooling(pooling, pooling_source, normalize, normalize_source, tuple(problems))
 
 
+def _config_hints(model: Any) -> DeclaredPooling | None:
+    config = getattr(model, "config", None)
+    if config is None:
+        return None
+    return _attribute_hints(config, lambda attr, value: f"the model's config ({attr}={value!r})")
+
+
 def _own_attributes(owner: Any) -> DeclaredPooling | None:
     if owner is None:
         return None
-    pooling = getattr(owner, "pooling", None)
-    normalize = getattr(owner, "normalize", None)
     name = type(owner).__name__
-    pooling = (canonical_pooling(pooling) or pooling) if isinstance(pooling, str) else None
-    normalize = normalize if isinstance(normalize, bool) else None
-    if pooling is None and normalize is None:
-        return None
-    return DeclaredPooling(pooling, f"{name}.pooling", normalize, f"{name}.normalize")
+    return _attribute_hints(owner, lambda attr, value: f"{name}.{attr}")
 
 
 def declared_pooling(model: Any, owner: Any = None) -> DeclaredPooling:
