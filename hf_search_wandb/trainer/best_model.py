@@ -101,8 +101,8 @@ def save_best(
     target = best_model_dir(output_dir)
     if target.exists():
         shutil.rmtree(target)
-    save_model(model, target, tokenizer, pooling=getattr(evaluator, "pooling", "mean"),
-               normalize=getattr(evaluator, "normalize", False), max_length=getattr(evaluator, "max_length", None))
+    save_model(model, target, tokenizer, pooling=getattr(evaluator, "pooling", None),
+               normalize=getattr(evaluator, "normalize", None), max_length=getattr(evaluator, "max_length", None))
     return target
 
 
