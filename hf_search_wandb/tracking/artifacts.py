@@ -19,6 +19,7 @@ and the offline rules.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -53,6 +54,35 @@ class ArtifactUnavailableError(RuntimeError):
     """An artifact cannot be downloaded here (offline mode, disabled mode, or no W&B server)."""
 
 
+def staging_dir() -> Path:
+    """wandb's artifact staging folder (`WANDB_DATA_DIR/artifacts/staging`, by default under the user's data
+    folder): every file of a logged artifact is copied there first. Not created here.
+
+    Example:
+        >>> staging_dir().parts[-2:]
+        ('artifacts', 'staging')
+    """
+    wandb = require_wandb()
+    return Path(wandb.env.get_data_dir()).expanduser().absolute() / "artifacts" / "staging"
+
+
+def _staged_files() -> set[Path]:
+    try:
+        return {p for p in staging_dir().iterdir() if p.is_file()}
+    except OSError:
+        return set()
+
+
+def _remove_partial_staging(artifact: Any, before: set[Path]) -> None:
+    """After a failed `add_dir`/`add_file`: delete the copies this artifact staged (its entries' staged files,
+    and a half-written copy still writable), so a full staging folder is not left fuller."""
+    staging = staging_dir()
+    entries = getattr(getattr(artifact, "manifest", None), "entries", {}) or {}
+    mine = {Path(str(e.local_path)) for e in entries.values() if getattr(e, "local_path", None)}
+    for path in (_staged_files() - before) | {p for p in mine if p.parent == staging}:
+        with contextlib.suppress(OSError):
+            if path in mine or path.stat().st_mode & 0o200:  # wandb makes a complete copy read-only
+                path.unlink()
 
 
 def _safe_name(text: str) -> str:
@@ -151,7 +181,12 @@ def log_model_artifact(
         description=description if description is not None else _default_description(meta),
         metadata=meta,
     )
-    artifact.add_dir(str(model_dir))
+    before = _staged_files()
+    try:
+        artifact.add_dir(str(model_dir))
+    except OSError:
+        _remove_partial_staging(artifact, before)
+        raise
     run.log_artifact(artifact, aliases=list(aliases))
     return artifact
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,16 @@ from typing import TYPE_CHECKING, Any
 from hf_search_wandb.core.evaluation.results import RerankingResult
 from hf_search_wandb.tracking import artifacts, reranking_tables, tables  # looked up per call: patchable
 from hf_search_wandb.tracking.background_logger import BackgroundLogger
+from hf_search_wandb.tracking.disk_space import (
+    DroppedWrites,
+    describe,
+    disk_error,
+    folder_size,
+    human_size,
+    low_on_space,
+)
 from hf_search_wandb.tracking.log_keys import STEP_KEY, is_system, summary_goal
+from hf_search_wandb.tracking.row_watch import RowWatch
 from hf_search_wandb.tracking.run_history import LoggedRows
 from hf_search_wandb.tracking.run_setup import init_run
 from hf_search_wandb.tracking.wandb_api import require_wandb
@@ -48,6 +58,10 @@ logger = logging.getLogger(__name__)
 # A SIGKILL loses at most the rows of the last ~1 s: the background queue waits at most this long, and
 # wandb's service writes its transaction log this often (its default is 15 s).
 FLUSH_SECONDS = 0.5
+#: The summary key that says how many rows of the run's session could not be written to its folder.
+ROWS_NOT_WRITTEN_KEY = "system/rows_not_written"
+#: The summary key that names what the run stopped logging (tables, artifacts) and the folder that was full.
+DROPPED_KEY = "system/not_logged"
 
 
 def _warn(message: str) -> None:
@@ -104,6 +118,10 @@ class TrackedRun:
         self._watching = False
         self._say = say
         self._bg = BackgroundLogger(wandb_run, max_lag=flush_seconds) if background else None
+        # disk faults: what is no longer written, and whether wandb's service still writes the rows
+        self.dropped = DroppedWrites(say)
+        self.rows = RowWatch(self.run_dir, step_key=STEP_KEY, grace=max(30.0, 20 * flush_seconds))
+        self.rows_not_written: int | None = 0
 
     @classmethod
     def start(
@@ -206,6 +224,7 @@ class TrackedRun:
             self._bg.log(row)
         else:
             self.wandb_run.log(row)
+        self._rows_fault(self.rows.note(step))
         if step > self.last_logged:
             self.last_logged, self._keys_at_last = step, set(row)
         elif step == self.last_logged:
@@ -220,6 +239,15 @@ class TrackedRun:
                 self._bg = None
             else:
                 self._bg.flush()
+        self._rows_fault(self.rows.check())
+
+    def _rows_fault(self, message: str | None) -> None:
+        """wandb's service cannot write the run folder: say so at once, and drop the tables and artifacts
+        that would take the space the rows need."""
+        if message is None or self.run_dir is None:
+            return
+        self._say(message)
+        self.dropped.drop(("media", "artifacts"), self.run_dir, str(self.rows.fault))
 
     def hold_logged(self) -> None:
         """Count what this run logged so far as held: a retried training (`auto_find_batch_size` after an
@@ -252,13 +280,36 @@ class TrackedRun:
         if not self.is_open or step <= self.held.last_step:
             return {}
         self.flush()
+        if self.run_dir is not None and self.dropped.allows("media") and low_on_space(self.run_dir):
+            self.dropped.drop(("media", "artifacts"), self.run_dir, "the disk is (almost) full")
+        if not self.dropped.allows("media"):
+            return {}
         log_media: Callable[..., dict[str, Any]] = (
             reranking_tables.log_reranking_media if isinstance(result, RerankingResult) else tables.log_evaluation_media
         )
-        return log_media(
-            self.wandb_run, result, evaluator, step=step, num_examples=num_examples, k=k, error_k=error_k,
-            histograms=histograms, seed=seed, namespace=namespace,
-        )  # fmt: skip
+        try:
+            return log_media(
+                self.wandb_run, result, evaluator, step=step, num_examples=num_examples, k=k, error_k=error_k,
+                histograms=histograms, seed=seed, namespace=namespace,
+            )  # fmt: skip
+        except Exception as err:
+            self._disk_fault(err, ("media", "artifacts"), self.run_dir)
+            return {}
+
+    def _disk_fault(self, err: BaseException, what: tuple[str, ...], folder: Path | None, then: str = "") -> None:
+        """`err` from writing `what` into `folder`: a full, read-only or over-quota folder drops `what` for the
+        rest of the run (one warning naming the folder and its free space); any other error is raised."""
+        fault = disk_error(err)
+        if fault is None:
+            raise err
+        written = fault.filename2 or fault.filename
+        place = folder
+        if written is not None and (folder is None or not Path(str(written)).is_relative_to(folder)):
+            place = Path(str(written)).parent
+        reason = fault.strerror or str(fault)
+        self.dropped.drop(what, place if place is not None else ".", reason, then)
+        if place is not None and self.run_dir is not None and place == self.run_dir:
+            self._rows_fault(self.rows.suspect(f"writing a file there failed: {reason}"))
 
     def log_model(
         self,
@@ -268,31 +319,99 @@ class TrackedRun:
         description: str,
         aliases: Sequence[str] = ("best", "latest"),
     ) -> Any:
-        """A saved model directory as a new version of `search-model-{run.id}` (`artifacts.log_model_artifact`)."""
+        """A saved model directory as a new version of `search-model-{run.id}` (`artifacts.log_model_artifact`);
+        None when artifacts are dropped (a full, read-only or over-quota staging or run folder)."""
         self.flush()
-        return artifacts.log_model_artifact(
-            self.wandb_run, directory, metadata=metadata, description=description, aliases=aliases
-        )
+        then = f"the model stays in {directory}"
+        if not self._artifacts_fit(folder_size(directory), then):
+            return None
+        try:
+            return artifacts.log_model_artifact(
+                self.wandb_run, directory, metadata=metadata, description=description, aliases=aliases
+            )
+        except Exception as err:
+            self._disk_fault(err, ("artifacts",), artifacts.staging_dir(), then)
+            return None
 
     def log_dataset(self, *, dataset_name: str, train: Any, val: Any, metadata: Mapping[str, Any]) -> Any:
-        """The training data as `training-data-{dataset_name}` (`artifacts.log_dataset_artifact`)."""
-        return artifacts.log_dataset_artifact(
-            self.wandb_run, dataset_name=dataset_name, train=train, val=val, metadata=metadata
-        )
+        """The training data as `training-data-{dataset_name}` (`artifacts.log_dataset_artifact`); None when
+        artifacts are dropped."""
+        if not self._artifacts_fit(0):
+            return None
+        try:
+            return artifacts.log_dataset_artifact(
+                self.wandb_run, dataset_name=dataset_name, train=train, val=val, metadata=metadata
+            )
+        except Exception as err:
+            self._disk_fault(err, ("artifacts",), artifacts.staging_dir())
+            return None
+
+    def _artifacts_fit(self, size: int, then: str = "") -> bool:
+        """True when artifacts are still logged and `size` bytes fit in wandb's staging folder (else they are
+        dropped, said once)."""
+        if not self.dropped.allows("artifacts"):
+            return False
+        staging = artifacts.staging_dir()
+        if low_on_space(staging, size):
+            self.dropped.drop(("artifacts",), staging, f"{human_size(size)} are needed", then)
+            return False
+        return True
 
     # ------------------------------------------------------------------ the end
     def finish(self) -> None:
-        """Drain the rows, stop watching, and finish the run if this object owns it (idempotent)."""
+        """Drain the rows, stop watching, and finish the run if this object owns it (idempotent).
+
+        When wandb could not write some rows to the run folder (`RowWatch`), the run is finished as failed
+        (exit code 1) with `system/rows_not_written` in its summary, and the last line said is
+        "N rows could not be written to ...": a run is never left looking complete when it is not."""
         if not self.is_open:
             return
         self.is_open = False
         run = self.wandb_run
         self.flush(stop=True)
+        lost = self._count_lost(wait=True)
+        with contextlib.suppress(Exception):  # the run's own record of what it lacks, where it can be written
+            if lost:
+                self.update_summary({ROWS_NOT_WRITTEN_KEY: lost})
+            if self.dropped.dropped:
+                self.update_summary({DROPPED_KEY: "; ".join(f"{w}: {where}" for w, where in self.dropped.dropped.items())})
         if self._watching:
             with contextlib.suppress(Exception):
                 run.unwatch()
         if self.created and not getattr(run, "_is_finished", False):
-            run.finish()
+            if lost:
+                run.finish(exit_code=1)
+            else:
+                run.finish()
+        self._report_lost(lost)
+
+    def _count_lost(self, *, wait: bool) -> int | None:
+        """Rows of this session its folder does not hold (0 when no fault was seen; None: unknown), after
+        giving wandb's service `wait`-ing time to write what it was handed."""
+        if self.rows.fault is None:
+            self.rows.check()
+        if self.rows.fault is None:
+            return 0
+        if wait:
+            time.sleep(2 * FLUSH_SECONDS + 0.5)
+        self.rows_not_written = self.rows.count_lost()
+        return self.rows_not_written if self.rows_not_written is not None else self.rows.handed
+
+    def _report_lost(self, lost: int | None) -> None:
+        """The run's last line when rows are missing (recounted once the service closed the file)."""
+        if self.rows.fault is None or self.run_dir is None:
+            return
+        recount = self.rows.count_lost()
+        lost = recount if recount is not None else lost
+        self.rows_not_written = lost
+        if not lost:
+            self._say(f"{describe(self.run_dir)} ran out of space ({self.rows.fault}), but every row was written")
+            return
+        self._say(
+            f"{lost} rows could not be written to {describe(self.run_dir)} ({self.rows.fault}): of the "
+            f"{self.rows.handed} rows logged in this session, those from step {self.rows.fault_step} on may be "
+            f"missing; the run there is incomplete"
+        )
 
     def fail(self) -> None:
         """Keep every row logged so far and finish the run as failed (exit code 1), whoever started it.
@@ -301,8 +420,10 @@ class TrackedRun:
         if not self.is_open:
             return
         self.is_open = False
+        lost: int | None = 0
         try:
             self.flush(stop=True)
+            lost = self._count_lost(wait=False)
         except Exception as err:
             self._say(f"could not flush the run before marking it failed: {err!r}")
         finally:
@@ -310,6 +431,8 @@ class TrackedRun:
                 self.wandb_run.finish(exit_code=1)
             except Exception as err:
                 self._say(f"could not finish wandb run {self.id} as failed: {err!r}")
+        with contextlib.suppress(Exception):
+            self._report_lost(lost)
 
     def preempted(self, signum: int) -> None:
         """The process dies of signal `signum`: mark the run preempting and finish it with exit code 128 +
@@ -324,3 +447,6 @@ class TrackedRun:
             self.wandb_run.finish(exit_code=128 + signum)
         except Exception as err:
             self._say(f"could not finish wandb run {self.id} on signal {signum}: {err!r}")
+        if self.rows.fault is not None and self.run_dir is not None:  # no time to count: the process is going
+            self._say(f"rows from step {self.rows.fault_step} on may not be written to {describe(self.run_dir)} "
+                      f"({self.rows.fault})")  # fmt: skip

@@ -80,13 +80,23 @@ def run_dirs_of(run_id: str, wandb_dir: str | Path) -> list[Path]:
     return sorted(found, key=started)
 
 
-def read_logged_rows(run_dirs: Iterable[str | Path], step_key: str, *, timeout: float = 120.0) -> LoggedRows:
-    """The last `step_key` value in the history of `run_dirs`, and the keys logged at it.
+@dataclass
+class ReadBack:
+    """What the folders of a run hold, read with wandb's reader: the rows it holds (`held`), its history rows
+    in log order and its artifact records (as `wandb leet inspect --json` prints them)."""
+
+    held: LoggedRows = field(default_factory=LoggedRows)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_back(run_dirs: Iterable[str | Path], step_key: str, *, timeout: float = 120.0) -> ReadBack:
+    """The history rows (those carrying `step_key`) and artifact records of `run_dirs`, oldest folder first.
 
     Reads each directory with `wandb leet inspect --json` (a truncated log, as a SIGKILL leaves it, is
     read up to its last complete record). Raises `RuntimeError` when wandb's reader is unavailable or fails.
     """
-    done = LoggedRows()
+    back = ReadBack()
     for run_dir in run_dirs:
         try:
             result = leet_inspect(run_dir, timeout=timeout)
@@ -95,16 +105,28 @@ def read_logged_rows(run_dirs: Iterable[str | Path], step_key: str, *, timeout: 
         if result.returncode != 0 and not result.stdout:
             raise RuntimeError(f"wandb leet inspect failed on {run_dir}: {result.stderr.strip()[-300:]}")
         for line in result.stdout.splitlines():
-            if '"history"' not in line:
+            if '"history"' not in line and '"artifact"' not in line:
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
+                continue
+            if record.get("type") == "artifact" and isinstance(record.get("artifact"), dict):
+                back.artifacts.append(record["artifact"])
                 continue
             item = (record.get("history") or {}).get("item") or {}
             step = item.get(step_key)
             if record.get("type") != "history" or not isinstance(step, (int, float)):
                 continue
             keys = frozenset(k for k in item if not k.startswith("_") and k != step_key)
-            done = done.merged(LoggedRows(int(step), keys))
-    return done
+            back.held = back.held.merged(LoggedRows(int(step), keys))
+            back.history.append(item)
+    return back
+
+
+def read_logged_rows(run_dirs: Iterable[str | Path], step_key: str, *, timeout: float = 120.0) -> LoggedRows:
+    """The last `step_key` value in the history of `run_dirs`, and the keys logged at it (`read_back`).
+
+    Raises `RuntimeError` when wandb's reader is unavailable or fails.
+    """
+    return read_back(run_dirs, step_key, timeout=timeout).held

@@ -8,14 +8,26 @@ content are here.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hf_search_wandb.core.models.save_load import save_model
-from hf_search_wandb.tracking.log_keys import summary_goal
+from hf_search_wandb.tracking.artifacts import model_artifact_name
+from hf_search_wandb.tracking.disk_space import describe, disk_error, fsync_dir
+from hf_search_wandb.tracking.log_keys import (
+    EPOCH_KEY,
+    STEP_KEY,
+    VAL,
+    metrics_under,
+    namespace_of,
+    summary_goal,
+)
 
 #: Where the best model is saved, under the trainer's `output_dir` (replaced by each new best).
 BEST_MODEL_DIR = "wandb-best-model"
@@ -42,6 +54,10 @@ class BestEvaluation:
     step: int | None = None
     epoch: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: the model of this best could not be saved (the best-model folder holds an earlier one, or none)
+    unsaved: bool = False
+    #: the model artifact version holding alias `best` (`search-model-<id>:v<N>`), when known (a resumed run)
+    artifact: str | None = None
 
     @classmethod
     def of(cls, metric: str) -> BestEvaluation:
@@ -81,9 +97,115 @@ class BestEvaluation:
         }
 
 
+def resumed_best(
+    metric: str, key: str, history: Iterable[Mapping[str, Any]], artifacts: Iterable[Mapping[str, Any]] = (),
+    *, run_id: str | None = None, output_dir: str | Path | None = None,
+) -> BestEvaluation:  # fmt: skip
+    """The best evaluation a resumed run already holds: the best value of `key` (`val/mrr@10`) over its
+    history rows, at the first step it was reached (as it was tracked live), with that evaluation's metrics,
+    its epoch, and the model artifact version that holds alias `best` (versions numbered as the server
+    numbers them: one per distinct content, in log order).
+
+    Example:
+        >>> rows = [{"train/global_step": 3, "val/mrr@10": 0.5}, {"train/global_step": 6, "val/mrr@10": 0.9,
+        ...         "val/map": 0.4}, {"train/global_step": 9, "val/mrr@10": 0.6}]
+        >>> best = resumed_best("mrr@10", "val/mrr@10", rows)
+        >>> best.value, best.step, best.metrics
+        (0.9, 6, {'mrr@10': 0.9, 'map': 0.4})
+    """
+    best = BestEvaluation.of(metric)
+    epochs: dict[int, float] = {}
+    for row in history:
+        step, epoch, value = row.get(STEP_KEY), row.get(EPOCH_KEY), row.get(key)
+        if not isinstance(step, (int, float)):
+            continue
+        if isinstance(epoch, (int, float)):
+            epochs[int(step)] = float(epoch)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            best.update(float(value), step=int(step), epoch=None,
+                        metrics=metrics_under(row, (VAL, namespace_of(key))))  # fmt: skip
+    if best.step is not None:
+        best.epoch = epochs.get(best.step)
+    if run_id is not None:
+        name, digests = model_artifact_name(run_id), []
+        for record in artifacts:
+            if record.get("name") != name:
+                continue
+            digest = record.get("digest")
+            if digest not in digests:
+                digests.append(digest)
+            if "best" in (record.get("aliases") or []):
+                best.artifact = f"{name}:v{digests.index(digest)}"
+    if output_dir is not None:
+        best.unsaved = bool(best) and not best_model_dir(output_dir).is_dir()
+    return best
+
+
 def best_model_dir(output_dir: str | Path) -> Path:
     """`{output_dir}/wandb-best-model`."""
     return Path(output_dir) / BEST_MODEL_DIR
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under `folder` to disk (a rename is only as durable as the files it moves)."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                with path.open("rb+") as handle:
+                    os.fsync(handle.fileno())
+            else:
+                fsync_dir(path)
+    fsync_dir(folder)
+
+
+def _siblings(target: Path, kind: str) -> list[Path]:
+    """`{target}.{kind}-*` folders beside `target`, newest first."""
+    found = [p for p in target.parent.glob(f"{target.name}.{kind}-*") if p.is_dir()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put the complete folder `new` at `target`: the previous one is renamed away, `new` renamed in, then
+    the previous one deleted. At every moment one complete copy exists under a name `recover_best` knows."""
+    old = target.with_name(f"{target.name}.old-{new.name.rsplit('-', 1)[-1]}")
+    if target.exists():
+        os.rename(target, old)
+    os.rename(new, target)
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_best(output_dir: str | Path) -> Path | None:
+    """Finish or undo a best-model swap a kill interrupted; returns the best-model folder when there is one.
+
+    Beside `wandb-best-model` a save leaves `.tmp-*` (being written: incomplete, deleted), `.new-*` (complete,
+    not yet renamed in) and `.old-*` (the previous best, renamed away). The newest complete copy wins: a
+    `.new-*` folder is renamed in, else, with no `wandb-best-model`, the `.old-*` one is renamed back.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> out = Path(tempfile.mkdtemp())
+        >>> (out / "wandb-best-model.old-1").mkdir(); (out / "wandb-best-model.tmp-2").mkdir()
+        >>> recover_best(out).name, sorted(p.name for p in out.iterdir())
+        ('wandb-best-model', ['wandb-best-model'])
+    """
+    target = best_model_dir(output_dir)
+    if not target.parent.is_dir():
+        return None
+    for partial in _siblings(target, "tmp"):
+        shutil.rmtree(partial, ignore_errors=True)
+    newest = _siblings(target, "new")
+    if newest:
+        _swap_in(newest[0], target)
+    elif not target.exists():
+        previous = _siblings(target, "old")
+        if previous:
+            os.rename(previous[0], target)
+            fsync_dir(target.parent)
+    for stale in _siblings(target, "new") + _siblings(target, "old"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return target if target.is_dir() else None
 
 
 def save_best(
@@ -91,18 +213,38 @@ def save_best(
     say: Callable[[str], Any],
 ) -> Path | None:  # fmt: skip
     """Save `model` to `{output_dir}/wandb-best-model`, replacing the previous best; None when nothing was saved
-    (no model, or a sharded one the trainer must save). A custom module is saved with the pooling `evaluator`
-    scored it with, so that it loads back and scores the same."""
+    (no model, a sharded one the trainer must save, or a folder that cannot be written). A custom module is
+    saved with the pooling `evaluator` scored it with, so that it loads back and scores the same.
+
+    The model is written beside the folder (`wandb-best-model.tmp-XXXX`), fsynced, renamed `.new-XXXX` once
+    complete and swapped in (`_swap_in`): the previous best survives a kill or a full disk at any moment
+    (`recover_best` finishes an interrupted swap). A full, read-only or over-quota `output_dir` is said once
+    through `say`; the partial copy is removed and the previous best kept."""
     if model is None:
         return None
     if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
         say(SHARDED)
         return None
     target = best_model_dir(output_dir)
-    if target.exists():
-        shutil.rmtree(target)
-    save_model(model, target, tokenizer, pooling=getattr(evaluator, "pooling", None),
-               normalize=getattr(evaluator, "normalize", None), max_length=getattr(evaluator, "max_length", None))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recover_best(output_dir)
+    partial = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=target.parent))
+    try:
+        save_model(model, partial, tokenizer, pooling=getattr(evaluator, "pooling", None),
+                   normalize=getattr(evaluator, "normalize", None),
+                   max_length=getattr(evaluator, "max_length", None))  # fmt: skip
+        _fsync_tree(partial)
+        complete = partial.with_name(partial.name.replace(".tmp-", ".new-"))
+        os.rename(partial, complete)
+        _swap_in(complete, target)
+    except BaseException as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        fault = disk_error(err)
+        if fault is None:
+            raise
+        kept = f"the previous best in {target} is kept" if target.is_dir() else "no best model is saved"
+        say(f"could not save the best model to {describe(target.parent)}: {fault.strerror or fault}; {kept}")
+        return None
     return target
 
 
@@ -133,7 +275,7 @@ def best_artifact(output_dir: str | Path, best: BestEvaluation, run_config: dict
         'Best model (MRR@10: 0.6123)'
     """
     target = best_model_dir(output_dir)
-    if not target.is_dir():
+    if not target.is_dir() or best.unsaved:  # the folder would hold another model than `best` describes
         return None
     value = best.value
     description = f"Best model ({best.metric.upper()}: {value:.4f})" if value is not None else "Final model"

@@ -57,6 +57,7 @@ from hf_search_wandb.trainer.best_model import (
     ModelArtifact,
     best_artifact,
     checkpoint_artifact,
+    resumed_best,
     save_best,
 )
 from hf_search_wandb.trainer.evaluator_set import (
@@ -73,7 +74,7 @@ from hf_search_wandb.trainer.evaluator_set import (
 )
 from hf_search_wandb.trainer.options import SearchWandbConfig
 from hf_search_wandb.trainer.preemption import SignalGuard
-from hf_search_wandb.trainer.resume import write_run_file
+from hf_search_wandb.trainer.resume import save_run_file
 from hf_search_wandb.trainer.run_start import start_run
 from hf_search_wandb.trainer.run_state import EpochStats
 from hf_search_wandb.trainer.self_evaluation import (
@@ -375,6 +376,12 @@ class SearchWandbCallback(TrainerCallback):
         if started.resumed:
             self._say(f"resumed wandb run {tracked.id}; it holds the steps up to {tracked.held.last_step}")
         evaluators = self._set()
+        if started.resumed:  # the best so far comes back from the run's history: alias `best` never moves back
+            self.best = resumed_best(
+                self.options.eval_metric, evaluators.headline_key(self.options.eval_metric),
+                started.read_back.history, started.read_back.artifacts, run_id=tracked.id, output_dir=args.output_dir,
+            )  # fmt: skip
+            self._summarise(best_summary_of(self.best.as_metadata()))
         for ev in evaluators.evaluators:
             for metric in getattr(ev, "metrics", ()) or ():
                 tracked.define(metric_key(evaluators.namespace(ev), metric))
@@ -395,7 +402,7 @@ class SearchWandbCallback(TrainerCallback):
 
     def _write_run_file(self, directory: Path, state: Any) -> None:
         if self.tracked is not None:
-            write_run_file(directory, self.tracked.resume_record(state.global_step))
+            save_run_file(directory, self.tracked.resume_record(state.global_step), say=self._say)
 
     def _log_dataset(self, trainer: Any) -> None:
         train = getattr(trainer, "train_dataset", None)
@@ -637,8 +644,9 @@ class SearchWandbCallback(TrainerCallback):
 
     def _save_best(self, args: Any, model: Any, tokenizer: Any) -> None:
         """Save the current (best) model to `{output_dir}/wandb-best-model`, replacing the previous best."""
-        save_best(model, args.output_dir, tokenizer, evaluator=self._set().primary, trainer=self._trainer,
-                  say=self._say)  # fmt: skip
+        saved = save_best(model, args.output_dir, tokenizer, evaluator=self._set().primary, trainer=self._trainer,
+                          say=self._say)  # fmt: skip
+        self.best.unsaved = saved is None  # then no artifact: the folder holds an earlier model
 
     def _log_model(self, artifact: ModelArtifact | None) -> None:
         if artifact is not None and self.tracked is not None:

@@ -12,13 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hf_search_wandb.tracking.run_history import LoggedRows, read_logged_rows, run_dirs_of
+from hf_search_wandb.tracking.disk_space import atomic_write, describe, remove_leftovers
+from hf_search_wandb.tracking.run_history import LoggedRows, ReadBack, read_back, run_dirs_of
 
 RUN_FILE = "wandb_run.json"
 
 
 def write_run_file(directory: str | Path, info: dict[str, Any]) -> Path:
-    """Write `info` (run id, project, name, last logged step, ...) to `directory/wandb_run.json`.
+    """Write `info` (run id, project, name, last logged step, ...) to `directory/wandb_run.json`, atomically:
+    through a temporary file beside it, fsynced and `os.replace`d, so a kill or a full disk leaves the
+    previous record whole (never an empty or half-written one). Leftovers of an interrupted write are removed.
 
     Example:
         >>> import tempfile
@@ -29,8 +32,28 @@ def write_run_file(directory: str | Path, info: dict[str, Any]) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / RUN_FILE
-    path.write_text(json.dumps(info, indent=2, default=str))
+    remove_leftovers(path)
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(json.dumps(info, indent=2, default=str))
     return path
+
+
+def save_run_file(directory: str | Path, info: dict[str, Any], *, say: Callable[[str], Any]) -> Path | None:
+    """`write_run_file`, for a training that must go on: a folder that cannot be written (full, read-only,
+    over quota, or any other `OSError`) is said through `say` and None returned; the previous record stays.
+
+    Example:
+        >>> import tempfile
+        >>> save_run_file(tempfile.mkdtemp(), {"run_id": "abc"}, say=print).name
+        'wandb_run.json'
+    """
+    try:
+        return write_run_file(directory, info)
+    except OSError as err:
+        path = Path(directory) / RUN_FILE
+        kept = "the previous record is kept" if path.is_file() else "there is no record"
+        say(f"could not write the resume record {path} ({describe(directory)}): {err.strerror or err}; {kept}")
+        return None
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -77,13 +100,14 @@ def read_resume_info(
     return info
 
 
-def held_rows(info: dict[str, Any], step_key: str, *, warn: Callable[[str], Any] | None = None) -> LoggedRows:
-    """What the run of resume record `info` already holds, read from its own files when they are here.
+def read_resumed(info: dict[str, Any], step_key: str, *, warn: Callable[[str], Any] | None = None) -> ReadBack:
+    """What the run of resume record `info` already holds, read from its own files when they are here: the
+    rows to skip (`held`), its history (where the best evaluation so far comes back from) and its artifacts.
 
     Every session directory of the run next to `info["run_dir"]` is read with wandb's reader: the last step
     on disk is the truth (a SIGKILL may have lost rows the record counts, or logged rows after the
     checkpoint's record). Without those files (another machine, or no reader), falls back to the record's
-    `last_logged_step` (all keys of that step held), and says so through `warn`.
+    `last_logged_step` (all keys of that step held, no history), and says so through `warn`.
     """
     run_id, run_dir = info.get("run_id"), info.get("run_dir")
     recorded = LoggedRows(int(info.get("last_logged_step", -1)), None)
@@ -91,7 +115,7 @@ def held_rows(info: dict[str, Any], step_key: str, *, warn: Callable[[str], Any]
         dirs = run_dirs_of(str(run_id), Path(run_dir).parent)
         if dirs:
             try:
-                return read_logged_rows(dirs, step_key)
+                return read_back(dirs, step_key)
             except (RuntimeError, OSError) as err:
                 reason = str(err)
         else:
@@ -100,4 +124,9 @@ def held_rows(info: dict[str, Any], step_key: str, *, warn: Callable[[str], Any]
         reason = "the resume record names no run directory"
     if warn is not None:
         warn(f"{reason}: resuming after the last step the resume record counts ({recorded.last_step})")
-    return recorded
+    return ReadBack(held=recorded)
+
+
+def held_rows(info: dict[str, Any], step_key: str, *, warn: Callable[[str], Any] | None = None) -> LoggedRows:
+    """The rows the run of resume record `info` already holds (`read_resumed`)."""
+    return read_resumed(info, step_key, warn=warn).held

@@ -6,16 +6,18 @@ settings (project, name, tags by the precedence rule), and the run a resumed che
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hf_search_wandb.tracking.log_keys import STEP_KEY
 from hf_search_wandb.tracking.run import TrackedRun
+from hf_search_wandb.tracking.run_history import ReadBack
 from hf_search_wandb.tracking.run_options import RunSettings, resolve_run_settings
 from hf_search_wandb.tracking.run_setup import collect_config, default_run_name, default_tags
 from hf_search_wandb.tracking.wandb_api import resolve_mode
+from hf_search_wandb.trainer.best_model import recover_best
 from hf_search_wandb.trainer.options import SearchWandbConfig
-from hf_search_wandb.trainer.resume import held_rows, read_resume_info
+from hf_search_wandb.trainer.resume import read_resume_info, read_resumed
 
 
 @dataclass
@@ -26,6 +28,7 @@ class StartedRun:
     settings: RunSettings
     config: dict[str, Any]
     resumed: bool  # it continues the run of the checkpoint training resumed from
+    read_back: ReadBack = field(default_factory=ReadBack)  # what the resumed run held: history, artifacts
 
 
 def run_config(
@@ -83,11 +86,12 @@ def start_run(
         resume = read_resume_info(args.output_dir, state.global_step, resume_from)
     if resume.get("name") and settings.sources.get("name", "automatic") == "automatic":
         settings = replace(settings, name=resume["name"])  # the resumed run keeps its name
-    held = held_rows(resume, STEP_KEY, warn=say) if resume else None
+    back = read_resumed(resume, STEP_KEY, warn=say) if resume else ReadBack()
+    recover_best(args.output_dir)  # a best-model swap a kill interrupted: the complete copy wins
     if resume.get("project"):
         settings = replace(settings, project=resume["project"])
     tracked = TrackedRun.start(
         settings, mode=choice.mode, config=config, directory=options.dir, resume_id=resume.get("run_id"),
-        held=held, user_run_id=user_run_id, background=options.log_in_background, say=say,
+        held=back.held if resume else None, user_run_id=user_run_id, background=options.log_in_background, say=say,
     )  # fmt: skip
-    return StartedRun(tracked, settings, config, resumed=bool(resume))
+    return StartedRun(tracked, settings, config, resumed=bool(resume), read_back=back)
