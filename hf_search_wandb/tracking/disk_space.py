@@ -26,7 +26,9 @@ LOW_SPACE_BYTES = 256 * 1024
 
 
 def disk_error(error: BaseException | None) -> OSError | None:
-    """The `OSError` of a full, read-only or over-quota folder in `error` or its causes, else None.
+    """The `OSError` of a full, read-only or over-quota folder in `error` or its causes, else None. A library
+    that wraps the error in its own type (safetensors: `SafetensorError: ... No space left on device (os error
+    28)`) is recognised by the system's message for it.
 
     Example:
         >>> import errno
@@ -34,12 +36,17 @@ def disk_error(error: BaseException | None) -> OSError | None:
         True
         >>> disk_error(ValueError("x")) is None
         True
+        >>> disk_error(RuntimeError("I/O error: No space left on device (os error 28)")).errno == errno.ENOSPC
+        True
     """
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
             return error
+        for number in DISK_ERRNOS:
+            if os.strerror(number) in str(error):
+                return OSError(number, os.strerror(number))
         error = error.__cause__ or error.__context__
     return None
 

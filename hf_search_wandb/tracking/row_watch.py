@@ -56,11 +56,12 @@ class RowWatch:
         self._log_offset = 0
         self._size = -1
         self._waiting_since: float | None = None  # first row handed since the .wandb file last grew
+        self._file: Path | None = None
 
     def _wandb_file(self) -> Path | None:
-        if self.run_dir is None:
-            return None
-        return next(iter(self.run_dir.glob("run-*.wandb")), None)
+        if self._file is None and self.run_dir is not None:
+            self._file = next(iter(self.run_dir.glob("run-*.wandb")), None)
+        return self._file
 
     def note(self, step: int) -> str | None:
         """A row at `step` was handed to wandb; checks now and then. Returns a new fault's message."""

@@ -296,7 +296,9 @@ class TrackedRun:
             self._disk_fault(err, ("media", "artifacts"), self.run_dir)
             return {}
 
-    def _disk_fault(self, err: BaseException, what: tuple[str, ...], folder: Path | None, then: str = "") -> None:
+    def _disk_fault(
+        self, err: BaseException, what: tuple[str, ...], folder: Path | None, then: str = ""
+    ) -> None:
         """`err` from writing `what` into `folder`: a full, read-only or over-quota folder drops `what` for the
         rest of the run (one warning naming the folder and its free space); any other error is raised."""
         fault = disk_error(err)
@@ -374,7 +376,8 @@ class TrackedRun:
             if lost:
                 self.update_summary({ROWS_NOT_WRITTEN_KEY: lost})
             if self.dropped.dropped:
-                self.update_summary({DROPPED_KEY: "; ".join(f"{w}: {where}" for w, where in self.dropped.dropped.items())})
+                lacks = "; ".join(f"{what}: {where}" for what, where in self.dropped.dropped.items())
+                self.update_summary({DROPPED_KEY: lacks})
         if self._watching:
             with contextlib.suppress(Exception):
                 run.unwatch()
@@ -405,7 +408,7 @@ class TrackedRun:
         lost = recount if recount is not None else lost
         self.rows_not_written = lost
         if not lost:
-            self._say(f"{describe(self.run_dir)} ran out of space ({self.rows.fault}), but every row was written")
+            self._say(f"{describe(self.run_dir)} ran out of space ({self.rows.fault}); every row was written")
             return
         self._say(
             f"{lost} rows could not be written to {describe(self.run_dir)} ({self.rows.fault}): of the "

@@ -376,7 +376,7 @@ class SearchWandbCallback(TrainerCallback):
         if started.resumed:
             self._say(f"resumed wandb run {tracked.id}; it holds the steps up to {tracked.held.last_step}")
         evaluators = self._set()
-        if started.resumed:  # the best so far comes back from the run's history: alias `best` never moves back
+        if started.resumed:  # the best so far comes back from the run's history: `best` never moves back
             self.best = resumed_best(
                 self.options.eval_metric, evaluators.headline_key(self.options.eval_metric),
                 started.read_back.history, started.read_back.artifacts, run_id=tracked.id, output_dir=args.output_dir,

@@ -52,7 +52,8 @@ def save_run_file(directory: str | Path, info: dict[str, Any], *, say: Callable[
     except OSError as err:
         path = Path(directory) / RUN_FILE
         kept = "the previous record is kept" if path.is_file() else "there is no record"
-        say(f"could not write the resume record {path} ({describe(directory)}): {err.strerror or err}; {kept}")
+        reason = err.strerror or err
+        say(f"could not write the resume record {path} ({describe(directory)}): {reason}; {kept}")
         return None
 
 
@@ -100,7 +101,9 @@ def read_resume_info(
     return info
 
 
-def read_resumed(info: dict[str, Any], step_key: str, *, warn: Callable[[str], Any] | None = None) -> ReadBack:
+def read_resumed(
+    info: dict[str, Any], step_key: str, *, warn: Callable[[str], Any] | None = None
+) -> ReadBack:
     """What the run of resume record `info` already holds, read from its own files when they are here: the
     rows to skip (`held`), its history (where the best evaluation so far comes back from) and its artifacts.
 

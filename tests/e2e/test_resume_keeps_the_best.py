@@ -27,7 +27,12 @@ def test_resume_after_sigkill_keeps_the_best_and_alias_best_never_moves_back(
     wandb_offline: Path, tiny_bert_dir: Path
 ) -> None:
     out = wandb_offline / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "WANDB_DIR": str(wandb_offline), "WANDB_MODE": "offline"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "WANDB_DIR": str(wandb_offline),
+        "WANDB_MODE": "offline",
+    }
     died = subprocess.run(
         [sys.executable, str(SCRIPTS / "train_best_and_die.py"), str(tiny_bert_dir), str(out)],
         env=env, capture_output=True, text=True, timeout=600, check=False,

@@ -1,6 +1,6 @@
 """A full disk never ends a training and never hides a loss (docs/reliability.md, "Disk and files").
 
-Each test mounts a 2 MiB tmpfs (root only; skipped elsewhere) where wandb's run folder, wandb's artifact
+Each test mounts a small tmpfs (2-4 MiB) (root only; skipped elsewhere) where wandb's run folder, wandb's artifact
 staging folder or the trainer's `output_dir` lives, fills it at a chosen step, trains the tiny model to the
 end, and reads the run back with wandb's own reader.
 """
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from transformers import TrainerCallback
 
-from hf_search_wandb.tracking import disk_space
 from hf_search_wandb.trainer.callback import SearchWandbCallback
 from tests.helpers.tmpfs import fill, small_tmpfs
 from tests.helpers.training import make_evaluator, plain_trainer
@@ -45,11 +44,15 @@ def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 def said(log: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage().removeprefix("hf_search_wandb: ") for r in log.records if r.name.startswith("hf_search_wandb")]
+    return [
+        r.getMessage().removeprefix("hf_search_wandb: ")
+        for r in log.records
+        if r.name.startswith("hf_search_wandb")
+    ]
 
 
 def full_wandb_dir(wandb_offline: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    with small_tmpfs(wandb_offline / "small") as mount:
+    with small_tmpfs(wandb_offline / "small", size="4m") as mount:  # room for the first tables
         monkeypatch.setenv("WANDB_DIR", str(mount))
         yield mount
 
@@ -62,6 +65,8 @@ def test_a_full_run_folder_with_tables_on_ends_no_training_and_counts_the_lost_r
     """Before: killed at the next evaluation by an OSError raised while wandb moved a table file into the run
     folder. `wandb-raises`: no free-space check first (`LOW_SPACE_BYTES=0`), wandb's own OSError is caught."""
     if path == "wandb-raises":
+        from hf_search_wandb.tracking import disk_space
+
         monkeypatch.setattr(disk_space, "LOW_SPACE_BYTES", 0)
     for mount in full_wandb_dir(wandb_offline, monkeypatch):
         callback = SearchWandbCallback(make_evaluator(), log_tables="every", model_artifact="off")
@@ -88,7 +93,10 @@ def test_a_full_run_folder_with_tables_on_ends_no_training_and_counts_the_lost_r
 
 
 def test_a_run_folder_that_fills_up_with_tables_off_is_said_at_once_and_counted(
-    wandb_offline: Path, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch, warnings: pytest.LogCaptureFixture
+    wandb_offline: Path,
+    tiny_bert_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    warnings: pytest.LogCaptureFixture,
 ) -> None:
     """Before: train() returned, the .wandb file held steps 1-5, no exit record, state running, not a word."""
     for mount in full_wandb_dir(wandb_offline, monkeypatch):
@@ -101,7 +109,9 @@ def test_a_run_folder_that_fills_up_with_tables_off_is_said_at_once_and_counted(
         callback.finish()
         (run_dir,) = run_dirs(mount)
         messages = said(warnings)
-        at_once = [m for m in messages if m.startswith(f"wandb cannot write the rows of this run to {run_dir}")]
+        at_once = [
+            m for m in messages if m.startswith(f"wandb cannot write the rows of this run to {run_dir}")
+        ]
         assert len(at_once) == 1 and "0 B free" in at_once[0], messages
         # said while training, within 2 steps of the disk filling up (a check runs at most every 0.5 s)
         index = next(i for i, r in enumerate(warnings.records) if r.getMessage().endswith(at_once[0]))
@@ -128,14 +138,19 @@ def test_a_full_output_dir_at_the_end_leaves_a_finished_training_and_run(
         assert not record.exists() or record.stat().st_size > 0
         assert not list(out.glob(".wandb_run.json.tmp-*"))
         messages = said(warnings)
-        assert any(m.startswith(f"could not write the resume record {record} ({out} (0 B free))") for m in messages)
+        assert any(
+            m.startswith(f"could not write the resume record {record} ({out} (0 B free))") for m in messages
+        )
         run = read_run(run_dirs(wandb_offline)[0])
         assert run.state == "finished" and run.exit_code == 0  # the run itself is complete
         assert max(r["train/global_step"] for r in run.history) == 6
 
 
 def test_a_full_artifact_staging_folder_drops_the_artifacts_and_training_goes_on(
-    wandb_offline: Path, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch, warnings: pytest.LogCaptureFixture
+    wandb_offline: Path,
+    tiny_bert_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    warnings: pytest.LogCaptureFixture,
 ) -> None:
     """Before: training died at the first evaluation, copying the best model into WANDB_DATA_DIR."""
     with small_tmpfs(wandb_offline / "data") as data:
