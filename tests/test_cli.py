@@ -91,7 +91,7 @@ def test_run_offline_exits_1_when_every_trial_fails(tmp_path, wandb_offline, cap
     code = main(["sweep", "run", str(path), "--offline", "--output-dir", str(tmp_path / "out"),
                  "--program", "tests.helpers.sweeps:scripted_program"])
     assert code == 1
-    assert "every trial failed" in capsys.readouterr().err
+    assert "count=2 is used up: 2 trial(s) FAILED" in capsys.readouterr().err
 
 
 def test_run_online_without_a_server_points_to_offline(tmp_path, wandb_offline, capsys):

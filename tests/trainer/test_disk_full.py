@@ -27,14 +27,38 @@ LOST = re.compile(r"(\d+) rows could not be written to (\S+) \(")
 class FillAt(TrainerCallback):
     """Fill `folder` at the end of step `step`, and note which warnings were said by the end of each step."""
 
-    def __init__(self, folder: Path, step: int, log: pytest.LogCaptureFixture) -> None:
-        self.folder, self.step, self.log = folder, step, log
+    def __init__(
+        self, folder: Path, step: int, log: pytest.LogCaptureFixture, settle: SearchWandbCallback | None = None
+    ) -> None:
+        self.folder, self.step, self.log, self.settle = folder, step, log, settle
         self.said_by_step: dict[int, int] = {}
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step == self.step:
+            if self.settle is not None:  # what was logged before this step is on disk first, however loaded
+                _settle(self.settle)
             fill(self.folder)
         self.said_by_step[state.global_step] = len(self.log.records)
+
+
+def _settle(callback: SearchWandbCallback, quiet: float = 0.5, bound: float = 20.0) -> None:
+    """Hand every queued row to wandb, then wait until the run's `.wandb` file stops growing (wandb's service
+    writes it asynchronously), so a test fills the disk after the rows it expects to survive are written."""
+    import time
+
+    callback._flush()
+    tracked = callback.tracked
+    if tracked is None or tracked.run_dir is None:
+        return
+    files = list(Path(tracked.run_dir).glob("*.wandb"))
+    size, still_since, deadline = -1, time.monotonic(), time.monotonic() + bound
+    while files and time.monotonic() < deadline:
+        now = files[0].stat().st_size
+        if now != size:
+            size, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -71,7 +95,7 @@ def test_a_full_run_folder_with_tables_on_ends_no_training_and_counts_the_lost_r
     for mount in full_wandb_dir(wandb_offline, monkeypatch):
         callback = SearchWandbCallback(make_evaluator(), log_tables="every", model_artifact="off")
         trainer = plain_trainer(tiny_bert_dir, wandb_offline / "out", callback, max_steps=12, eval_steps=3)
-        filler = FillAt(mount, 4, warnings)
+        filler = FillAt(mount, 4, warnings, settle=callback)
         trainer.add_callback(filler)
         trainer.train()  # returns: the training is not ended by logging
         assert trainer.state.global_step == 12
