@@ -37,6 +37,7 @@ DEFAULT_MAX_ERROR_ROWS = 500
 
 EXAMPLE_COLUMNS = ["query", "rank", "document", "score", "relevant"]
 ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_rank"]
+REGRESSION_COLUMNS = ["query", "relevant_doc", "old_rank", "new_rank", "displaced_by", "before", "after", "delta"]
 
 
 def make_table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool = False) -> Any:
@@ -225,6 +226,88 @@ def error_analysis_rows(
             ]
         )
     return rows
+
+
+def regression_rows(
+    result: RetrievalResult,
+    before_ranks: Mapping[str, Mapping[str, int]],
+    before: np.ndarray,
+    after: np.ndarray,
+    queries: Mapping[str, str],
+    corpus: Mapping[str, str],
+    *,
+    max_rows: int = DEFAULT_MAX_ERROR_ROWS,
+    max_chars: int = 200,
+) -> list[list[Any]]:
+    """Rows `[query, relevant_doc, old_rank, new_rank, displaced_by, before, after, delta]`: the queries whose
+    value of one measure dropped most since an earlier evaluation (the baseline), worst first.
+
+    `before` / `after` hold the measure per query of `result.query_ids` at the baseline and now (NaN: not
+    compared). `relevant_doc` is the relevant document the baseline ranked best (from `before_ranks`, the
+    baseline's `relevant_ranks`), `old_rank` / `new_rank` its true rank then and now ("not in top-N" when
+    unknown), `displaced_by` the document now at its old rank (the new top-1 when the old rank is beyond the
+    kept depth). Capped at `max_rows` (the error-analysis cap).
+
+    Example:
+        >>> import numpy as np
+        >>> from hf_search_wandb.core.evaluation.results import RetrievalResult
+        >>> now = RetrievalResult(
+        ...     metrics={}, query_ids=["q1", "q2"], doc_ids=["d1", "d2", "d3"],
+        ...     top_indices=np.array([[1, 0, 2], [2, 1, 0]]), top_scores=np.ones((2, 3), dtype=np.float32),
+        ...     relevant_ranks={"q1": {"d1": 2}, "q2": {"d3": 1}}, positive_scores=np.ones(2),
+        ...     negative_scores=np.ones(4), timings={})
+        >>> corpus = {"d1": "Insulin ...", "d2": "Obesity ...", "d3": "Stem cells ..."}
+        >>> regression_rows(now, {"q1": {"d1": 1}, "q2": {"d3": 1}}, np.array([1.0, 1.0]), np.array([0.5, 1.0]),
+        ...                 {"q1": "what causes diabetes?", "q2": "stem cells"}, corpus)
+        [['what causes diabetes?', 'Insulin ...', 1, 2, 'Obesity ...', 1.0, 0.5, -0.5]]
+    """
+    before, after = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    if before.shape != (len(result.query_ids),) or after.shape != before.shape:
+        raise ValueError(f"before/after need one value per query of the result ({len(result.query_ids)}), got "
+                         f"{before.shape} and {after.shape}")
+    max_rows = min(max(max_rows, 0), TABLE_ROW_LIMIT)
+    with np.errstate(invalid="ignore"):
+        delta = after - before
+    dropped = np.flatnonzero(np.isfinite(delta) & (delta < -1e-12))
+    worst = dropped[np.argsort(delta[dropped], kind="stable")][:max_rows]
+    depth = result.top_indices.shape[1] if result.top_indices.ndim == 2 else 0
+    unknown = f"not in top-{depth}"
+    rows: list[list[Any]] = []
+    for i in worst.tolist():
+        qid = result.query_ids[i]
+        known = [(int(r), d) for d, r in before_ranks.get(qid, {}).items() if r is not None and int(r) > 0]
+        old_rank, doc = min(known) if known else (None, None)
+        new_rank = result.relevant_ranks.get(qid, {}).get(doc) if doc is not None else None
+        at = old_rank - 1 if old_rank is not None and old_rank <= depth else 0
+        index = int(result.top_indices[i, at]) if depth else -1
+        displaced = result.doc_ids[index] if index >= 0 else None
+        rows.append([
+            shorten(queries.get(qid, qid), max_chars),
+            shorten(corpus.get(doc, doc), max_chars) if doc is not None else "",
+            old_rank if old_rank is not None else unknown,
+            int(new_rank) if new_rank is not None else unknown,
+            shorten(corpus.get(displaced, displaced), max_chars) if displaced is not None else "",
+            float(before[i]), float(after[i]), float(delta[i]),
+        ])
+    return rows
+
+
+def regressions_table(
+    result: RetrievalResult,
+    before_ranks: Mapping[str, Mapping[str, int]],
+    before: np.ndarray,
+    after: np.ndarray,
+    queries: Mapping[str, str],
+    corpus: Mapping[str, str],
+    *,
+    max_rows: int = DEFAULT_MAX_ERROR_ROWS,
+    max_chars: int = 200,
+) -> Any:
+    """`wandb.Table` with columns `query, relevant_doc, old_rank, new_rank, displaced_by, before, after, delta`
+    (see `regression_rows`; the rank columns are mixed: ints and "not in top-N")."""
+    rows = regression_rows(result, before_ranks, before, after, queries, corpus, max_rows=max_rows,
+                           max_chars=max_chars)  # fmt: skip
+    return make_table(REGRESSION_COLUMNS, rows, allow_mixed_types=True)
 
 
 def retrieval_examples_table(

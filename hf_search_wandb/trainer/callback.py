@@ -60,6 +60,7 @@ from hf_search_wandb.trainer.best_model import (
     resumed_best,
     save_best,
 )
+from hf_search_wandb.trainer.comparisons import EvaluationComparisons, targets
 from hf_search_wandb.trainer.evaluator_set import (
     RESERVED_NAMES,
     EvaluatorSet,
@@ -158,6 +159,7 @@ class SearchWandbCallback(TrainerCallback):
         self.run_config: dict[str, Any] = {}
         self.settings: RunSettings | None = None
         self.best = BestEvaluation.of(self.options.eval_metric)
+        self._comparisons = EvaluationComparisons()  # each evaluation against the start and the best
         self._best_metric = self.options.eval_metric  # eval_metric resolved against the evaluators
         self._best_primary = primary
         self._training = False  # inside train(); after it the run stays open for post-training evaluations
@@ -333,6 +335,7 @@ class SearchWandbCallback(TrainerCallback):
         self._args, self._state = args, state
         self._check_eval_metric()
         self.best = BestEvaluation.of(self._best_metric)
+        self._comparisons = EvaluationComparisons()
         self._evals_in_train = 0
         self._self_eval = None
         if self._evaluators() and not trainer_evaluates(args):  # every rank: the evaluators may shard
@@ -501,11 +504,17 @@ class SearchWandbCallback(TrainerCallback):
             warning = getattr(getattr(ev, "last_result", None), "tie_warning", None)
             if warning:
                 self._summarise({f"{evaluators.namespace(ev)}/tie_warning": f"step {state.global_step}: {warning}"})
+        compared = targets(evaluators, ran, prefix)
         if not in_training:  # after train() (or a test prefix): its metrics and tables, no best tracking
+            self._comparisons.evaluated(self.tracked, compared, state.global_step, self._best_metric, compare=False)
             if not self._training and self.options.log_tables != "off":
                 self._log_media(state.global_step, prefix, ran)
             return
         self._n_evals += 1
+        every = self.options.tables_every  # against the start and the best; the regressions table with the media
+        tables_now = bool(every and self._n_evals % every == 0)
+        self._log(self._comparisons.evaluated(
+            self.tracked, compared, state.global_step, self._best_metric, tables_now=tables_now), state.global_step)
         headline_key = evaluators.headline_key(self._best_metric)
         headline = val.get(headline_key)
         if headline is not None and self.best.update(
@@ -517,8 +526,7 @@ class SearchWandbCallback(TrainerCallback):
                 self._save_best(args, kwargs.get("model"), kwargs.get("processing_class"))
                 if self.model_artifact == "best":
                     self._log_model(best_artifact(args.output_dir, self.best, self.run_config))
-        every = self.options.tables_every
-        if every and self._n_evals % every == 0:
+        if tables_now:
             self._log_media(state.global_step, prefix, ran)
 
     @with_run
