@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,7 @@ def read_file(path: str | os.PathLike[str]) -> QueryScores:
             values = {
                 m: np.asarray(data[f"m{i}"], dtype=np.float64) for i, m in enumerate(header["measures"])
             }
-    except (OSError, KeyError, ValueError, TypeError) as err:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not a per-query scores file ({type(err).__name__}: {err})") from err
     if header.get("format") != FORMAT_VERSION:
         raise ValueError(
