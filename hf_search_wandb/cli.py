@@ -3,6 +3,7 @@
     hf-search-wandb sweep validate CONFIG [--count N] [--hours-per-run H]
     hf-search-wandb sweep run CONFIG [--offline] [--storage URL] [--count N] [--output-dir D] ...
     hf-search-wandb report PATH [PATH ...] [-o report.html] [--study NAME] [--title TEXT]
+    hf-search-wandb compare RUN_A RUN_B [--step-a best|start|last|N] [--step-b ...] [--namespace val] ...
 
 Exit codes: 0 done / valid; 2 invalid config or arguments (every reason on stderr); 3 the offline sweep's
 database did not answer within --db-retry seconds (one line naming the cause); 1 other failures (among them a
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -76,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="the HTML file to write")
     report.add_argument("--study", help="with a storage URL: only this study (default: all)")
     report.add_argument("--title", help="page title (default: the run's name, or 'N runs')")
+
+    compare = commands.add_parser(
+        "compare", help="paired significance tests of two evaluations (offline run folders), like ranx's compare")
+    compare.add_argument("run_a", type=Path, metavar="RUN_A", help="run folder of A (the reference)")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B", help="run folder of B (may be RUN_A: two of its steps)")
+    compare.add_argument("--step-a", default="best", help="A's evaluation: best (default), start, last or a step")
+    compare.add_argument("--step-b", default="best", help="B's evaluation: best (default), start, last or a step")
+    compare.add_argument("--namespace", help="the evaluations' namespace (default: val, else the only one)")
+    compare.add_argument("--metrics", help="comma-separated measures (default: every one both runs kept)")
+    compare.add_argument("--permutations", type=int, default=10_000, help="randomization test permutations")
+    compare.add_argument("--seed", type=int, default=42, help="randomization test seed")
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level (Holm-adjusted)")
+    compare.add_argument("--top", type=int, default=5, help="most improved / regressed queries listed")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     return parser
 
 
@@ -92,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "report":
         return _report(args)
+    if args.command == "compare":
+        return _compare(args)
     if args.action == "validate":
         return _validate(args)
     return _run(args)
@@ -205,6 +223,28 @@ def _report(args: argparse.Namespace) -> int:
     left_out = f", {len(result.skipped)} left out (unreadable)" if result.skipped else ""
     print(f"report of {result.runs} run(s){left_out}: {result.path.resolve()} ({result.size_bytes / 1e6:.1f} MB; "
           f"read {result.read_s:.1f} s, built {result.build_s:.1f} s)")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from hf_search_wandb.report import ReportInputError
+    from hf_search_wandb.report.significance import as_json, compare, evaluations, format_table, pick
+
+    if args.permutations < 1:
+        print(f"error: --permutations must be >= 1, got {args.permutations}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        a = pick(evaluations(args.run_a, args.namespace), args.step_a, where=str(args.run_a))
+        b = pick(evaluations(args.run_b, args.namespace), args.step_b, where=str(args.run_b))
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+        result = compare(a, b, metrics=metrics, n_permutations=args.permutations, seed=args.seed)
+    except ReportInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps(as_json(result, alpha=args.alpha, top=args.top), indent=1))
+    else:
+        print(format_table(result, name_a=str(args.run_a), name_b=str(args.run_b), alpha=args.alpha, top=args.top))
     return 0
 
 

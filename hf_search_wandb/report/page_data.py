@@ -15,6 +15,7 @@ from typing import Any
 from hf_search_wandb.core.metrics.measures import logged_goal
 from hf_search_wandb.report import series
 from hf_search_wandb.report.reader import RunLog, UnreadableRun
+from hf_search_wandb.report.significance import report_section
 from hf_search_wandb.report.sources import SweepTrial
 
 #: Config keys the callback records as the environment (`tracking.run_setup.environment_info`).
@@ -283,7 +284,8 @@ def build_page_data(runs: Sequence[RunLog], *, trials: Mapping[Path, SweepTrial]
         skipped: run folders left out because wandb cannot read them (the page lists them at its top).
 
     Returns:
-        `{"title", "runs", "curves", "stats", "arrays", "eval_metric", "comparison", "skipped"}` (`arrays`:
+        `{"title", "runs", "curves", "stats", "arrays", "eval_metric", "comparison", "significance", "skipped"}`
+        (`significance`: `report.significance.report_section`, None without per-query scores; `arrays`:
         the curves' shared x arrays; each run's `problems` and `skipped` are what the page warns about).
     """
     trials = trials or {}
@@ -303,5 +305,6 @@ def build_page_data(runs: Sequence[RunLog], *, trials: Mapping[Path, SweepTrial]
         "arrays": pool.arrays,
         "eval_metric": metric,
         "comparison": comparison(entries, curves, metric) if len(runs) > 1 else None,
+        "significance": report_section([run.run_dir for run in runs], [run.name for run in runs]),
         "skipped": [{"dir": str(s.run_dir), "reason": s.reason} for s in skipped],
     }

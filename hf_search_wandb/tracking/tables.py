@@ -37,7 +37,16 @@ DEFAULT_MAX_ERROR_ROWS = 500
 
 EXAMPLE_COLUMNS = ["query", "rank", "document", "score", "relevant"]
 ERROR_COLUMNS = ["query", "expected_doc", "top1_doc", "top1_score", "expected_rank"]
-REGRESSION_COLUMNS = ["query", "relevant_doc", "old_rank", "new_rank", "displaced_by", "before", "after", "delta"]
+REGRESSION_COLUMNS = [
+    "query",
+    "relevant_doc",
+    "old_rank",
+    "new_rank",
+    "displaced_by",
+    "before",
+    "after",
+    "delta",
+]
 
 
 def make_table(columns: list[str], rows: list[list[Any]], *, allow_mixed_types: bool = False) -> Any:
@@ -263,8 +272,10 @@ def regression_rows(
     """
     before, after = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
     if before.shape != (len(result.query_ids),) or after.shape != before.shape:
-        raise ValueError(f"before/after need one value per query of the result ({len(result.query_ids)}), got "
-                         f"{before.shape} and {after.shape}")
+        raise ValueError(
+            f"before/after need one value per query of the result ({len(result.query_ids)}), got "
+            f"{before.shape} and {after.shape}"
+        )
     max_rows = min(max(max_rows, 0), TABLE_ROW_LIMIT)
     with np.errstate(invalid="ignore"):
         delta = after - before
@@ -281,14 +292,18 @@ def regression_rows(
         at = old_rank - 1 if old_rank is not None and old_rank <= depth else 0
         index = int(result.top_indices[i, at]) if depth else -1
         displaced = result.doc_ids[index] if index >= 0 else None
-        rows.append([
-            shorten(queries.get(qid, qid), max_chars),
-            shorten(corpus.get(doc, doc), max_chars) if doc is not None else "",
-            old_rank if old_rank is not None else unknown,
-            int(new_rank) if new_rank is not None else unknown,
-            shorten(corpus.get(displaced, displaced), max_chars) if displaced is not None else "",
-            float(before[i]), float(after[i]), float(delta[i]),
-        ])
+        rows.append(
+            [
+                shorten(queries.get(qid, qid), max_chars),
+                shorten(corpus.get(doc, doc), max_chars) if doc is not None else "",
+                old_rank if old_rank is not None else unknown,
+                int(new_rank) if new_rank is not None else unknown,
+                shorten(corpus.get(displaced, displaced), max_chars) if displaced is not None else "",
+                float(before[i]),
+                float(after[i]),
+                float(delta[i]),
+            ]
+        )
     return rows
 
 

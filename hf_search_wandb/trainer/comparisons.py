@@ -5,13 +5,15 @@ For every evaluator that ran, `EvaluationComparisons.evaluated` keeps its per-qu
 baseline: the model before training when the trainer evaluates on start) and with the best earlier evaluation
 (by the mean of the primary measure). It returns the row the callback logs at the evaluation's step:
 
-    {ns}/vs_start/delta, wins, losses, ties, p_randomization, p_ttest, p_holm, step   (the primary measure)
-    {ns}/vs_start/{measure}/delta, {ns}/vs_start/{measure}/p_holm                    (each other measure)
-    {ns}/vs_best/...                                                                 (the same against the best)
-    {ns}/regressions                                                                  (a table, with the media)
+    {ns}/vs_start/delta, wins, losses, ties, p_randomization, p_ttest, step   (the primary measure, tested)
+    {ns}/vs_start/{measure}/delta                                            (each other measure kept)
+    {ns}/vs_best/...                                                         (the same against the best)
+    regressions (or {media namespace}/regressions)                           (a table, with the media)
 
-`p_holm` is the randomization p-value Holm–Bonferroni-adjusted over the measures tested together. The
-statistics are `core.metrics.significance`; `docs/significance.md` says how to read them.
+Only the primary measure is tested during training: one test per reference, so its p-values need no
+multiple-testing correction, and the cost stays a few milliseconds an evaluation (`benchmarks/bench_significance.py`).
+`hf-search-wandb compare` and the report test every kept measure, Holm-adjusted. The statistics are
+`core.metrics.significance`; `docs/significance.md` says how to read them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from hf_search_wandb.core.metrics.significance import (
     DEFAULT_SEED,
     PairedTest,
     align,
-    compare_measures,
+    paired_test,
 )
 from hf_search_wandb.tracking import per_query_scores, tables
 from hf_search_wandb.tracking.log_keys import VAL, media_namespace, prefix_namespace
@@ -151,11 +153,16 @@ class EvaluationComparisons:
         primary = scores.primary
         if primary not in before:
             return {}
-        order = [primary, *(m for m in before if m != primary)]
-        tests = compare_measures(
-            before, after, metrics=order, n_permutations=self.n_permutations, seed=self.seed
-        )
-        return comparison_row(f"{namespace}/{ref}", tests, kept.scores.step)
+        test = paired_test(before[primary], after[primary], metric=primary, n_permutations=self.n_permutations,
+                           seed=self.seed)  # fmt: skip
+        prefix = f"{namespace}/{ref}"
+        row = comparison_row(prefix, test, kept.scores.step)
+        for metric in before:  # the other measures kept: their change, untested
+            if metric != primary:
+                pairs = np.isfinite(before[metric]) & np.isfinite(after[metric])
+                change = after[metric][pairs].mean() - before[metric][pairs].mean() if pairs.any() else np.nan
+                row[f"{prefix}/{metric}/delta"] = float(change)
+        return row
 
     def _regressions(
         self, target: Target, start: _Kept, scores: per_query_scores.QueryScores, result: Any, max_rows: int
@@ -190,26 +197,17 @@ def primary_measure(per_query: dict[str, Any], metric: str, evaluator: Any = Non
     return own if own in per_query else next(iter(per_query))
 
 
-def comparison_row(prefix: str, tests: list[PairedTest], reference_step: int) -> dict[str, Any]:
-    """The logged keys of one comparison: the first test (the primary measure) in full, the others' delta and
-    Holm-adjusted p-value.
+def comparison_row(prefix: str, test: PairedTest, reference_step: int) -> dict[str, Any]:
+    """The logged keys of one test of the primary measure against a reference evaluation.
 
     Example:
         >>> from hf_search_wandb.core.metrics.significance import paired_test
-        >>> row = comparison_row("val/vs_start", [paired_test([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], metric="mrr@10")], 0)
+        >>> row = comparison_row("val/vs_start", paired_test([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], metric="mrr@10"), 0)
         >>> row["val/vs_start/delta"], row["val/vs_start/p_randomization"], row["val/vs_start/wins"]
         (1.0, 0.25, 3)
     """
-    if not tests:
-        return {}
-    first, others = tests[0], tests[1:]
-    row: dict[str, Any] = {
-        f"{prefix}/delta": first.delta, f"{prefix}/wins": first.wins, f"{prefix}/losses": first.losses,
-        f"{prefix}/ties": first.ties, f"{prefix}/p_randomization": first.p_randomization,
-        f"{prefix}/p_ttest": first.p_ttest, f"{prefix}/p_holm": first.p_randomization_holm,
-        f"{prefix}/step": reference_step,
+    return {
+        f"{prefix}/delta": test.delta, f"{prefix}/wins": test.wins, f"{prefix}/losses": test.losses,
+        f"{prefix}/ties": test.ties, f"{prefix}/p_randomization": test.p_randomization,
+        f"{prefix}/p_ttest": test.p_ttest, f"{prefix}/step": reference_step,
     }  # fmt: skip
-    for test in others:
-        row[f"{prefix}/{test.metric}/delta"] = test.delta
-        row[f"{prefix}/{test.metric}/p_holm"] = test.p_randomization_holm
-    return row

@@ -28,7 +28,10 @@ def exact_sign_flip(a: np.ndarray, b: np.ndarray) -> float:
     """Every sign assignment enumerated by hand: the share with |mean| >= the observed |mean|."""
     d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
     observed = abs(d.mean())
-    hits = sum(abs((np.array(signs) * d).mean()) >= observed - 1e-12 for signs in itertools.product([1, -1], repeat=d.size))
+    hits = sum(
+        abs((np.array(signs) * d).mean()) >= observed - 1e-12
+        for signs in itertools.product([1, -1], repeat=d.size)
+    )
     return hits / 2**d.size
 
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 from ranx.statistical_tests import fisher_randomization_test, paired_student_t_test
@@ -54,8 +53,16 @@ def main() -> None:
         a, b = np.asarray(case["a"], dtype=np.float64), np.asarray(case["b"], dtype=np.float64)
         p_t, _ = paired_student_t_test(a, b)
         p_f, _ = fisher_randomization_test(a, b, PERMUTATIONS, 0.01, 42)
-        rows.append({"name": case["name"], "a": a.tolist(), "b": b.tolist(), "p_ttest": float(p_t),
-                     "p_fisher": float(p_f), "fisher_permutations": PERMUTATIONS})
+        rows.append(
+            {
+                "name": case["name"],
+                "a": a.tolist(),
+                "b": b.tolist(),
+                "p_ttest": float(p_t),
+                "p_fisher": float(p_f),
+                "fisher_permutations": PERMUTATIONS,
+            }
+        )
         print(f"{case['name']}: n={a.size} t-test p={p_t:.6g} fisher p={p_f:.6g}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"ranx_version": version("ranx"), "cases": rows}, indent=1) + "\n")

@@ -33,7 +33,9 @@ def test_round_trip_and_order(tmp_path: Path) -> None:
     last = kept[-1]
     assert last.query_ids == IDS and last.primary == "mrr@10" and list(last.values) == list(VALUES)
     np.testing.assert_array_equal(np.isnan(last.values["map"]), np.arange(100) % 7 == 0)
-    assert last.mean("mrr@10") == pytest.approx(np.nanmean(np.where(np.arange(100) % 7 == 0, np.nan, VALUES["mrr@10"] + 20)))
+    assert last.mean("mrr@10") == pytest.approx(
+        np.nanmean(np.where(np.arange(100) % 7 == 0, np.nan, VALUES["mrr@10"] + 20))
+    )
     assert [s.step for s in read_scores(files, "val")] == [0, 10, 20]
     assert not list(files.rglob(".per_query-*"))  # written beside and renamed: nothing left over
 
@@ -43,5 +45,5 @@ def test_a_damaged_file_is_skipped_and_named_when_read_alone(tmp_path: Path) -> 
     bad = tmp_path / "files" / "per_query" / "val" / "step-000000005.npz"
     bad.write_bytes(b"PK\x03\x04 cut off")
     assert [s.step for s in read_scores(tmp_path)] == [0]
-    with pytest.raises(ValueError, match="step-000000005.npz: not a per-query scores file"):
+    with pytest.raises(ValueError, match=r"step-000000005\.npz: not a per-query scores file"):
         read_file(bad)

@@ -38,5 +38,8 @@ def test_unknown_ranks_and_the_row_cap() -> None:
     before = np.array([0.3, 0.2, 0.0, 0.0])
     after = np.array([0.0, 0.1, 0.0, 0.0])
     rows = regression_rows(result(), before_ranks, before, after, QUERIES, CORPUS)
-    assert [r[:5] for r in rows] == [["first", "one", 5, 2, "two"], ["second", "", "not in top-2", "not in top-2", "three"]]
+    assert [r[:5] for r in rows] == [
+        ["first", "one", 5, 2, "two"],
+        ["second", "", "not in top-2", "not in top-2", "three"],
+    ]
     assert len(regression_rows(result(), before_ranks, before, after, QUERIES, CORPUS, max_rows=1)) == 1

@@ -228,6 +228,49 @@
     dataTable(sec, "comparison", cmp.columns, cmp.rows, {});
     main.append(sec);
   }
+  /* ---------- two evaluations query by query (report/significance.py computes, this draws) ---------- */
+  function significanceSection(main, jobs) {
+    const sig = DATA.significance; if (!sig) return;
+    const sec = el("section", { id: "significance" }, el("h2", { text: "Is the gain real? Two evaluations query by query" }));
+    const pickA = el("select", { id: "sig-a", "aria-label": "evaluation A" }), pickB = el("select", { id: "sig-b", "aria-label": "evaluation B" });
+    sig.options.forEach((o, i) => { for (const p of [pickA, pickB]) p.append(el("option", { value: String(i), text: o.label })); });
+    pickA.value = String(sig.default[0]); pickB.value = String(sig.default[1]);
+    const body = el("div", { id: "sig-body" });
+    sec.append(el("p", { class: "note", text: `paired over the queries both hold; two-sided randomization test (${sig.permutations} sign flips, seed ${sig.seed}) and paired t-test; p_holm: the randomization p Holm-adjusted over the measures; significant: p_holm < 0.05. The numbers hf-search-wandb compare prints.` }),
+      el("div", { class: "toolbar" }, el("span", { text: "A:" }), pickA, el("span", { text: "B:" }), pickB), body);
+    if (sig.truncated) sec.append(el("p", { class: "note", text: `only the first ${sig.options.length} evaluations are offered` }));
+    main.append(sec);
+    const draw = () => {
+      const i = +pickA.value, j = +pickB.value;
+      const old = document.getElementById("sig-hist"); if (old) Plotly.purge(old);
+      state.charts = state.charts.filter((c) => c.kind !== "significance");
+      state.tables = state.tables.filter((t) => !t.significance);
+      body.replaceChildren();
+      if (i === j) { body.append(el("p", { class: "note", text: "pick two different evaluations" })); return; }
+      const swap = i > j, p = sig.pairs[swap ? `${j}-${i}` : `${i}-${j}`];
+      if (!p) { body.append(el("p", { class: "note", text: "these two evaluations share no query" })); return; }
+      const rows = p.rows.map((r) => swap ? [r[0], r[2], r[1], -r[3], r[4], r[5], r[6], r[8], r[7], r[9], r[10]] : r);
+      const only = p.only_a || p.only_b ? `; ${swap ? p.only_b : p.only_a} only in A, ${swap ? p.only_a : p.only_b} only in B` : "";
+      body.append(el("p", { text: `B against A on ${p.paired} paired queries${only}` }));
+      dataTable(body, "significance", sig.columns, rows, {});
+      state.tables[state.tables.length - 1].significance = true;
+      const e = p.histogram.edges, n = p.histogram.counts.length;
+      const centers = p.histogram.counts.map((_, k) => (swap ? -1 : 1) * (e[k] + e[k + 1]) / 2);
+      const div = el("div", { id: "sig-hist", class: "chart" }); body.append(div);
+      state.charts.push({ id: "sig-hist", kind: "significance", key: p.primary, traces: [{ points: n }] });
+      const flip = (r) => swap ? [r[0], r[2], r[1], -r[3]] : r;
+      const cols = el("div", { class: "cols" });
+      const up = el("div", {}, el("h3", { text: `most improved (${p.primary})` })), down = el("div", {}, el("h3", { text: `most regressed (${p.primary})` }));
+      dataTable(up, "most improved", ["query", "A", "B", "delta"], (swap ? p.regressed : p.improved).map(flip), {});
+      dataTable(down, "most regressed", ["query", "A", "B", "delta"], (swap ? p.improved : p.regressed).map(flip), {});
+      state.tables[state.tables.length - 1].significance = true; state.tables[state.tables.length - 2].significance = true;
+      cols.append(up, down); body.append(cols);
+      return Plotly.newPlot(div, [{ type: "bar", x: centers, y: p.histogram.counts, marker: { color: centers.map((c) => c < 0 ? "#d62728" : "#2ca02c") } }],
+        layout(`per-query change of ${p.primary} (B − A)`, "B − A", "queries"), CONFIG);
+    };
+    pickA.addEventListener("change", draw); pickB.addEventListener("change", draw);
+    jobs.push(draw);
+  }
   function curveSections(main, jobs) {
     const groups = new Map();
     for (const g of DATA.curves) { if (!groups.has(g.group)) groups.set(g.group, []); groups.get(g.group).push(g); }
@@ -351,6 +394,7 @@
     problems(main);
     runPicker(main);
     sweepSection(main, jobs);
+    significanceSection(main, jobs);
     curveSections(main, jobs);
     runDetails(main, jobs);
     // Draw chart by chart, yielding to the browser in between so the page stays responsive.
