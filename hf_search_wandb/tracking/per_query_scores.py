@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def write_scores(files_dir: str | os.PathLike[str], scores: QueryScores) -> Path
         "measures": list(scores.values),
         "dropped": scores.dropped,
     }
-    arrays = {f"m{i}": values for i, values in enumerate(scores.values.values())}
+    arrays: dict[str, Any] = {f"m{i}": values for i, values in enumerate(scores.values.values())}
     fd, tmp = tempfile.mkstemp(prefix=".per_query-", suffix=".npz", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

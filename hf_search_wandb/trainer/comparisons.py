@@ -117,9 +117,9 @@ class EvaluationComparisons:
         files_dir = getattr(getattr(tracked, "wandb_run", None), "dir", None)
         for target in ran:
             namespace, evaluator = target.namespace, target.evaluator
-            result = getattr(evaluator, "last_result", None)
+            result: Any = getattr(evaluator, "last_result", None)
             per_query = getattr(result, "per_query", None)
-            if not per_query:
+            if result is None or not per_query:
                 continue
             primary = primary_measure(per_query, metric, evaluator)
             scores = per_query_scores.select(result.query_ids, per_query, namespace=namespace, step=step,

@@ -209,3 +209,39 @@ def test_damaged_runs_are_said_at_the_top_of_the_page_and_in_their_details(repor
     flagged = [text for _, text in seen["details"] if text]
     assert len(flagged) == 3 and any("truncated:" in t for t in flagged) and any("corrupt:" in t for t in flagged)
     assert any("no exit record" in t for t in flagged)
+
+
+def test_significance_section_shows_what_compare_computes(page: PageSession, report_runs: list[Path]) -> None:
+    """Two evaluations query by query (issue 26): each run's start and best offered, the table of the default pair
+    equal to `compare`'s, the delta histogram over every paired query, and the other order drawn with the signs
+    turned."""
+    from hf_search_wandb.report.significance import compare, evaluations, pick
+
+    read = """
+        const table = window.__report.tables.filter(t => t.name === 'significance').pop();
+        const rows = [...document.getElementById(table.id).querySelectorAll('tbody tr')]
+          .map(r => [...r.children].map(c => c.textContent));
+        return {rows, options: JSON.parse(document.getElementById('report-data').textContent).significance.options,
+                a: document.getElementById('sig-a').value, b: document.getElementById('sig-b').value,
+                hist: Array.from(document.getElementById('sig-hist').data[0].y)};"""
+    shown = page.js(read)
+    options = shown["options"]
+    runs = sorted(report_runs)
+    assert {o["role"] for o in options} <= {"start", "best"} and 2 <= len(options) <= 4
+    assert {o["run"] for o in options} == {0, 1}  # both runs offered
+    a, b = options[int(shown["a"])], options[int(shown["b"])]
+    assert (int(shown["a"]), int(shown["b"])) == (0, 1)
+    page_runs = [Path(r["dir"]) for r in page.js(
+        "return JSON.parse(document.getElementById('report-data').textContent).runs")]  # fmt: skip
+    expected = compare(pick(evaluations(page_runs[a["run"]]), a["step"]), pick(evaluations(page_runs[b["run"]]), b["step"]))
+    assert sorted(page_runs) == runs
+    assert [r[0] for r in shown["rows"]] == [t.metric for t in expected.tests]
+    assert [[int(x) for x in r[7:10]] for r in shown["rows"]] == [[t.wins, t.losses, t.ties] for t in expected.tests]
+    assert [float(r[3]) for r in shown["rows"]] == pytest.approx([t.delta for t in expected.tests], abs=1e-5)
+    assert sum(shown["hist"]) == len(expected.query_ids)
+
+    page.js("""const a = document.getElementById('sig-a'), b = document.getElementById('sig-b');
+               a.value = '1'; b.value = '0'; a.dispatchEvent(new Event('change'));""")
+    swapped = page.js(read)
+    assert [[int(x) for x in r[7:10]] for r in swapped["rows"]] == [[t.losses, t.wins, t.ties] for t in expected.tests]
+    assert [float(r[3]) for r in swapped["rows"]] == pytest.approx([-t.delta for t in expected.tests], abs=1e-5)
