@@ -140,6 +140,7 @@ def write_scores(files_dir: str | os.PathLike[str], scores: QueryScores) -> Path
                 query_ids=np.array(scores.query_ids, dtype=np.str_),
                 **arrays,
             )
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep the file from whoever reads the run folder
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
