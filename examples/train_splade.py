@@ -142,7 +142,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.model = args.model or default_model()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
-    from sentence_transformers.base.sampler import BatchSamplers
+
+    from hf_search_wandb.core.compat import require
+
+    require("SparseEncoder", "examples/train_splade.py")  # one clear error on an older sentence-transformers
     from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments
     from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
     from transformers.trainer_utils import set_seed
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
         warmup_steps=args.warmup_ratio, bf16=bf16,  # transformers 5: a float < 1 is a ratio of the steps
         fp16=args.precision == "fp16",
-        batch_sampler=BatchSamplers.NO_DUPLICATES, eval_strategy="steps" if args.eval_steps else "epoch",
+        batch_sampler="no_duplicates", eval_strategy="steps" if args.eval_steps else "epoch",
         eval_steps=args.eval_steps or None, eval_on_start=not args.skip_baseline,
         logging_steps=args.logging_steps, save_strategy="no", report_to="none", seed=args.seed,
         use_cpu=not cuda, disable_tqdm=not main_proc,
