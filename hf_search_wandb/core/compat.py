@@ -68,8 +68,11 @@ def has_feature(feature: str) -> bool:
 def require(feature: str, what: str | None = None) -> None:
     """Raise `ImportError` naming the installed version and the upgrade when `feature` is missing.
 
-    Example:
-        >>> require("CrossEncoderTrainer")  # the dev environment has it: nothing happens
+    Example (silent where the feature exists; the error names the upgrade where it does not):
+        >>> try:
+        ...     require("SparseEncoder", "a SPLADE model")
+        ... except ImportError as err:
+        ...     assert str(err).startswith("a SPLADE model needs sentence-transformers >= 5.0") and "pip install" in str(err)
     """
     if has_feature(feature):
         return

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.tracking.leet import leet_inspect
 from hf_search_wandb.tracking.run_history import started
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb, resolve_mode
@@ -433,6 +434,7 @@ def load_model_from_artifact(
 
         return CrossEncoder(str(path), device=device, **kwargs)
     if (path / "modules.json").is_file() and _saved_model_type(path) == "SparseEncoder":  # SPLADE: sparse
+        compat.require("SparseEncoder", f"loading the SparseEncoder saved in {path}")
         from sentence_transformers.sparse_encoder import SparseEncoder
 
         return SparseEncoder(str(path), device=device, **kwargs)
