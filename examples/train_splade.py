@@ -100,8 +100,9 @@ def build_splade(source: str, target: Path, *, init_bias: float, max_seq_length:
     """
     import torch
     from sentence_transformers.sparse_encoder import SparseEncoder
-    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
     from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from hf_search_wandb.core.compat import mlm_transformer, sparse_modules
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if _saved_sparse_encoder(Path(source)):
@@ -120,8 +121,8 @@ def build_splade(source: str, target: Path, *, init_bias: float, max_seq_length:
     target.mkdir(parents=True, exist_ok=True)
     mlm.save_pretrained(target)
     AutoTokenizer.from_pretrained(source).save_pretrained(target)
-    word = Transformer(str(target), max_seq_length=max_seq_length, transformer_task="fill-mask")
-    pooling = SpladePooling(pooling_strategy="max", activation_function="relu")
+    word = mlm_transformer(str(target), max_seq_length=max_seq_length)  # MLMTransformer on sentence-transformers 5
+    pooling = sparse_modules().SpladePooling(pooling_strategy="max", activation_function="relu")
     return SparseEncoder(modules=[word, pooling], device=device)
 
 

@@ -126,6 +126,24 @@ def st_evaluation() -> ModuleType:
     )
 
 
+def mlm_transformer(model_path: str, **kwargs: Any) -> Any:
+    """The MLM module under a SPLADE head: `Transformer(..., transformer_task="fill-mask")` from
+    `sentence_transformers.sparse_encoder.modules` (6.x), `MLMTransformer` from `.models` (5.x)."""
+    require("SparseEncoder", "a SPLADE model")
+    modules = sparse_modules()
+    if modules.__name__.endswith(".modules"):  # 6.x (where MLMTransformer is only kept for old code)
+        return modules.Transformer(model_path, transformer_task="fill-mask", **kwargs)
+    return modules.MLMTransformer(model_path, **kwargs)
+
+
+def sparse_modules() -> ModuleType:
+    """The `SparseEncoder` modules (`SpladePooling`, ...): `.sparse_encoder.modules` (6.x), `.models` (5.x)."""
+    require("SparseEncoder")
+    return _first_module(
+        "sentence_transformers.sparse_encoder.modules", "sentence_transformers.sparse_encoder.models"
+    )
+
+
 def sentence_evaluator_base() -> type:
     """sentence-transformers' evaluator base class: `BaseEvaluator` (6.x), `SentenceEvaluator` before."""
     module = _first_module("sentence_transformers.base.evaluation", "sentence_transformers.evaluation")
@@ -176,9 +194,11 @@ __all__ = [
     "encode_documents",
     "encode_queries",
     "has_feature",
+    "mlm_transformer",
     "needs_sentence_transformers",
     "require",
     "sentence_evaluator_base",
+    "sparse_modules",
     "st_evaluation",
     "st_losses",
     "st_modules",

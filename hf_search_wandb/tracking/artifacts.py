@@ -397,8 +397,18 @@ def _saved_model_type(path: Path) -> str | None:
     try:
         value = json.loads(config.read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError, AttributeError):
+        value = None
+    if value:
+        return str(value)
+    # a CrossEncoder of sentence-transformers 3 to 5 writes no such file: it marks the transformers config
+    try:
+        hf_config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    return str(value) if value else None
+    marks = ("sentence_transformers", "sbert_ce_default_activation_function")
+    if not (path / "modules.json").is_file() and isinstance(hf_config, dict) and any(k in hf_config for k in marks):
+        return "CrossEncoder"
+    return None
 
 
 def load_model_from_artifact(

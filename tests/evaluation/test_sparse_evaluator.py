@@ -49,7 +49,7 @@ def _st_metrics(model, queries, corpus, qrels) -> dict[str, float]:
         "mrr@10": out["st_dot_mrr@10"], "ndcg@10": out["st_dot_ndcg@10"], "recall@10": out["st_dot_recall@10"],
         "precision@10": out["st_dot_precision@10"], "hit@10": out["st_dot_accuracy@10"],
         "map": out["st_dot_map@100"], "query_active_dims": out["st_query_active_dims"],
-        "corpus_active_dims": out["st_corpus_active_dims"], "flops": out["st_avg_flops"],
+        "corpus_active_dims": out["st_corpus_active_dims"], "flops": out.get("st_avg_flops"),  # not before sentence-transformers 5.1
     }  # fmt: skip
 
 
@@ -66,7 +66,8 @@ def test_equals_sentence_transformers_sparse_evaluator(splade, data):
         assert result.metrics[name] == pytest.approx(expected[name], abs=1e-6), name
     # ST keeps its sparsity figures in float32: equal to its precision
     for name in ("query_active_dims", "corpus_active_dims", "flops"):
-        assert result.metrics[name] == pytest.approx(expected[name], rel=1e-6), name
+        if expected[name] is not None:
+            assert result.metrics[name] == pytest.approx(expected[name], rel=1e-6), name
     # a real ranking: distinct scores, about 1/3 of the tiny vocabulary active per document
     assert np.mean([len(np.unique(row)) for row in result.top_scores]) > 90
     assert 20 < result.metrics["corpus_active_dims"] < 80 and result.metrics["query_active_dims"] < 40
@@ -119,7 +120,8 @@ def test_max_active_dims_prunes_like_sentence_transformers(tmp_path, data):
     assert result.doc_active_dims.max() == 6 and result.query_active_dims.max() <= 6
     expected = _st_metrics(model, queries, corpus, qrels)
     for name in (*METRICS, "corpus_active_dims", "flops"):
-        assert result.metrics[name] == pytest.approx(expected[name], rel=1e-6, abs=1e-6), name
+        if expected[name] is not None:
+            assert result.metrics[name] == pytest.approx(expected[name], rel=1e-6, abs=1e-6), name
 
 
 @SPARSE
@@ -127,8 +129,9 @@ def test_tokenises_once_and_restores_training_mode(splade, data, monkeypatch):
     queries, corpus, qrels = data
     evaluator = RetrievalEvaluator(queries, corpus, qrels)
     calls = []
-    original = splade.preprocess
-    monkeypatch.setattr(splade, "preprocess", lambda *a, **k: calls.append(1) or original(*a, **k))
+    method = "preprocess" if hasattr(splade, "preprocess") else "tokenize"  # `tokenize` before sentence-transformers 6
+    original = getattr(splade, method)
+    monkeypatch.setattr(splade, method, lambda *a, **k: calls.append(1) or original(*a, **k))
     splade.train()
     first = evaluator.evaluate(splade)
     n_calls = len(calls)

@@ -80,11 +80,10 @@ def make_tiny_sparse_encoder(
     """A SPLADE `SparseEncoder` (tiny random BERT MLM + `SpladePooling`), vocabulary-sized sparse outputs."""
     compat.require("SparseEncoder")
     from sentence_transformers.sparse_encoder import SparseEncoder
-    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
 
     path = make_tiny_mlm(Path(directory) / "mlm", seed=seed)
-    word = Transformer(str(path), max_seq_length=64, transformer_task="fill-mask")
-    pool = SpladePooling(pooling_strategy=pooling, activation_function=activation)
+    word = compat.mlm_transformer(str(path), max_seq_length=64)
+    pool = compat.sparse_modules().SpladePooling(pooling_strategy=pooling, activation_function=activation)
     return SparseEncoder(modules=[word, pool], device="cpu")
 
 
