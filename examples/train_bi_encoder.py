@@ -122,9 +122,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer import losses
     from transformers.trainer_utils import set_seed
+
+    try:  # sentence-transformers 6
+        from sentence_transformers.sentence_transformer import losses
+    except ImportError:  # sentence-transformers 3.4 to 5
+        from sentence_transformers import losses
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
     from hf_search_wandb.core.data.beir import load_beir
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         bf16=bf16,
         fp16=fp16,
         activation_checkpointing=args.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        batch_sampler="no_duplicates",
         eval_strategy=eval_strategy,
         eval_steps=args.eval_steps or None,
         eval_on_start=not args.skip_baseline,  # the base model's metrics, logged at step 0

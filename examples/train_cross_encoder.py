@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.model = args.model or default_model()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
+
+    from hf_search_wandb.core.compat import require
+
+    require("CrossEncoderTrainer", "examples/train_cross_encoder.py")  # one clear error on an older sentence-transformers
     from sentence_transformers.cross_encoder import (
         CrossEncoder,
         CrossEncoderTrainer,

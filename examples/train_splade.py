@@ -100,8 +100,9 @@ def build_splade(source: str, target: Path, *, init_bias: float, max_seq_length:
     """
     import torch
     from sentence_transformers.sparse_encoder import SparseEncoder
-    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
     from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from hf_search_wandb.core.compat import mlm_transformer, sparse_modules
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if _saved_sparse_encoder(Path(source)):
@@ -120,8 +121,8 @@ def build_splade(source: str, target: Path, *, init_bias: float, max_seq_length:
     target.mkdir(parents=True, exist_ok=True)
     mlm.save_pretrained(target)
     AutoTokenizer.from_pretrained(source).save_pretrained(target)
-    word = Transformer(str(target), max_seq_length=max_seq_length, transformer_task="fill-mask")
-    pooling = SpladePooling(pooling_strategy="max", activation_function="relu")
+    word = mlm_transformer(str(target), max_seq_length=max_seq_length)  # MLMTransformer on sentence-transformers 5
+    pooling = sparse_modules().SpladePooling(pooling_strategy="max", activation_function="relu")
     return SparseEncoder(modules=[word, pooling], device=device)
 
 
@@ -142,7 +143,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.model = args.model or default_model()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
-    from sentence_transformers.base.sampler import BatchSamplers
+
+    from hf_search_wandb.core.compat import require
+
+    require("SparseEncoder", "examples/train_splade.py")  # one clear error on an older sentence-transformers
     from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments
     from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
     from transformers.trainer_utils import set_seed
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
         warmup_steps=args.warmup_ratio, bf16=bf16,  # transformers 5: a float < 1 is a ratio of the steps
         fp16=args.precision == "fp16",
-        batch_sampler=BatchSamplers.NO_DUPLICATES, eval_strategy="steps" if args.eval_steps else "epoch",
+        batch_sampler="no_duplicates", eval_strategy="steps" if args.eval_steps else "epoch",
         eval_steps=args.eval_steps or None, eval_on_start=not args.skip_baseline,
         logging_steps=args.logging_steps, save_strategy="no", report_to="none", seed=args.seed,
         use_cpu=not cuda, disable_tqdm=not main_proc,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.data.records import BeirData
 
@@ -103,32 +104,23 @@ def build_bi_encoder(model_path: str | Path, *, max_seq_length: int | None = Non
         raise ValueError(f"pooling_mode must be one of {POOLING_MODES}, got {pooling_mode!r}")
     from sentence_transformers import SentenceTransformer
 
-    try:
-        from sentence_transformers.base.modules import Transformer
-        from sentence_transformers.sentence_transformer.modules import Pooling
-    except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.models import Pooling, Transformer  # type: ignore[no-redef]
-
-    word = Transformer(str(model_path))
+    modules = compat.st_modules()
+    word = modules.Transformer(str(model_path))
     if max_seq_length is not None:
         limit = getattr(getattr(word, "auto_model", None), "config", None)
         limit = getattr(limit, "max_position_embeddings", None)
         if limit is not None and int(max_seq_length) > int(limit):
             logger.warning("max_seq_length %s exceeds the model's %s positions: using %s", max_seq_length, limit, limit)
         word.max_seq_length = int(max_seq_length) if limit is None else min(int(max_seq_length), int(limit))
-    dim = word.get_embedding_dimension() if hasattr(word, "get_embedding_dimension") else word.get_word_embedding_dimension()
-    return SentenceTransformer(modules=[word, Pooling(dim, pooling_mode)], device="cpu")
+    pooling = modules.Pooling(compat.embedding_dimension(word), pooling_mode)
+    return SentenceTransformer(modules=[word, pooling], device="cpu")
 
 
 def build_loss(model: Any, loss_function: str) -> Any:
     """The sentence-transformers loss named `loss_function` (one of `LOSS_FUNCTIONS`) for `model`."""
     if loss_function not in LOSS_FUNCTIONS:
         raise ValueError(f"loss_function must be one of {LOSS_FUNCTIONS}, got {loss_function!r}")
-    try:
-        from sentence_transformers.sentence_transformer import losses
-    except ImportError:  # sentence-transformers < 6
-        from sentence_transformers import losses  # type: ignore[no-redef,attr-defined]
-    return getattr(losses, loss_function)(model)
+    return getattr(compat.st_losses(), loss_function)(model)
 
 
 def beir_triplets(data: BeirData, *, max_pairs: int | None = None, seed: int = 0) -> list[dict[str, str]]:

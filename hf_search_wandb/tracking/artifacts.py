@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.tracking.leet import leet_inspect
 from hf_search_wandb.tracking.run_history import started
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb, resolve_mode
@@ -396,8 +397,18 @@ def _saved_model_type(path: Path) -> str | None:
     try:
         value = json.loads(config.read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError, AttributeError):
+        value = None
+    if value:
+        return str(value)
+    # a CrossEncoder of sentence-transformers 3 to 5 writes no such file: it marks the transformers config
+    try:
+        hf_config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    return str(value) if value else None
+    marks = ("sentence_transformers", "sbert_ce_default_activation_function")
+    if not (path / "modules.json").is_file() and isinstance(hf_config, dict) and any(k in hf_config for k in marks):
+        return "CrossEncoder"
+    return None
 
 
 def load_model_from_artifact(
@@ -433,6 +444,7 @@ def load_model_from_artifact(
 
         return CrossEncoder(str(path), device=device, **kwargs)
     if (path / "modules.json").is_file() and _saved_model_type(path) == "SparseEncoder":  # SPLADE: sparse
+        compat.require("SparseEncoder", f"loading the SparseEncoder saved in {path}")
         from sentence_transformers.sparse_encoder import SparseEncoder
 
         return SparseEncoder(str(path), device=device, **kwargs)

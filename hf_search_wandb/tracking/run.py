@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -78,6 +79,30 @@ def current_run_id() -> str | None:
     """
     running = getattr(sys.modules.get("wandb"), "run", None)
     return getattr(running, "id", None)
+
+
+def close_superseded(run: Any, project: str, say: Callable[[str], Any] = _warn) -> None:
+    """Close `run`, which transformers' `WandbCallback` started in the wrong project before the callback
+    could take over (its project cannot change once started), so the callback's own run replaces it.
+
+    Offline, its folder is removed (nothing of it is left to `wandb sync`); online, the empty run stays on the
+    server, tagged `superseded`, and the message says how to avoid it.
+    """
+    folder = Path(run.dir).parent if getattr(run, "dir", None) else None
+    offline = bool(getattr(run, "offline", False))
+    where = f"run {run.id} in project {run.project!r}"
+    with contextlib.suppress(Exception):  # best effort: the run is closed either way
+        run.tags = (*(run.tags or ()), "superseded")
+        run.notes = f"superseded by hf_search_wandb's run in project {project!r}"
+    run.finish()
+    if offline and folder is not None and folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+    say(
+        f"transformers' WandbCallback (report_to=wandb) had started {where} before this callback took over: "
+        f"{'removed it' if offline else 'closed it empty (tagged superseded)'}; logging to project {project!r}. "
+        "To avoid it, pass report_to='none', or give the callback in callbacks=[...] or with "
+        "SearchWandbCallback.attach(trainer)"
+    )
 
 
 class TrackedRun:
@@ -134,6 +159,7 @@ class TrackedRun:
         resume_id: str | None = None,
         held: LoggedRows | None = None,
         user_run_id: str | None = None,
+        adopted: bool = False,
         background: bool = True,
         flush_seconds: float = FLUSH_SECONDS,
         say: Callable[[str], Any] = _warn,
@@ -149,15 +175,21 @@ class TrackedRun:
             resume_id: continue this run (`resume="allow"`) unless a run is already active.
             held: what the resumed run already holds (`run_history.read_logged_rows`).
             user_run_id: the run the user had started before (never finished by this object).
+            adopted: the active run was started by another integration (transformers' `WandbCallback`,
+                from `report_to`) during this `train()`, not by the user: it takes our name, and when it
+                went to another project than `settings.project` it is closed (`close_superseded`) and
+                ours starts instead, so the precedence rule holds whoever started first.
             background: log rows from a worker thread (`BackgroundLogger`), else in the caller's thread.
             flush_seconds: how often wandb writes the run to disk, and the longest a queued row waits.
             say: where warnings go.
         """
         wandb = require_wandb()
+        if adopted and wandb.run is not None and wandb.run.project != settings.project:
+            close_superseded(wandb.run, settings.project, say)
         reused = wandb.run is not None
         run, created = init_run(
             wandb, settings, mode=mode, run_config=config, directory=directory,
-            run_id=resume_id if not reused else None, flush_seconds=flush_seconds,
+            run_id=resume_id if not reused else None, flush_seconds=flush_seconds, rename=adopted,
         )  # fmt: skip
         tracked = cls(
             run, created=created or run.id != user_run_id, reused=reused, held=held, background=background,

@@ -3,7 +3,8 @@
 For each setting the first source that gives a value wins:
 
 1. an explicit argument of the callback (`SearchWandbConfig` field, or the same key in `init_kwargs`);
-2. the `WANDB_*` environment variable transformers' own `WandbCallback` (and wandb) read;
+2. the `WANDB_*` environment variable transformers' own `WandbCallback` (and wandb) read (the user's: not
+   the `WANDB_PROJECT=sentence-transformers` that sentence-transformers' trainers set themselves);
 3. `TrainingArguments.run_name` when the user set it (transformers 5 defaults it to `None`), and, during
    `Trainer.hyperparameter_search`, the trial's name (like transformers' callback);
 4. our automatic value.
@@ -21,6 +22,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 DEFAULT_PROJECT = "search-model-training"
+#: What sentence-transformers' trainers put in `WANDB_PROJECT` (`os.environ.setdefault`, every version from
+#: 3 to 6) when transformers' `WandbCallback` is among their callbacks, i.e. when `report_to` includes wandb
+#: (transformers 4's default `"all"` does): their default, not the user's choice (`user_environment`).
+ST_TRAINER_PROJECT = "sentence-transformers"
 #: `WANDB_LOG_MODEL` value -> our `model_artifact` policy.
 LOG_MODEL_VALUES = {"false": "off", "end": "end", "checkpoint": "checkpoint"}
 ARTIFACT_POLICIES = ("best", "end", "checkpoint", "off")
@@ -161,6 +166,38 @@ def user_run_name(args: Any) -> str | None:
     return str(name)
 
 
+def reports_to_wandb(args: Any) -> bool:
+    """True when `TrainingArguments.report_to` makes the trainer build transformers' `WandbCallback`.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> reports_to_wandb(SimpleNamespace(report_to=["wandb"])), reports_to_wandb(SimpleNamespace(report_to="none"))
+        (True, False)
+    """
+    report_to = getattr(args, "report_to", None) or []
+    targets = [report_to] if isinstance(report_to, str) else list(report_to)
+    return "wandb" in targets or "all" in targets
+
+
+def user_environment(env: Mapping[str, str], args: Any) -> Mapping[str, str]:
+    """`env` without what a trainer wrote there itself: `WANDB_PROJECT=sentence-transformers` while the
+    trainer reports to wandb is sentence-transformers' default (`ST_TRAINER_PROJECT`), not the user's.
+
+    (A user who wants that very project passes `project="sentence-transformers"` to the callback.)
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> st_default = {"WANDB_PROJECT": "sentence-transformers"}
+        >>> dict(user_environment(st_default, SimpleNamespace(report_to=["wandb"])))
+        {}
+        >>> dict(user_environment(st_default, SimpleNamespace(report_to=[])))
+        {'WANDB_PROJECT': 'sentence-transformers'}
+    """
+    if env.get("WANDB_PROJECT") == ST_TRAINER_PROJECT and reports_to_wandb(args):
+        return {key: value for key, value in env.items() if key != "WANDB_PROJECT"}
+    return env
+
+
 def _first(*candidates: tuple[str, Any]) -> tuple[str | None, Any]:
     for source, value in candidates:
         if value is not None and value != "":
@@ -184,7 +221,8 @@ def resolve_run_settings(
         args: the trainer's `TrainingArguments` (for `run_name` and `output_dir`); optional.
         trial_name: `TrainerState.trial_name` during `Trainer.hyperparameter_search`.
         automatic_name / automatic_tags: our defaults, computed only when needed.
-        env: the environment (default `os.environ`).
+        env: the environment (default `os.environ`), less what the trainer itself wrote there
+            (`user_environment`).
 
     Example:
         >>> from hf_search_wandb.trainer.options import SearchWandbConfig
@@ -196,7 +234,7 @@ def resolve_run_settings(
         >>> s.project, s.name, s.tags, s.sources["project"], s.sources["name"], s.sources["tags"]
         ('team-search', 'exp-1', ['mine'], 'WANDB_PROJECT', 'run_name', 'argument')
     """
-    env = os.environ if env is None else env
+    env = user_environment(os.environ if env is None else env, args)
     extra = dict(options.init_keywords)
     for key, option in RESERVED_INIT_KWARGS.items():
         if key in extra:

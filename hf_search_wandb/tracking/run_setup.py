@@ -426,19 +426,21 @@ def init_run(
     directory: str | None = None,
     run_id: str | None = None,
     flush_seconds: float | None = None,
+    rename: bool = False,
 ) -> tuple[Any, bool]:
     """Start the run, or reuse `wandb.run` when one exists. Returns `(run, created)`.
 
     `settings` comes from `run_options.resolve_run_settings` (explicit argument > `WANDB_*` > `run_name` >
     automatic). A reused run keeps its project; it gets our tags and config, and our name unless it has its own
-    and ours is only the automatic one. `run_id` continues that run (`resume="allow"`), used when training
+    and ours is only the automatic one (`rename`: ours in any case, for a run another integration started).
+    `run_id` continues that run (`resume="allow"`), used when training
     resumes from a checkpoint.
     `flush_seconds` sets how often wandb's service writes the run's `.wandb` file to disk (wandb's
     `x_transaction_log_flush_interval`, 15 s by default): what a SIGKILL can lose at most.
     """
     if wandb.run is not None:
         run = wandb.run
-        if settings.sources.get("name") != "automatic" or not run.name or run.name == run.id:
+        if rename or settings.sources.get("name") != "automatic" or not run.name or run.name == run.id:
             run.name = settings.name
         run.tags = tuple(dict.fromkeys([*(run.tags or ()), *settings.tags]))
         if settings.notes:

@@ -64,7 +64,8 @@ def splade_config(model: Any, loss: Any = None, callbacks: Iterable[Any] = ()) -
         config["activation_function"] = str(pooling.activation_function)
     if pooling is not None:  # SPLADE: one dimension per vocabulary id (the pooling learns its size late)
         inner = getattr(getattr(model, "transformers_model", None), "config", None)
-        dimension = pooling.embedding_dimension or getattr(inner, "vocab_size", None)
+        own = getattr(pooling, "embedding_dimension", None) or getattr(pooling, "word_embedding_dimension", None)
+        dimension = own or getattr(inner, "vocab_size", None)  # word_embedding_dimension: sentence-transformers 5
     else:
         getter = getattr(model, "get_embedding_dimension", None)
         dimension = getter() if callable(getter) else None

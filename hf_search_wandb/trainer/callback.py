@@ -358,7 +358,7 @@ class SearchWandbCallback(TrainerCallback):
         started = start_run(
             self.options, args, state, model=model, tokenizer=kwargs.get("processing_class"), trainer=trainer,
             event=kwargs, evaluator=next(iter(self._evaluators()), None), resume_from=self._resume_from,
-            user_run_id=self._user_run_id, say=self._say,
+            user_run_id=self._user_run_id, say=self._say, took_over=took_over,
         )  # fmt: skip
         if started is None:
             return

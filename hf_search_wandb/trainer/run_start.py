@@ -5,14 +5,15 @@ settings (project, name, tags by the precedence rule), and the run a resumed che
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hf_search_wandb.tracking.log_keys import STEP_KEY
-from hf_search_wandb.tracking.run import TrackedRun
+from hf_search_wandb.tracking.run import TrackedRun, current_run_id
 from hf_search_wandb.tracking.run_history import ReadBack
-from hf_search_wandb.tracking.run_options import RunSettings, resolve_run_settings
+from hf_search_wandb.tracking.run_options import ST_TRAINER_PROJECT, RunSettings, resolve_run_settings
 from hf_search_wandb.tracking.run_setup import collect_config, default_run_name, default_tags
 from hf_search_wandb.tracking.wandb_api import resolve_mode
 from hf_search_wandb.trainer.best_model import recover_best
@@ -65,9 +66,13 @@ def run_settings(options: SearchWandbConfig, args: Any, state: Any, config: dict
 def start_run(
     options: SearchWandbConfig, args: Any, state: Any, *, model: Any, tokenizer: Any, trainer: Any,
     event: dict[str, Any], evaluator: Any, resume_from: str | None, user_run_id: str | None,
-    say: Callable[[str], Any],
+    say: Callable[[str], Any], took_over: bool = False,
 ) -> StartedRun | None:  # fmt: skip
     """Start this training's run; None when wandb is disabled (said through `say`).
+
+    `took_over`: a transformers `WandbCallback` was silenced in this very event, after it had run; the
+    active run, unless it is the user's (`user_run_id`), is then the one it started (`TrackedRun.start`'s
+    `adopted`): on transformers 4 (`report_to="all"` by default) with `trainer.add_callback(...)`.
 
     A training resumed from a checkpoint (`options.resume`) continues the run recorded beside it, keeps its
     name and project, and skips the steps that run already holds (read before `wandb.init` adds this
@@ -90,8 +95,14 @@ def start_run(
     recover_best(args.output_dir)  # a best-model swap a kill interrupted: the complete copy wins
     if resume.get("project"):
         settings = replace(settings, project=resume["project"])
+    st_default = os.environ.get("WANDB_PROJECT") == ST_TRAINER_PROJECT
+    if st_default and settings.sources.get("project") == "automatic":
+        say(f"WANDB_PROJECT={ST_TRAINER_PROJECT} was set by sentence-transformers' trainer, not by you: logging to "
+            f"project {settings.project!r} (pass project={ST_TRAINER_PROJECT!r} to keep theirs)")  # fmt: skip
+    adopted = took_over and current_run_id() is not None and current_run_id() != user_run_id
     tracked = TrackedRun.start(
         settings, mode=choice.mode, config=config, directory=options.dir, resume_id=resume.get("run_id"),
-        held=back.held if resume else None, user_run_id=user_run_id, background=options.log_in_background, say=say,
+        held=back.held if resume else None, user_run_id=user_run_id, adopted=adopted,
+        background=options.log_in_background, say=say,
     )  # fmt: skip
     return StartedRun(tracked, settings, config, resumed=bool(resume), read_back=back)

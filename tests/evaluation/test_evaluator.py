@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.evaluation.batching import plan_batches
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
@@ -221,8 +222,9 @@ def test_tiny_sentence_transformer_tokenises_once_and_restores_training_mode(tmp
     data = load_beir(SCIFACT, "test")
     evaluator = RetrievalEvaluator(data.queries, data.corpus, data.qrels, max_queries=20, corpus_sample=80)
     calls = []
-    original = model.preprocess
-    monkeypatch.setattr(model, "preprocess", lambda *a, **k: calls.append(len(a[0])) or original(*a, **k))
+    method = "preprocess" if hasattr(model, "preprocess") else "tokenize"  # `tokenize` before sentence-transformers 6
+    original = getattr(model, method)
+    monkeypatch.setattr(model, method, lambda *a, **k: calls.append(len(a[0])) or original(*a, **k))
     model.train()
     first = evaluator(model)
     assert model.training, "training mode must be restored"
@@ -234,11 +236,11 @@ def test_tiny_sentence_transformer_tokenises_once_and_restores_training_mode(tmp
     assert sum(calls) == tokenised, "the second evaluation must reuse the cached token ids"
     assert second == first
     # and the numbers equal sentence-transformers' own encode() ranking, scored by score_run
-    q = model.encode_query(
-        [evaluator.queries[i] for i in evaluator.last_result.query_ids], convert_to_tensor=True
+    q = compat.encode_queries(
+        model, [evaluator.queries[i] for i in evaluator.last_result.query_ids], convert_to_tensor=True
     )
-    d = model.encode_document(
-        [evaluator.corpus[i] for i in evaluator.last_result.doc_ids], convert_to_tensor=True
+    d = compat.encode_documents(
+        model, [evaluator.corpus[i] for i in evaluator.last_result.doc_ids], convert_to_tensor=True
     )
     scores = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(d, dim=1).T
     run = {
@@ -252,7 +254,6 @@ def test_tiny_sentence_transformer_tokenises_once_and_restores_training_mode(tmp
 def test_sentence_transformer_trainer_selects_the_best_model(tmp_path):
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from tests.helpers.tiny_models import make_tiny_sentence_transformer
 
@@ -281,7 +282,7 @@ def test_sentence_transformer_trainer_selects_the_best_model(tmp_path):
         model=model,
         args=args,
         train_dataset=train,
-        loss=MultipleNegativesRankingLoss(model),
+        loss=compat.st_losses().MultipleNegativesRankingLoss(model),
         evaluator=evaluator,
     )
     trainer.train()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.tracking.log_keys import split_logs, summary_goal
@@ -73,11 +74,7 @@ def test_every_size_from_one_encoding_equals_a_truncated_model(small_scifact) ->
 
 
 def test_sentence_transformer_sizes_equal_its_own_truncation_and_its_evaluator(small_scifact, tmp_path) -> None:
-    try:
-        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-    except ImportError:  # pragma: no cover - sentence-transformers < 6
-        from sentence_transformers.evaluation import InformationRetrievalEvaluator
-
+    InformationRetrievalEvaluator = compat.st_evaluation().InformationRetrievalEvaluator
     model = make_tiny_sentence_transformer(tmp_path)
     evaluator = _evaluator(small_scifact, truncate_dims=[8, 16])
     metrics = evaluator(model)
@@ -137,14 +134,13 @@ def test_plain_trainer_logs_every_size_to_wandb(wandb_offline: Path, tiny_bert_d
 
 def test_a_normalising_model_is_re_normalised_after_slicing(tmp_path) -> None:
     import torch
-    from sentence_transformers.sentence_transformer.modules import Normalize
 
     from hf_search_wandb.core.evaluation.matryoshka import normalizes, slice_embeddings
     from hf_search_wandb.core.models.factory import as_encoder
 
     model = make_tiny_sentence_transformer(tmp_path)
     assert not normalizes(as_encoder(model))
-    model.append(Normalize())
+    model.append(compat.st_modules().Normalize())
     assert normalizes(as_encoder(model))
     sliced = slice_embeddings(torch.randn(5, 32), 8, normalize=True)
     assert sliced.shape == (5, 8) and torch.allclose(sliced.norm(dim=1), torch.ones(5))

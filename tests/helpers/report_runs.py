@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from hf_search_wandb.core import compat
+
 
 def train_tiny_run(root: Path, *, learning_rate: float, seed: int, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Train 6 steps (evaluating at 0, 3 and 6) with wandb offline under `root`; returns the run folder."""
     import wandb
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer import losses
 
     from hf_search_wandb.trainer.callback import SearchWandbCallback
     from tests.helpers.tiny_models import make_tiny_sentence_transformer
@@ -37,7 +38,7 @@ def train_tiny_run(root: Path, *, learning_rate: float, seed: int, monkeypatch: 
     evaluator = make_evaluator()
     callback = SearchWandbCallback(evaluator, dataset_name="scifact", model_artifact="best", dataset_artifact=True)
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=train, loss=losses.MultipleNegativesRankingLoss(model),
+        model=model, args=args, train_dataset=train, loss=compat.st_losses().MultipleNegativesRankingLoss(model),
         evaluator=evaluator, callbacks=[callback],
     )  # fmt: skip
     trainer.train()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from hf_search_wandb.core import compat
+
 WORDS = ["the", "a", "of", "and", "in", "to", "is", "for", "with", "on", "by", "cell", "cells", "gene", "genes", "protein", "cancer", "tumor", "risk", "dose", "drug", "patients", "mice", "brain", "blood", "heart", "virus", "immune", "response", "increase", "decrease", "reduces", "causes", "treatment", "therapy", "study", "trial", "effect", "expression", "levels", "high", "low", "human", "disease", "infection", "vaccine", "insulin", "diabetes", "obesity", "mutation", "dna", "rna", "receptor", "signal", "pathway", "growth", "death", "stem", "neurons", "memory", "sleep"]
 
 
@@ -22,9 +24,9 @@ def make_tiny_bert(directory: str | Path, *, seed: int = 0, hidden_size: int = 3
     directory.mkdir(parents=True, exist_ok=True)
     vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(_vocab()) + "\n")
-    # transformers 5 ignores `vocab_file=` here (the tokenizer would hold 5 tokens and map every word to
-    # [UNK]); `vocab=` builds the WordPiece model from the file.
-    tokenizer = BertTokenizerFast(vocab=str(vocab_file), do_lower_case=True)
+    # positional: the vocabulary file is `vocab=` in transformers 5 (which ignores `vocab_file=`: the tokenizer
+    # would hold 5 tokens and map every word to [UNK]) and `vocab_file=` in transformers 4.
+    tokenizer = BertTokenizerFast(str(vocab_file), do_lower_case=True)
     tokenizer.model_max_length = 128
     config = BertConfig(
         vocab_size=len(_vocab()),
@@ -43,11 +45,11 @@ def make_tiny_bert(directory: str | Path, *, seed: int = 0, hidden_size: int = 3
 def make_tiny_sentence_transformer(directory: str | Path, *, seed: int = 0, pooling: str = "mean"):
     """A SentenceTransformer (tiny BERT + pooling) saved in `directory`."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
+    modules = compat.st_modules()
     path = make_tiny_bert(Path(directory) / "bert", seed=seed)
-    word = Transformer(str(path), max_seq_length=64)
-    pool = Pooling(word.get_embedding_dimension(), pooling_mode=pooling)
+    word = modules.Transformer(str(path), max_seq_length=64)
+    pool = modules.Pooling(compat.embedding_dimension(word), pooling_mode=pooling)
     return SentenceTransformer(modules=[word, pool], device="cpu")
 
 
@@ -76,12 +78,12 @@ def make_tiny_sparse_encoder(
     directory: str | Path, *, seed: int = 0, pooling: str = "max", activation: str = "relu"
 ):
     """A SPLADE `SparseEncoder` (tiny random BERT MLM + `SpladePooling`), vocabulary-sized sparse outputs."""
+    compat.require("SparseEncoder")
     from sentence_transformers.sparse_encoder import SparseEncoder
-    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
 
     path = make_tiny_mlm(Path(directory) / "mlm", seed=seed)
-    word = Transformer(str(path), max_seq_length=64, transformer_task="fill-mask")
-    pool = SpladePooling(pooling_strategy=pooling, activation_function=activation)
+    word = compat.mlm_transformer(str(path), max_seq_length=64)
+    pool = compat.sparse_modules().SpladePooling(pooling_strategy=pooling, activation_function=activation)
     return SparseEncoder(modules=[word, pool], device="cpu")
 
 

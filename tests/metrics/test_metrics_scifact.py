@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.metrics.scoring import score_run
 from tests.helpers.paths import SCIFACT
@@ -28,11 +29,7 @@ KS = (1, 3, 5, 10, 100)
 
 
 def _st_evaluator(queries: dict[str, str], corpus: dict[str, str], qrels: dict[str, dict[str, int]]):
-    try:  # sentence-transformers >= 6 moved it; the old path still works with a deprecation warning
-        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-    except ImportError:  # pragma: no cover - sentence-transformers < 6
-        from sentence_transformers.evaluation import InformationRetrievalEvaluator
-
+    InformationRetrievalEvaluator = compat.st_evaluation().InformationRetrievalEvaluator
     relevant = {q: {d for d, g in docs.items() if g > 0} for q, docs in qrels.items()}
     return InformationRetrievalEvaluator(
         queries,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.core.evaluation.batching import plan_batches
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.core.models.base import features_to_device, unwrap_model
@@ -63,8 +64,8 @@ def test_sentence_transformer_embeddings_equal_its_encode_with_prompts(minilm_pa
     encoder = as_encoder(model)
     assert isinstance(encoder, SentenceTransformerEncoder) and encoder.similarity == "cosine"
     for kind, reference in (
-        ("query", model.encode_query(TEXTS, convert_to_tensor=True)),
-        ("document", model.encode_document(TEXTS, convert_to_tensor=True)),
+        ("query", compat.encode_queries(model, TEXTS, convert_to_tensor=True)),
+        ("document", compat.encode_documents(model, TEXTS, convert_to_tensor=True)),
     ):
         ours = embed_in_length_sorted_batches(encoder, TEXTS, kind)
         torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)

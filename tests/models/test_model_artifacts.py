@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.core.models.save_load import ENCODER_FILE, PooledEncoder, load_model, save_model
 from hf_search_wandb.tracking.artifacts import load_model_from_artifact, restore_staged_artifact
@@ -73,7 +74,8 @@ def test_pretrained_model_with_a_plain_trainer(wandb_offline: Path, tiny_bert_di
         model=AutoModel.from_pretrained(str(tiny_bert_dir)),
         args=TrainingArguments(str(wandb_offline / "out"), per_device_train_batch_size=8, max_steps=4,
                                eval_strategy="steps", eval_steps=2, save_strategy="no", learning_rate=5e-3,
-                               report_to="none", remove_unused_columns=False, disable_tqdm=True, use_cpu=True),
+                               report_to="none", remove_unused_columns=False, disable_tqdm=True, use_cpu=True,
+                               label_names=["labels"]),  # transformers 4.46 finds none: BertModel takes no labels
         train_dataset=Dataset.from_list(rows[:16]), eval_dataset=Dataset.from_list(rows[16:]),
         data_collator=collate, processing_class=tokenizer, compute_loss_func=loss,
         callbacks=[SearchWandbCallback(evaluator, log_tables="off", log_histograms=False)],
@@ -92,7 +94,6 @@ def test_sentence_transformer(wandb_offline: Path, tmp_path: Path) -> None:
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from tests.helpers.tiny_models import make_tiny_sentence_transformer
 
@@ -106,7 +107,7 @@ def test_sentence_transformer(wandb_offline: Path, tmp_path: Path) -> None:
             eval_steps=2, save_strategy="no", learning_rate=1e-3, report_to="none", disable_tqdm=True),
         train_dataset=Dataset.from_dict({"anchor": [r["query"] for r in rows],
                                          "positive": [r["document"] for r in rows]}),
-        loss=MultipleNegativesRankingLoss(model), evaluator=evaluator,
+        loss=compat.st_losses().MultipleNegativesRankingLoss(model), evaluator=evaluator,
         callbacks=[SearchWandbCallback(evaluator, log_tables="off", log_histograms=False)],
     )  # fmt: skip
     trainer.train()

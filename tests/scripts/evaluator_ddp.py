@@ -20,9 +20,9 @@ sys.path.insert(0, str(REPO))
 def main(model_dir: str, out_dir: str) -> None:
     from accelerate import Accelerator
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoModel, AutoTokenizer
 
+    from hf_search_wandb.core import compat
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
     from tests.helpers.keyword_encoder import KeywordEncoder
     from tests.helpers.synthetic import synthetic_data
@@ -33,9 +33,10 @@ def main(model_dir: str, out_dir: str) -> None:
     queries, corpus, qrels = synthetic_data(WORDS)
     evaluator = RetrievalEvaluator(queries, corpus, qrels)
 
-    word = Transformer(model_dir, max_seq_length=64)
+    modules = compat.st_modules()
+    word = modules.Transformer(model_dir, max_seq_length=64)
     st_model = SentenceTransformer(
-        modules=[word, Pooling(word.get_embedding_dimension(), "mean")], device="cpu"
+        modules=[word, modules.Pooling(compat.embedding_dimension(word), "mean")], device="cpu"
     )
     hf_model = accelerator.prepare(AutoModel.from_pretrained(model_dir))  # DDP-wrapped when 2 processes
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

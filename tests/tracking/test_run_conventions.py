@@ -11,14 +11,17 @@ from typing import Any
 
 import pytest
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.tracking.run_options import (
     DEFAULT_PROJECT,
+    ST_TRAINER_PROJECT,
     resolve_run_settings,
     sweep_destination,
+    user_run_name,
 )
 from hf_search_wandb.trainer.callback import SearchWandbCallback
 from hf_search_wandb.trainer.options import SearchWandbConfig
-from tests.helpers.training import make_evaluator, only_run, plain_trainer
+from tests.helpers.training import make_evaluator, only_run, pairs, plain_trainer
 from tests.helpers.wandb_records import RunRecords, read_run, run_dirs
 
 WANDB_VARS = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_NAME", "WANDB_TAGS", "WANDB_RUN_GROUP", "WANDB_JOB_TYPE",
@@ -31,9 +34,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-def resolve(env: dict[str, str], run_name: str | None = None, trial: str | None = None, **options: Any) -> Any:
+def resolve(
+    env: dict[str, str], run_name: str | None = None, trial: str | None = None, report_to: Any = "none",
+    **options: Any,
+) -> Any:  # fmt: skip
     return resolve_run_settings(
-        SearchWandbConfig(**options), args=SimpleNamespace(run_name=run_name, output_dir="out/exp"),
+        SearchWandbConfig(**options), args=SimpleNamespace(run_name=run_name, output_dir="out/exp", report_to=report_to),
         trial_name=trial, automatic_name=lambda: "auto-name", automatic_tags=lambda: ["auto"], env=env,
     )  # fmt: skip
 
@@ -57,6 +63,33 @@ def test_run_name_precedence(
 ) -> None:
     settings = resolve(env, run_name, **options)
     assert (settings.name, settings.sources["name"]) == (expected, source)
+
+
+def test_training_arguments_default_run_name_is_not_the_users(tmp_path: Path) -> None:
+    """transformers 4 fills `run_name` with `output_dir` when it is not given; 5 leaves it None: either way the
+    run gets our automatic name, on the installed version (both run in CI: `make test`, `make test-oldest`)."""
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to="none")
+    assert args.run_name in (None, str(tmp_path / "out"))
+    assert user_run_name(args) is None
+    settings = resolve_run_settings(SearchWandbConfig(), args=args, automatic_name=lambda: "auto-name",
+                                    automatic_tags=lambda: [], env={})  # fmt: skip
+    assert (settings.name, settings.sources["name"]) == ("auto-name", "automatic")
+    named = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="exp-1", report_to="none")
+    assert user_run_name(named) == "exp-1"
+
+
+def test_sentence_transformers_project_default_is_not_the_users() -> None:
+    # sentence-transformers' trainers setdefault WANDB_PROJECT=sentence-transformers when they report to wandb
+    st_default = {"WANDB_PROJECT": ST_TRAINER_PROJECT}
+    for report_to in (["wandb"], ["all"], "wandb"):
+        settings = resolve(st_default, report_to=report_to)
+        assert (settings.project, settings.sources["project"]) == (DEFAULT_PROJECT, "automatic")
+    assert resolve(st_default, report_to=["wandb"], project=ST_TRAINER_PROJECT).project == ST_TRAINER_PROJECT
+    assert resolve({"WANDB_PROJECT": "team"}, report_to=["wandb"]).project == "team"
+    # without a WandbCallback the trainer set nothing: the variable is the user's
+    assert resolve(st_default, report_to="none").project == ST_TRAINER_PROJECT
 
 
 def test_every_setting_follows_argument_then_environment_then_default() -> None:
@@ -155,6 +188,67 @@ def test_run_name_and_explicit_project_without_environment(wandb_offline: Path, 
     record = run_record(only_run(wandb_offline))
     assert (record["project"], record["display_name"]) == ("explicit", "user-run-name")
     assert "fine-tuning" in record["tags"]  # the automatic tags when neither argument nor WANDB_TAGS
+
+
+def _st_trainer(root: Path, callback: SearchWandbCallback, late: bool, **arguments: Any) -> Any:
+    """A SentenceTransformerTrainer on a tiny model, 2 steps, no evaluation; the callback given in
+    `callbacks=[...]`, or with `add_callback` after init when `late` (the README's way)."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from tests.helpers.tiny_models import make_tiny_sentence_transformer
+
+    model = make_tiny_sentence_transformer(root / "model")
+    rows = pairs(8)
+    args = SentenceTransformerTrainingArguments(
+        str(root / "out"), per_device_train_batch_size=4, max_steps=2, save_strategy="no", disable_tqdm=True,
+        **arguments,
+    )  # fmt: skip
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, loss=compat.st_losses().MultipleNegativesRankingLoss(model),
+        train_dataset=Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["document"] for r in rows]}),
+        callbacks=None if late else [callback],
+    )  # fmt: skip
+    if late:
+        trainer.add_callback(callback)
+    return trainer
+
+
+@pytest.mark.parametrize("late", [True, False], ids=["add_callback", "callbacks-arg"])
+@pytest.mark.parametrize("report_to", [None, "wandb"], ids=["default-report_to", "report_to-wandb"])
+def test_trainer_defaults_neither_name_the_run_nor_pick_its_project(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch, late: bool, report_to: str | None
+) -> None:
+    """The README's set-up on the installed versions: no run_name, no WANDB_PROJECT. transformers 4 defaults
+    `run_name` to `output_dir` and `report_to` to "all" (its WandbCallback starts a run before an
+    add_callback'ed callback sees the trainer), and sentence-transformers then sets WANDB_PROJECT itself:
+    none of that is the user's choice, so the one run has our automatic name and our default project."""
+    monkeypatch.setenv("WANDB_PROJECT", "restored-after-the-test")  # undone after the trainer's setdefault
+    monkeypatch.delenv("WANDB_PROJECT")
+    callback = SearchWandbCallback(dataset_name="scifact", log_tables="off", model_artifact="off")
+    trainer = _st_trainer(wandb_offline, callback, late, **({"report_to": report_to} if report_to else {}))
+    trainer.train()
+    callback.finish()
+    record = run_record(only_run(wandb_offline))  # transformers' early run, if any, is gone
+    assert callback.settings.sources["name"] == "automatic"
+    assert callback.settings.name.startswith("bi-encoder-")
+    assert (record["project"], record["display_name"]) == (DEFAULT_PROJECT, callback.settings.name)
+
+
+def test_user_settings_win_over_a_run_transformers_started_first(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # report_to=wandb + add_callback: transformers' WandbCallback starts the run (in the user's WANDB_PROJECT,
+    # named after run_name) before the callback takes over; that run is kept, with every setting the user's
+    monkeypatch.setenv("WANDB_PROJECT", "team-search")
+    monkeypatch.setenv("WANDB_TAGS", "baseline")
+    callback = SearchWandbCallback(log_tables="off", model_artifact="off")
+    trainer = _st_trainer(wandb_offline, callback, True, report_to="wandb", run_name="user-run-name")
+    trainer.train()
+    callback.finish()
+    record = run_record(only_run(wandb_offline))
+    assert (record["project"], record["display_name"]) == ("team-search", "user-run-name")
+    assert "baseline" in record["tags"]
 
 
 def test_log_model_checkpoint_versions_each_checkpoint_and_moves_best(

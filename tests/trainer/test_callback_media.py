@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.tracking import tables
 from hf_search_wandb.tracking.tables import ERROR_COLUMNS, EXAMPLE_COLUMNS
 from hf_search_wandb.trainer.callback import SearchWandbCallback
@@ -57,7 +58,6 @@ def test_st_trainer_logs_media_each_evaluation_without_reencoding(
     import wandb
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer import losses
 
     from tests.helpers.tiny_models import make_tiny_sentence_transformer
 
@@ -90,7 +90,7 @@ def test_st_trainer_logs_media_each_evaluation_without_reencoding(
         num_examples=5, examples_k=3,
     )  # fmt: skip
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=train, loss=losses.MultipleNegativesRankingLoss(model),
+        model=model, args=args, train_dataset=train, loss=compat.st_losses().MultipleNegativesRankingLoss(model),
         evaluator=evaluator, callbacks=[callback],
     )  # fmt: skip
     trainer.train()

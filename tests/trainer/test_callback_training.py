@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.trainer.callback import SearchWandbCallback
 from hf_search_wandb.trainer.resume import RUN_FILE
 from tests.helpers.training import (
@@ -26,6 +27,7 @@ from tests.helpers.training import (
     pairs,
     plain_trainer,
 )
+from tests.helpers.versions import resumable
 from tests.helpers.wandb_records import RunRecords, read_run, run_dirs
 
 # --------------------------------------------------------------------------- SentenceTransformerTrainer
@@ -35,7 +37,6 @@ from tests.helpers.wandb_records import RunRecords, read_run, run_dirs
 def st_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunRecords, Any, Any]:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer import losses
 
     from tests.helpers.tiny_models import make_tiny_sentence_transformer
 
@@ -67,7 +68,7 @@ def st_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunRecords, Any, A
             evaluator, dataset_name="scifact", log_tables="2", model_artifact="end"
         )
         trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=train, loss=losses.MultipleNegativesRankingLoss(model),
+            model=model, args=args, train_dataset=train, loss=compat.st_losses().MultipleNegativesRankingLoss(model),
             evaluator=evaluator, callbacks=[callback],
         )  # fmt: skip
         trainer.train()
@@ -234,6 +235,7 @@ def test_failing_training_marks_run_failed_and_keeps_data(wandb_offline: Path, t
     assert (wandb_offline / "out" / RUN_FILE).is_file()
 
 
+@resumable()
 def test_resume_continues_the_run_without_duplicate_steps(wandb_offline: Path, tiny_bert_dir: Path) -> None:
     out = wandb_offline / "out"
     first = SearchWandbCallback(log_tables="off", model_artifact="off")

@@ -23,7 +23,10 @@ from hf_search_wandb.trainer.callback import SearchWandbCallback
 from tests.helpers.synthetic import synthetic_data
 from tests.helpers.tiny_models import WORDS, make_tiny_cross_encoder
 from tests.helpers.training import assert_one_step_axis, only_run
+from tests.helpers.versions import requires
 from tests.helpers.wandb_records import RunRecords
+
+TRAINER = requires("CrossEncoderTrainer")  # the reranking evaluator itself runs on every version
 
 METRICS = ["mrr@10", "ndcg@10", "recall@20", "map", "hit@10"]
 
@@ -84,6 +87,7 @@ def evaluator_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunRecords
         mp.undo()
 
 
+@TRAINER
 def test_evaluator_path_logs_prescribed_names_and_first_stage(evaluator_path) -> None:
     run, _trainer, evaluator, _ = evaluator_path
     for key in ("train/loss", "train/lr", "train/global_step", "train/epoch_loss", "system/throughput"):
@@ -101,6 +105,7 @@ def test_evaluator_path_logs_prescribed_names_and_first_stage(evaluator_path) ->
     assert config["val_size"] == len(evaluator.queries)
 
 
+@TRAINER
 def test_evaluator_path_logs_reranking_tables_and_histograms(evaluator_path) -> None:
     run, _, _evaluator, _ = evaluator_path
     rows = [row for row in run.history if "reranking_examples._type" in row]
@@ -121,6 +126,7 @@ def test_evaluator_path_logs_reranking_tables_and_histograms(evaluator_path) -> 
         assert row[f"{key}._type"] == "histogram"
 
 
+@TRAINER
 def test_best_model_artifact_loads_back_as_a_cross_encoder_and_scores_the_same(evaluator_path) -> None:
     from sentence_transformers.cross_encoder import CrossEncoder
 
@@ -141,6 +147,7 @@ def test_best_model_artifact_loads_back_as_a_cross_encoder_and_scores_the_same(e
     assert evaluator.evaluate(loaded).metrics["mrr@10"] == pytest.approx(run.summary["best/mrr@10"], abs=1e-6)
 
 
+@TRAINER
 def test_callbacks_own_evaluation_on_a_cross_encoder_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))

@@ -25,6 +25,9 @@ from tests.helpers.training import (
     only_run,
     pairs,
 )
+from tests.helpers.versions import requires
+
+pytestmark = requires("SparseEncoder")
 
 SPARSE_METRICS = ("val/query_active_dims", "val/corpus_active_dims", "val/flops")
 REGULARIZER_TERMS = (

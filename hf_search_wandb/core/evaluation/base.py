@@ -20,11 +20,12 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.core.data import inputs
 from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.data.hub_layouts import is_hf_dataset, qrels_from_dataset, to_plain_data
@@ -34,10 +35,10 @@ from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS
 
-try:  # sentence-transformers >= 6: BaseEvaluator (SentenceEvaluator is its deprecated alias)
+if TYPE_CHECKING:
     from sentence_transformers.base.evaluation import BaseEvaluator as SentenceEvaluator
-except ImportError:  # sentence-transformers 3-5
-    from sentence_transformers.evaluation import SentenceEvaluator  # type: ignore[no-redef]
+else:  # BaseEvaluator in sentence-transformers 6, SentenceEvaluator before (core/compat.py)
+    SentenceEvaluator = compat.sentence_evaluator_base()
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hf_search_wandb.core import compat
 from hf_search_wandb.core.models.base import (
     TOKENIZE_CHUNK,
     Tokenized,
@@ -76,8 +77,9 @@ class PairScorer:
             inner = getattr(model, "model", None) if is_cross_encoder(model) else None
             if inner is not None:  # sentence-transformers < 6: CrossEncoder.model is the HF model
                 tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-                activation = activation if activation is not None else getattr(model, "activation_fn", None)
-                self.model = inner
+                activation = activation if activation is not None else compat.cross_encoder_activation(model)
+                self.max_length = max_length or getattr(model, "max_length", None)  # what its predict truncates to
+                self.model = self.module = inner  # a CrossEncoder before sentence-transformers 4 is no Module
             if not isinstance(self.model, torch.nn.Module) or tokenizer is None or not callable(tokenizer):
                 raise TypeError(
                     f"Cannot rerank with a {type(model).__name__}: pass a sentence-transformers CrossEncoder, or a "
