@@ -64,7 +64,7 @@ test-docs: install
 # the core suite on the oldest supported pair (docs/versions.md): the README quick start, the callback, the
 # evaluators, tables, artifacts and the run conventions; tests of families that version lacks skip, saying why.
 # Files, not folders: a new test file joins once it runs there (imports through core/compat.py).
-OLDEST_TESTS := tests/test_compat.py \
+OLDEST_TESTS := tests/test_compat.py tests/trainer/test_st_evaluators_adopted.py tests/trainer/test_no_eval_loop.py \
 	tests/trainer/test_callback_config.py tests/trainer/test_callback_lifecycle.py tests/trainer/test_callback_media.py \
 	tests/trainer/test_callback_training.py tests/trainer/test_post_train_and_several_evaluators.py \
 	tests/trainer/test_reranking_training.py tests/trainer/test_sparse_callback.py \

@@ -130,6 +130,12 @@ def _ir_blocker(evaluator: Any, *, sparse: bool) -> str | None:
     return None
 
 
+def _named(name: str, key: str) -> str:
+    """`{name}_{key}` as sentence-transformers prefixes its keys (`key` alone without a name). Not their
+    `prefix_name_to_metrics`, which on sentence-transformers 3 also rewrites the evaluator's `primary_metric`."""
+    return f"{name}_{key}" if name else key
+
+
 def _fitting_defaults(depth: int) -> list[str]:
     return [m for m in DEFAULT_METRICS if (parse_metric(m).k or 0) <= depth]
 
@@ -247,10 +253,8 @@ class AdoptedRetrievalEvaluator(_Delegating, RetrievalEvaluator):
         }  # fmt: skip
         if self.adopted_kind == SPARSE_IR:
             flat.update(_sparsity_keys(result, model))
-        self.primary_metric = self.original.prefix_name_to_metrics(
-            {f"{function}_ndcg@{max(self.original.ndcg_at_k)}": 0.0}, self.name
-        ).popitem()[0]
-        return self.original.prefix_name_to_metrics(flat, self.name)
+        self.primary_metric = _named(self.name, f"{function}_ndcg@{max(self.original.ndcg_at_k)}")
+        return {_named(self.name, key): value for key, value in flat.items()}
 
 
 def _sparsity_keys(result: RetrievalResult, model: Any) -> dict[str, float]:
@@ -327,9 +331,8 @@ class AdoptedRerankingEvaluator(_Delegating, RerankingEvaluator):
         )  # fmt: skip
         self.original = original
         self.adopted_kind = CE_RERANKING
-        self.primary_metric = original.prefix_name_to_metrics(
-            {original.primary_metric: 0.0}, original.name
-        ).popitem()[0]
+        primary = str(original.primary_metric or f"ndcg@{at_k}")  # sentence-transformers 3 may have prefixed it
+        self.primary_metric = primary if original.name and primary.startswith(f"{original.name}_") else _named(original.name, primary)
         self.their_keys: list[str] = []
 
     def __call__(
@@ -381,7 +384,7 @@ class AdoptedRerankingEvaluator(_Delegating, RerankingEvaluator):
                 f"base_mrr@{at_k}": float(np.mean([b[0] for b in base])),
                 f"base_ndcg@{at_k}": float(np.mean([b[1] for b in base])),
             }
-        return self.original.prefix_name_to_metrics(keys, self.name)
+        return {_named(self.name, key): value for key, value in keys.items()}
 
 
 __all__ = [
