@@ -41,6 +41,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
+    # `precision="auto"` evaluates in bf16 where the CPU computes it natively (core.evaluation.precision); the
+    # tests and doctests run as on a CPU without it, so comparisons with sentence-transformers' fp32 and the
+    # doctests' figures hold on every machine (the launched examples inherit it). tests/evaluation/test_precision.py
+    # tests the rule itself; `HF_SEARCH_WANDB_NATIVE_BF16= pytest` (empty) runs with the hardware's own answer.
+    os.environ.setdefault("HF_SEARCH_WANDB_NATIVE_BF16", "0")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # `make test` runs several pytest-xdist workers on few cores: one intra-op thread per worker (and per
         # process a test launches), since more threads than cores only make the workers preempt each other.

@@ -64,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mini-batch-size", type=int, default=16, help="mini-batch of the cached loss")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="training precision; auto = bf16 where the GPU supports it, else fp32")
+                   help="training and evaluation precision; auto = bf16 where the GPU or the CPU computes it "
+                        "natively (AMX / AVX512-BF16: hf_search_wandb's auto_precision), else fp32")
     p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"], default=None,
                    help="default: WANDB_MODE, else offline")
     p.add_argument("--project", default=None, help="wandb project (default: WANDB_PROJECT, else search-model-training)")
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
     from hf_search_wandb.core.data.beir import load_beir
+    from hf_search_wandb.core.evaluation.precision import auto_precision
 
     set_seed(args.seed)
     main_proc = int(os.environ.get("RANK", "0")) == 0  # set by accelerate/torchrun before any process group
@@ -141,11 +143,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_dataset, negative_sampling, num_hard = build_train_dataset(args, train)
     say(f"training pairs: {len(train_dataset):,} ({negative_sampling}, {num_hard} hard negatives each)")
 
-    model = SentenceTransformer(args.model, device="cuda" if torch.cuda.is_available() else "cpu")
-    model.max_seq_length = args.max_seq_length
     cuda = torch.cuda.is_available()
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
-    fp16 = args.precision == "fp16"
+    model = SentenceTransformer(args.model, device="cuda" if cuda else "cpu")
+    model.max_seq_length = args.max_seq_length
+    # the package's one rule: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32
+    precision = auto_precision(model.device, "dense") if args.precision == "auto" else args.precision
+    bf16, fp16 = precision == "bf16", precision == "fp16"
     evaluator = RetrievalEvaluator(
         test.queries,
         test.corpus,
@@ -156,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         max_length=args.eval_max_seq_length,
         seed=args.seed,
         show_progress_bar=main_proc,
+        precision=args.precision,  # auto: the trainer's precision during training, the same rule outside it
     )
 
     results: dict[str, Any] = {"model": args.model}

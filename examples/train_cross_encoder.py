@@ -99,20 +99,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def native_bf16(cuda: bool) -> bool:
-    """Whether bf16 autocast is the fast choice here: a GPU with bf16, or a CPU with AVX512-BF16 or AMX
-    instructions (measured on such a 2-core CPU, docs/performance.md: one training step 1.6x and scoring
-    1.8-2.0x faster than fp32; this example's default run 11-13 min instead of 18). Without them a CPU
-    emulates bf16 and is slower than fp32."""
-    import torch
-
-    if cuda:
-        return torch.cuda.is_bf16_supported()
-    # Hack: torch.cpu exposes these instruction checks only as private helpers (torch 2.x)
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(check() for check in checks if check is not None)
-
-
 def build_train_dataset(args: argparse.Namespace, train: Any) -> tuple[Any, Any]:
     """Labelled pairs (bce) or per-query lists (lambda) with BM25 hard negatives; also the mining record."""
     from datasets import Dataset
@@ -157,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from hf_search_wandb import RerankingEvaluator, SearchWandbCallback
     from hf_search_wandb.core.data.beir import load_beir
+    from hf_search_wandb.core.evaluation.precision import auto_precision
 
     set_seed(args.seed)
     main_proc = int(os.environ.get("RANK", "0")) == 0
@@ -174,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metrics=["mrr@10", "ndcg@10", f"recall@{args.depth}", "map", "hit@10"] if args.depth >= 10
         else [f"mrr@{args.depth}", f"ndcg@{args.depth}", f"recall@{args.depth}", "map"],
         primary_metric="mrr@10" if args.depth >= 10 else f"mrr@{args.depth}",
-        max_queries=args.max_eval_queries, seed=args.seed,
+        max_queries=args.max_eval_queries, seed=args.seed, precision=args.precision,
     )  # fmt: skip
     evaluator.dataset_name = test.name
     say(f"evaluator: {evaluator} (BM25 index + retrieval {time.perf_counter() - t0:.1f} s)")
@@ -188,7 +175,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         loss = LambdaLoss(model)
     else:
         loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(args.num_negatives)))
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and native_bf16(cuda))
+    # the package's one rule (measured on a 2-core AMX CPU, docs/performance.md: one training step 1.6x and
+    # scoring 1.8-2.0x faster than fp32); without AMX / AVX512-BF16 a CPU emulates bf16, slower than fp32
+    precision = auto_precision("cuda" if cuda else "cpu", "reranking") if args.precision == "auto" else args.precision
+    bf16 = precision == "bf16"
     training_args = CrossEncoderTrainingArguments(
         output_dir=args.output_dir, num_train_epochs=args.epochs, max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,

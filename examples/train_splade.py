@@ -71,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-queries", type=int, default=None, help="cap on evaluation queries (seeded sample)")
     p.add_argument("--max-train-pairs", type=int, default=None, help="cap on training (query, positive) pairs")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="training precision; auto = bf16 where the GPU supports it, else fp32")
+                   help="training and evaluation precision; auto = bf16 where the GPU or the CPU computes it "
+                        "natively (AMX / AVX512-BF16: hf_search_wandb's auto_precision), else fp32")
     p.add_argument("--tiny", action="store_true",
                    help="the tests' budget: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in TINY.items()))
     p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"], default=None,
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
     from hf_search_wandb.core.data.beir import load_beir
+    from hf_search_wandb.core.evaluation.precision import auto_precision
 
     set_seed(args.seed)
     main_proc = int(os.environ.get("RANK", "0")) == 0
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     evaluator = RetrievalEvaluator(
         test.queries, test.corpus, test.qrels, name="val", corpus_sample=args.corpus_cap,
         max_queries=args.max_queries, max_length=args.eval_max_seq_length, seed=args.seed,
-        show_progress_bar=main_proc,
+        show_progress_bar=main_proc, precision=args.precision,
     )  # fmt: skip
     loss = SpladeLoss(
         model, SparseMultipleNegativesRankingLoss(model),
@@ -173,7 +175,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         query_regularizer_weight=args.query_regularizer_weight,
     )  # fmt: skip
     cuda = torch.cuda.is_available()
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
+    # the package's one rule: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32
+    precision = auto_precision("cuda" if cuda else "cpu", "sparse") if args.precision == "auto" else args.precision
+    bf16 = precision == "bf16"
     training_args = SparseEncoderTrainingArguments(
         output_dir=args.output_dir, num_train_epochs=args.epochs, max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,

@@ -315,9 +315,10 @@ def collect_config(
     warmup_steps = float(getattr(args, "warmup_steps", 0) or 0)
     if not warmup and 0 < warmup_steps < 1:
         warmup = warmup_steps
+    model_type = options.model_type or (infer_model_type(model) if model is not None else "bi-encoder")
     config: dict[str, Any] = {
         "model_name": Path(str(args.output_dir)).name if args.output_dir else None,
-        "model_type": options.model_type or (infer_model_type(model) if model is not None else "bi-encoder"),
+        "model_type": model_type,
         "base_model": base_model,
         "max_seq_length": _max_seq_length(model, tokenizer) if model is not None else None,
         "pooling_mode": _pooling_mode(model, evaluator) if model is not None else None,
@@ -336,6 +337,7 @@ def collect_config(
         "negative_sampling": negative_sampling,
         "num_hard_negatives": int(hard_negatives),
         "amp_dtype": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "eval_precision": evaluation_precision(evaluator, model, model_type),
         "gradient_checkpointing": bool(args.gradient_checkpointing),
         "dataset_name": dataset_name,
         "train_size": _size(train_dataset),
@@ -356,6 +358,34 @@ def collect_config(
     if hasattr(args, "to_dict"):  # transformers' callback records the full arguments too: nested, below the spec keys
         config[TRAINING_ARGS_KEY] = args.to_dict()
     return config
+
+
+def evaluation_precision(evaluator: Any, model: Any, model_type: str | None = None) -> str | None:
+    """The precision `evaluator`'s forward pass runs in on `model` now, by the one rule of
+    `core.evaluation.precision` (`"fp32"`, `"bf16"` or `"fp16"`); None without a model or one of our evaluators.
+    Read when the run starts, inside the trainer: its mixed precision counts (`last_result.precision` says what
+    each evaluation ran in).
+
+    Example:
+        >>> import torch
+        >>> from types import SimpleNamespace
+        >>> evaluation_precision(SimpleNamespace(precision="fp32"), torch.nn.Linear(2, 2))
+        'fp32'
+        >>> evaluation_precision(None, torch.nn.Linear(2, 2)) is None
+        True
+    """
+    import torch
+
+    from hf_search_wandb.core.evaluation.precision import resolved_precision
+
+    precision = getattr(evaluator, "precision", None)
+    parameters = getattr(model, "parameters", None)
+    if precision not in ("auto", "fp32", "bf16", "fp16") or not callable(parameters):
+        return None
+    first = next(iter(parameters()), None)
+    dtype, device = (first.dtype, first.device) if first is not None else (torch.float32, torch.device("cpu"))
+    family = {"cross-encoder": "reranking", "splade": "sparse"}.get(str(model_type), "dense")
+    return resolved_precision(precision, dtype, device, family)
 
 
 def num_parameters(model: Any) -> int | None:

@@ -5,7 +5,6 @@ gloo; its `--cpu` launcher starts a single process in accelerate 1.x), each writ
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from tests.helpers.examples import example_env, one_run, run_example
 from tests.helpers.launch import free_port
-from tests.helpers.paths import REPO_ROOT, SCIFACT
+from tests.helpers.paths import SCIFACT
 
 TINY_ARGS = [
     "--data", str(SCIFACT),
@@ -95,12 +94,11 @@ def test_train_hf_trainer_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
 
 
 def _native_bf16() -> bool:
-    """The example's own check, loaded from its file (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("train_cross_encoder", REPO_ROOT / "examples" / "train_cross_encoder.py")
-    assert spec is not None and spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    return bool(example.native_bf16(cuda=False))
+    """The package's rule (`core.evaluation.precision.native_bf16`), which the example uses for `--precision auto`;
+    the example runs with this process's environment (conftest.py sets HF_SEARCH_WANDB_NATIVE_BF16)."""
+    from hf_search_wandb.core.evaluation.precision import native_bf16
+
+    return native_bf16("cpu")
 
 
 @pytest.mark.parametrize(

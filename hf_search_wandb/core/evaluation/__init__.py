@@ -18,6 +18,8 @@ _EXPORTS = {
     "run_batches": "hf_search_wandb.core.evaluation.batching",
     "Precision": "hf_search_wandb.core.evaluation.precision",
     "evaluation_dtype": "hf_search_wandb.core.evaluation.precision",
+    "auto_precision": "hf_search_wandb.core.evaluation.precision",
+    "native_bf16": "hf_search_wandb.core.evaluation.precision",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

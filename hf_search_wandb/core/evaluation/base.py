@@ -30,7 +30,12 @@ from hf_search_wandb.core.data import inputs
 from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.data.hub_layouts import is_hf_dataset, qrels_from_dataset, to_plain_data
 from hf_search_wandb.core.distributed import get_rank, get_world_size, is_distributed
-from hf_search_wandb.core.evaluation.precision import Precision, check_precision, evaluation_dtype
+from hf_search_wandb.core.evaluation.precision import (
+    Precision,
+    check_precision,
+    evaluation_dtype,
+    precision_name,
+)
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS
@@ -45,12 +50,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EvaluationPass:
-    """One call of `evaluate`: which shard of the work this process does, and where the seconds went."""
+    """One call of `evaluate`: which shard of the work this process does, where the seconds went, and the
+    precision the forward pass ran in (set by `SearchEvaluator.precision_dtype`)."""
 
     rank: int = 0
     world: int = 1
     shard: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    precision: str = "fp32"
 
 
 def evaluates_distributed(flag: bool | None, model: Any) -> bool:
@@ -282,15 +289,20 @@ class SearchEvaluator(SentenceEvaluator):
             if isinstance(module, torch.nn.Module):
                 module.train(was_training)
         step.timings["total_s"] = time.perf_counter() - start
-        result.timings = step.timings
+        result.timings, result.precision = step.timings, step.precision
         if result.check_ties(self.name or type(self).__name__) and get_rank() == 0:
             logger.warning("%s", result.tie_warning)  # once per evaluation, from the top-k scores already kept
         self.last_result = result
         return result
 
-    def precision_dtype(self, weights_dtype: torch.dtype, device: torch.device) -> torch.dtype | None:
-        """The autocast dtype of this evaluation (`core.evaluation.precision.evaluation_dtype`)."""
-        return evaluation_dtype(self.precision, weights_dtype, device)
+    def precision_dtype(
+        self, weights_dtype: torch.dtype, device: torch.device, family: str, step: EvaluationPass
+    ) -> torch.dtype | None:
+        """The autocast dtype of this evaluation of a `family` model (`core.evaluation.precision`: the one
+        rule); the precision it means is kept on `step` (then `result.precision`)."""
+        dtype = evaluation_dtype(self.precision, weights_dtype, device, family)
+        step.precision = precision_name(dtype, weights_dtype)
+        return dtype
 
     def progress_label(self, noun: str) -> str | None:
         """The progress bar's label for a pass over `noun`, or None when bars are off."""

@@ -22,7 +22,7 @@ from hf_search_wandb.core.evaluation.matryoshka import (
     slice_embeddings,
     suffixed,
 )
-from hf_search_wandb.core.evaluation.precision import synchronize
+from hf_search_wandb.core.evaluation.precision import precision_name, synchronize
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.models.base import Kind, TokenEncoder, Tokenized, features_to_device
 from hf_search_wandb.core.search.dense import search
@@ -105,14 +105,15 @@ def _encode_all(
         q_tokens = evaluator.tokens(encoder, "query")
         d_tokens = evaluator.tokens(encoder, "document")
         timings["tokenize_s"] = time.perf_counter() - tick
-        dtype = evaluator.precision_dtype(getattr(encoder, "dtype", torch.float32), device)
+        dtype = evaluator.precision_dtype(getattr(encoder, "dtype", torch.float32), device, "dense", step)
         q_lengths, d_lengths = q_tokens.lengths, d_tokens.lengths
         budget = evaluator.batch_tokens or (GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
     else:  # an `Encoder` of texts: the batch is cut by text count
         device = torch.device(getattr(encoder, "device", "cpu"))
         queries, docs = evaluator.texts("query"), evaluator.texts("document")
         timings["tokenize_s"] = 0.0
-        dtype = None
+        dtype = None  # the encoder runs its own forward pass, in its weights' precision
+        step.precision = precision_name(None, getattr(encoder, "dtype", torch.float32))
         q_lengths = np.array([len(t) for t in queries], dtype=np.int64)
         d_lengths = np.array([len(t) for t in docs], dtype=np.int64)
         budget = max(q_lengths.max(initial=1), d_lengths.max(initial=1)) * evaluator.max_batch_size

@@ -1,14 +1,22 @@
-"""The precision an evaluation runs in: the one rule every evaluator family follows.
+"""The precision an evaluation runs in: the one rule every evaluator family (and the examples' training) follows.
 
-`precision="auto"` follows an enclosing autocast, else half-precision weights as they are, else the trainer's
-mixed precision (accelerate's state), else fp32; an explicit `"fp32"`, `"bf16"` or `"fp16"` wins. The
-forward pass runs under `torch.autocast` in that dtype (`autocast`), on GPU and CPU alike.
+`precision="auto"`, in order: an enclosing autocast wins; half-precision weights run as they are; the trainer's
+mixed precision (accelerate's state, when it says bf16 or fp16) wins; else bf16 autocast where the hardware
+computes bf16 natively (`native_bf16`: a GPU with bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere
+(emulated bf16 is slower than fp32). A family whose metrics moved too much under bf16 in the accuracy guard
+(`benchmarks/bench_precision.py accuracy`) keeps fp32 there (`AUTO_BF16`). An explicit `"fp32"`, `"bf16"` or
+`"fp16"` wins over all of it; `"fp32"` runs without autocast, exactly as the weights compute. The forward pass
+runs under `torch.autocast` in that dtype (`autocast`), on GPU and CPU alike; `precision_name` says which
+precision ran (`"fp32"`, `"bf16"`, `"fp16"`), recorded on the result (`result.precision`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -16,6 +24,14 @@ import torch
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 #: explicit precisions and their autocast dtype (None: no autocast, fp32)
 DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: whether `auto` may pick bf16 for a family on native hardware: all within |delta nDCG@10| <= 0.002 of fp32 on
+#: SciFact test with MiniLM (docs/performance.md, "bf16 evaluation"); a family that missed would be False here
+AUTO_BF16: dict[str, bool] = {"dense": True, "sparse": True, "reranking": True}
+#: /proc/cpuinfo flags of a CPU that computes bf16 matrix products natively
+CPU_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+#: environment variable that overrides the hardware check: "0" (no device counts as native: `auto` stays fp32
+#: unless a trainer or autocast says otherwise) or "1" (every CPU and CUDA device counts as native)
+NATIVE_BF16_ENV = "HF_SEARCH_WANDB_NATIVE_BF16"
 
 
 def check_precision(precision: object) -> None:
@@ -32,6 +48,67 @@ def check_precision(precision: object) -> None:
         raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}.")
 
 
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (the first `flags` line of `path`); empty where there is none (not Linux)."""
+    try:
+        for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+@functools.cache
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16), asked once: torch's own checks where they
+    exist (`torch.cpu._is_avx512_bf16_supported`, `_is_amx_tile_supported`), else the /proc/cpuinfo flags."""
+    names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private: torch 2.x has no public check
+    checks: list[Callable[[], object]] = [
+        check for check in (getattr(torch.cpu, name, None) for name in names) if callable(check)
+    ]
+    if checks:
+        with contextlib.suppress(Exception):  # a private API: on any surprise, read the flags instead
+            return any(bool(check()) for check in checks)
+    return bool(CPU_BF16_FLAGS & cpu_flags())
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` computes bf16 natively: a CUDA GPU with bf16 (Ampere and later), a CPU with AMX or
+    AVX512-BF16 (`cpu_computes_bf16`); False elsewhere (MPS, older GPUs, other CPUs), where bf16 is emulated.
+    `HF_SEARCH_WANDB_NATIVE_BF16=0` or `=1` overrides the check (`NATIVE_BF16_ENV`; the test suite sets 0).
+
+    Example:
+        >>> native_bf16("meta")
+        False
+    """
+    device = torch.device(device)
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced in ("0", "1") and device.type in ("cpu", "cuda"):
+        return forced == "1"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return False
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # torch < 2.3: no emulation argument
+            return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return cpu_computes_bf16()
+    return False
+
+
+def auto_precision(device: torch.device | str, family: str = "dense") -> str:
+    """What `precision="auto"` picks on `device` with nothing else set: `"bf16"` where `native_bf16` (and the
+    family passed the accuracy guard, `AUTO_BF16`), else `"fp32"`. The examples train with it too.
+
+    Example:
+        >>> auto_precision("meta")
+        'fp32'
+    """
+    return "bf16" if AUTO_BF16.get(family, False) and native_bf16(device) else "fp32"
+
+
 def active_autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The dtype of an enclosing autocast context on `device`, if any (torch >= 2.4 API, older fallback)."""
     try:
@@ -46,16 +123,8 @@ def active_autocast_dtype(device: torch.device) -> torch.dtype | None:
         return None
 
 
-def evaluation_dtype(precision: str, weights_dtype: torch.dtype, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of an evaluation: the explicit `precision`, else an enclosing autocast, else None for
-    half-precision weights, else accelerate's `mixed_precision` (the trainer's), else None (fp32)."""
-    if precision != "auto":
-        return DTYPES[precision]
-    active = active_autocast_dtype(device)
-    if active is not None:
-        return active
-    if weights_dtype in (torch.bfloat16, torch.float16):
-        return None  # weights already in half precision
+def trainer_mixed_precision() -> torch.dtype | None:
+    """The mixed precision a running trainer set in accelerate's state (bf16 or fp16), else None."""
     try:
         from accelerate.state import AcceleratorState
 
@@ -63,6 +132,44 @@ def evaluation_dtype(precision: str, weights_dtype: torch.dtype, device: torch.d
     except ImportError:  # pragma: no cover
         mixed = None
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(mixed))
+
+
+def evaluation_dtype(
+    precision: str, weights_dtype: torch.dtype, device: torch.device, family: str = "dense"
+) -> torch.dtype | None:
+    """The autocast dtype of an evaluation (None: no autocast): the explicit `precision`, else an enclosing
+    autocast, else None for half-precision weights, else the trainer's mixed precision, else bf16 where
+    `auto_precision(device, family)` says so, else None (fp32)."""
+    if precision != "auto":
+        return DTYPES[precision]
+    active = active_autocast_dtype(device)
+    if active is not None:
+        return active
+    if weights_dtype in (torch.bfloat16, torch.float16):
+        return None  # weights already in half precision
+    mixed = trainer_mixed_precision()
+    if mixed is not None:
+        return mixed
+    return torch.bfloat16 if auto_precision(device, family) == "bf16" else None
+
+
+def precision_name(dtype: torch.dtype | None, weights_dtype: torch.dtype = torch.float32) -> str:
+    """The precision that ran: the autocast dtype's name, else the weights' (`"fp32"` for float32 weights).
+
+    Example:
+        >>> precision_name(torch.bfloat16), precision_name(None), precision_name(None, torch.float16)
+        ('bf16', 'fp32', 'fp16')
+    """
+    names = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+    return names.get(dtype if dtype is not None else weights_dtype, "fp32")
+
+
+def resolved_precision(
+    precision: str, weights_dtype: torch.dtype, device: torch.device | str, family: str = "dense"
+) -> str:
+    """The precision an evaluation with `precision` would run in now (`evaluation_dtype`, `precision_name`)."""
+    device = torch.device(device)
+    return precision_name(evaluation_dtype(precision, weights_dtype, device, family), weights_dtype)
 
 
 @contextlib.contextmanager
@@ -81,4 +188,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-__all__ = ["DTYPES", "Precision", "autocast", "check_precision", "evaluation_dtype", "synchronize"]
+__all__ = [
+    "AUTO_BF16", "DTYPES", "NATIVE_BF16_ENV", "Precision", "auto_precision", "autocast", "check_precision", "cpu_computes_bf16",
+    "evaluation_dtype", "native_bf16", "precision_name", "resolved_precision", "synchronize",
+]  # fmt: skip

@@ -11,7 +11,7 @@ counts as not retrieved, as trec_eval counts it. The first stage's metrics come 
 
 Fast (see docs/rerankers.md): the candidate pairs are fixed, so they are tokenised once and the token ids
 reused by every evaluation; batches are cut from length-sorted pairs by a token budget; the forward pass
-runs under autocast in the trainer's precision with `inference_mode`; under DDP the batches are sharded
+runs under autocast in the precision `core.evaluation.precision` picks, with `inference_mode`; under DDP the batches are sharded
 over the ranks and the scores gathered.
 
 Not sentence-transformers' `RerankingEvaluator`, which reranks with a bi-encoder (SentenceTransformer) and
@@ -64,8 +64,10 @@ class RerankingEvaluator(SearchEvaluator):
         name: key prefix: metrics come back as `{name}_{metric}` (e.g. `val_ndcg@10`, `val_first_stage/ndcg@10`).
         metrics: metric names (`metrics.parse_metric`); the primary one is added if missing.
         primary_metric: the metric the trainer reports as primary (`{name}_` prepended).
-        precision: `"auto"` (the weights' half dtype, or accelerate's mixed precision when a trainer runs,
-            else fp32), `"fp32"`, `"bf16"` or `"fp16"` (autocast).
+        precision: `"auto"` (an enclosing autocast, else the weights' half dtype, else accelerate's mixed
+            precision when a trainer runs, else bf16 where the GPU or CPU computes it natively, else fp32),
+            `"fp32"`, `"bf16"` or `"fp16"` (autocast); `core.evaluation.precision`. `last_result.precision`
+            says which ran.
         batch_tokens: padded tokens per forward batch (default 65,536 on GPU, 4,096 on CPU).
         max_batch_size: pairs per batch at most.
         max_length: pair truncation in tokens (None: the model's own).
@@ -301,7 +303,7 @@ class RerankingEvaluator(SearchEvaluator):
             return scores
         tokens = self._tokens(scorer, timings)
         device = scorer.device
-        dtype = self.precision_dtype(scorer.dtype, device)
+        dtype = self.precision_dtype(scorer.dtype, device, "reranking", step)
         budget = self.batch_tokens or (65536 if device.type == "cuda" else 4096)
         batches = plan_batches(tokens.lengths, budget, self.max_batch_size)[step.rank :: step.world]
 

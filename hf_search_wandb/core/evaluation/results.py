@@ -89,6 +89,8 @@ class RetrievalResult:
             (`tied_rows`; set by the evaluator, 0.0 for a model that separates every document).
         tie_warning: set when the evaluation is collapsed (`tied_fraction >= COLLAPSED_FRACTION`): the metrics
             reflect the tie order only; the evaluator also logs it once (`tie_warning`). None otherwise.
+        precision: the precision the model's forward pass ran in: `"fp32"`, `"bf16"` or `"fp16"`
+            (`core.evaluation.precision`).
 
     Example:
         >>> result = RetrievalResult(
@@ -114,6 +116,7 @@ class RetrievalResult:
     per_query: dict[str, np.ndarray] = field(default_factory=dict)
     tied_fraction: float = 0.0
     tie_warning: str | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         self._row = {qid: i for i, qid in enumerate(self.query_ids)}

@@ -56,8 +56,10 @@ class RetrievalEvaluator(SearchEvaluator):
         depth: docs ranked per query (the run `map` and `recall@k` see); every k must be <= depth.
         primary_metric: the metric `SentenceTransformerTrainer` reports as primary (`{name}_` prepended).
         similarity: `"cosine"` or `"dot"`; default: the model's own (SentenceTransformer) or cosine.
-        precision: `"auto"` (the weights' half dtype, or accelerate's mixed precision when a trainer runs,
-            else fp32), `"fp32"`, `"bf16"` or `"fp16"` (autocast, on GPU and CPU).
+        precision: `"auto"` (an enclosing autocast, else the weights' half dtype, else accelerate's mixed
+            precision when a trainer runs, else bf16 where the GPU or CPU computes it natively, else fp32),
+            `"fp32"`, `"bf16"` or `"fp16"` (autocast); `core.evaluation.precision`. `last_result.precision`
+            says which ran.
         batch_tokens: padded tokens per forward batch (default 65,536 on GPU, 2,048 on CPU, where small batches stay in cache).
         max_batch_size: texts per batch at most.
         corpus_sample: evaluate on the judged docs of the evaluated queries plus this many other docs

@@ -1,7 +1,7 @@
 """The sparse (SPLADE) backend of `RetrievalEvaluator`; what it keeps is `results.SparseRetrievalResult`.
 
 `RetrievalEvaluator.evaluate` sends a `SparseEncoder` here. Same machinery as the dense backend (texts
-tokenised once and cached, token-budget batches cut from length-sorted texts, the trainer's precision,
+tokenised once and cached, token-budget batches cut from length-sorted texts, the one precision rule,
 corpus sharded over ranks), but every batch's `(batch, vocabulary)` output becomes `SparseRows` at once,
 ranking is `core.search.sparse.sparse_search` (exact, same tie rule), and the SPLADE health figures are added
 to the metrics: `query_active_dims`, `corpus_active_dims` (mean non-zeros per text) and `flops`.
@@ -41,7 +41,7 @@ def evaluate_sparse(
     q_tokens = evaluator.tokens(encoder, "query")
     d_tokens = evaluator.tokens(encoder, "document")
     timings["tokenize_s"] = time.perf_counter() - tick
-    dtype = evaluator.precision_dtype(getattr(encoder, "dtype", torch.float32), device)
+    dtype = evaluator.precision_dtype(getattr(encoder, "dtype", torch.float32), device, "sparse", step)
     budget = evaluator.batch_tokens or (SPARSE_GPU_BATCH_TOKENS if device.type == "cuda" else 2048)
 
     def run(kind: Kind, tokens: Tokenized) -> tuple[SparseRows, np.ndarray]:
