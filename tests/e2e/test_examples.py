@@ -29,8 +29,10 @@ TINY_ARGS = [
 ]
 
 
-@pytest.mark.parametrize("hard_negatives", ["bm25", "none"])
-def test_train_bi_encoder_example(tmp_path: Path, tiny_bert_dir: Path, hard_negatives: str) -> None:
+@pytest.mark.parametrize(("hard_negatives", "native_bf16"), [("bm25", False), ("none", True)])
+def test_train_bi_encoder_example(tmp_path: Path, tiny_bert_dir: Path, hard_negatives: str, native_bf16: bool) -> None:
+    """`--precision auto` trains and evaluates in bf16 where the CPU computes it natively (HF_SEARCH_WANDB_NATIVE_BF16
+    says so here), in fp32 where not: the package's one rule (`core.evaluation.precision.auto_precision`)."""
     metrics_json = tmp_path / "metrics.json"
     cmd = [
         sys.executable, "examples/train_bi_encoder.py", *TINY_ARGS,
@@ -41,7 +43,9 @@ def test_train_bi_encoder_example(tmp_path: Path, tiny_bert_dir: Path, hard_nega
         "--metrics-json", str(metrics_json),
         "--report", str(tmp_path / "report.html"),
     ]
-    proc = run_example(cmd, example_env(tmp_path))
+    env = example_env(tmp_path)
+    env["HF_SEARCH_WANDB_NATIVE_BF16"] = "1" if native_bf16 else "0"
+    proc = run_example(cmd, env)
     results = json.loads(metrics_json.read_text())
     assert set(results["before"]) >= {"mrr@10", "ndcg@10", "recall@100", "map", "hit@10"}
     assert 0.0 <= results["after"]["ndcg@10"] <= 1.0
@@ -52,6 +56,10 @@ def test_train_bi_encoder_example(tmp_path: Path, tiny_bert_dir: Path, hard_nega
     assert run.series("train/loss")
     config = run.config
     assert config["dataset_name"] == "scifact"
+    precision = "bf16" if native_bf16 else "fp32"
+    assert (config["amp_dtype"], config["mixed_precision"], config["eval_precision"]) == (
+        precision, "bf16" if native_bf16 else "no", precision,
+    )  # fmt: skip
     assert config["negative_sampling"] == ("in-batch + bm25_hard" if hard_negatives == "bm25" else "in-batch")
     assert any(a["type"] == "dataset" for a in run.artifacts), "dataset artifact missing"
     # `make demo` ends with the run's HTML report and its path
@@ -93,14 +101,6 @@ def test_train_hf_trainer_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
     assert run.config["pooling_mode"] == "mean"
 
 
-def _native_bf16() -> bool:
-    """The package's rule (`core.evaluation.precision.native_bf16`), which the example uses for `--precision auto`;
-    the example runs with this process's environment (conftest.py sets HF_SEARCH_WANDB_NATIVE_BF16)."""
-    from hf_search_wandb.core.evaluation.precision import native_bf16
-
-    return native_bf16("cpu")
-
-
 @pytest.mark.parametrize(
     ("loss", "loss_function", "precision"),
     [("lambda", "LambdaLoss", "auto"), ("bce", "BinaryCrossEntropyLoss", "fp32")],
@@ -108,7 +108,8 @@ def _native_bf16() -> bool:
 def test_train_cross_encoder_example(
     tmp_path: Path, tiny_bert_dir: Path, loss: str, loss_function: str, precision: str
 ) -> None:
-    """Both losses; `--precision auto` trains in bf16 exactly where this CPU computes bf16 natively."""
+    """Both losses; `--precision auto` trains in bf16 where the CPU computes bf16 natively (said here by
+    HF_SEARCH_WANDB_NATIVE_BF16=1, so that the bf16 path runs on any CPU); `--precision fp32` stays fp32."""
     metrics_json = tmp_path / "metrics.json"
     cmd = [
         sys.executable, "examples/train_cross_encoder.py", "--tiny", "--model", str(tiny_bert_dir),
@@ -116,7 +117,9 @@ def test_train_cross_encoder_example(
         "--precision", precision,
         "--output-dir", str(tmp_path / "out"), "--metrics-json", str(metrics_json),
     ]  # fmt: skip
-    run_example(cmd, example_env(tmp_path))
+    env = example_env(tmp_path)
+    env["HF_SEARCH_WANDB_NATIVE_BF16"] = "1"
+    run_example(cmd, env)
     results = json.loads(metrics_json.read_text())
     assert {"ndcg@5", "first_stage/ndcg@5"} <= results["after"].keys()
     assert results["before"]["first_stage/ndcg@5"] == results["after"]["first_stage/ndcg@5"]  # BM25 is fixed
@@ -125,6 +128,7 @@ def test_train_cross_encoder_example(
     assert run.series("train/loss")
     assert run.config["model_type"] == "cross-encoder" and run.config["num_labels"] == 1
     assert run.config["loss_function"] == loss_function
-    assert run.config["amp_dtype"] == ("bf16" if precision == "auto" and _native_bf16() else "fp32")
+    expected = "bf16" if precision == "auto" else "fp32"
+    assert (run.config["amp_dtype"], run.config["eval_precision"]) == (expected, expected)
     assert run.config["negative_sampling"] == "bm25_hard"
     assert any(a["type"] == "model" for a in run.artifacts)
