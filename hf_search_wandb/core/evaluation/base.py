@@ -296,12 +296,17 @@ class SearchEvaluator(SentenceEvaluator):
         return result
 
     def precision_dtype(
-        self, weights_dtype: torch.dtype, device: torch.device, family: str, step: EvaluationPass
+        self,
+        weights_dtype: torch.dtype,
+        device: torch.device,
+        family: str = "dense",
+        step: EvaluationPass | None = None,
     ) -> torch.dtype | None:
         """The autocast dtype of this evaluation of a `family` model (`core.evaluation.precision`: the one
-        rule); the precision it means is kept on `step` (then `result.precision`)."""
+        rule, `AUTO_BF16` per family); the precision it means is kept on `step` (then `result.precision`)."""
         dtype = evaluation_dtype(self.precision, weights_dtype, device, family)
-        step.precision = precision_name(dtype, weights_dtype)
+        if step is not None:
+            step.precision = precision_name(dtype, weights_dtype)
         return dtype
 
     def progress_label(self, noun: str) -> str | None:
