@@ -24,8 +24,9 @@ import torch
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 #: explicit precisions and their autocast dtype (None: no autocast, fp32)
 DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-#: whether `auto` may pick bf16 for a family on native hardware: all within |delta nDCG@10| <= 0.002 of fp32 on
-#: SciFact test with MiniLM (docs/performance.md, "bf16 evaluation"); a family that missed would be False here
+#: whether `auto` may pick bf16 for a family on native hardware; a family whose nDCG@10 moves by more than 0.002
+#: under bf16 on SciFact test with MiniLM (`benchmarks/bench_precision.py accuracy`) is set False here and
+#: keeps fp32 (docs/performance.md, "Accuracy guard", has the figures measured so far)
 AUTO_BF16: dict[str, bool] = {"dense": True, "sparse": True, "reranking": True}
 #: /proc/cpuinfo flags of a CPU that computes bf16 matrix products natively
 CPU_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
