@@ -67,12 +67,18 @@ def load_model(args: argparse.Namespace) -> object:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="a saved MultiVectorEncoder or a BERT-like checkpoint")
     parser.add_argument("--tiny", action="store_true", help="a tiny random ColBERT model (parity check)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="our evaluator's precision (sentence-transformers' runs the model as loaded)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="our evaluator's precision (sentence-transformers' runs the model as loaded)",
+    )
     parser.add_argument("--corpus-size", type=int, default=None, help="docs (default: SciFact's 5,183)")
     parser.add_argument("--queries", type=int, default=None, help="cap on queries (default: all 300)")
     parser.add_argument("--query-length", type=int, default=32)

@@ -39,7 +39,9 @@ def multi_vector_config(model: Any, model_type: str | None = None) -> dict[str, 
     expansion = settings["query_expansion"]
     described = None
     if expansion:
-        described = f"{expansion['strategy']}:{expansion['length']}" + ("+attend" if expansion.get("attend") else "")
+        described = f"{expansion['strategy']}:{expansion['length']}" + (
+            "+attend" if expansion.get("attend") else ""
+        )
         if expansion.get("token"):
             described += f" ({expansion['token']})"
     longest = settings["max_seq_length"]

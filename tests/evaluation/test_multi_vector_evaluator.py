@@ -103,7 +103,9 @@ def test_adapter_vectors_equal_encode_query_and_document(colbert, data):
     for ours, theirs in zip(adapter.encode_texts(texts, "query"), colbert.encode_query(texts), strict=True):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
     docs = list(corpus.values())[:6]
-    for ours, theirs in zip(adapter.encode_texts(docs, "document"), colbert.encode_document(docs), strict=True):
+    for ours, theirs in zip(
+        adapter.encode_texts(docs, "document"), colbert.encode_document(docs), strict=True
+    ):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
@@ -122,7 +124,10 @@ def test_maxsim_scores_equal_sentence_transformers_maxsim_at_any_chunking(simila
     expected = maxsim(qs, ds, length_normalize=similarity == "meanmaxsim")
     for chunk in (1 << 25, 4096, 1):
         ours = maxsim_scores(
-            TokenVectors.from_list(qs), TokenVectors.from_list(ds), similarity=similarity, chunk_elements=chunk
+            TokenVectors.from_list(qs),
+            TokenVectors.from_list(ds),
+            similarity=similarity,
+            chunk_elements=chunk,
         )
         torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
 

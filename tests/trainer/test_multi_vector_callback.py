@@ -113,7 +113,9 @@ def test_tables_and_histograms(colbert_run: Any) -> None:
             assert f"{key}._type" in row, key
 
 
-def test_best_model_artifact_loads_back_as_a_multi_vector_encoder_and_scores_the_same(colbert_run: Any) -> None:
+def test_best_model_artifact_loads_back_as_a_multi_vector_encoder_and_scores_the_same(
+    colbert_run: Any,
+) -> None:
     from sentence_transformers import MultiVectorEncoder
 
     from hf_search_wandb.tracking.artifacts import load_model_from_artifact, restore_staged_artifact

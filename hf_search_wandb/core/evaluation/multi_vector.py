@@ -80,7 +80,10 @@ def evaluate_multi_vector(
     doc_rows = np.concatenate(d_batches) if d_batches else np.zeros(0, dtype=np.int64)
     scores = torch.empty((len(queries), doc_rows.size), dtype=torch.float32, device=device)
     doc_lengths = np.zeros(doc_rows.size, dtype=np.int64)
-    flush_tokens = max(1, evaluator.chunk_elements // max(4 * queries.dim, 1))
+    # documents' vectors held before they are scored, and the (query tokens x document tokens) products of one
+    # scoring block: a quarter of `chunk_elements` each (large enough for full-speed matrix products)
+    scoring_elements = max(1, evaluator.chunk_elements // 4)
+    flush_tokens = max(1, scoring_elements // max(queries.dim, 1))
     pending: list[TokenVectors] = []
     done = 0
 
@@ -91,7 +94,7 @@ def evaluate_multi_vector(
         start = time.perf_counter()
         chunk = _cat(pending, queries.dim, device, store)
         scores[:, done : done + len(chunk)] = maxsim_scores(
-            queries, chunk, similarity=encoder.similarity, chunk_elements=evaluator.chunk_elements
+            queries, chunk, similarity=encoder.similarity, chunk_elements=scoring_elements
         )
         doc_lengths[done : done + len(chunk)] = chunk.lengths.cpu().numpy()
         done += len(chunk)
@@ -174,7 +177,9 @@ def _encode(
 def _cat(parts: list[TokenVectors], dim: int, device: torch.device, store: torch.dtype) -> TokenVectors:
     """The texts of `parts`, one after the other."""
     if not parts:
-        return TokenVectors(torch.zeros((0, dim), dtype=store, device=device), torch.zeros(1, dtype=torch.int64))
+        return TokenVectors(
+            torch.zeros((0, dim), dtype=store, device=device), torch.zeros(1, dtype=torch.int64)
+        )
     lengths = torch.cat([p.lengths for p in parts])
     offsets = torch.zeros(lengths.numel() + 1, dtype=torch.int64, device=lengths.device)
     torch.cumsum(lengths, 0, out=offsets[1:])

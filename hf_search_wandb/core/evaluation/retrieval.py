@@ -40,7 +40,7 @@ Backend = Callable[["RetrievalEvaluator", Any, EvaluationPass], RetrievalResult]
 #: model family -> its backend: the first whose test accepts the adapted model runs the evaluation
 BACKENDS: list[tuple[Callable[[Any], bool], Backend]] = [
     (lambda encoder: bool(getattr(encoder, "sparse", False)), evaluate_sparse),  # SPLADE: `sparse.py`
-    (lambda encoder: bool(getattr(encoder, "multi_vector", False)), evaluate_multi_vector),  # ColBERT: `multi_vector.py`
+    (lambda encoder: bool(getattr(encoder, "multi_vector", False)), evaluate_multi_vector),  # ColBERT
     (lambda encoder: True, evaluate_dense),  # every dense encoder: `dense.py`
 ]
 

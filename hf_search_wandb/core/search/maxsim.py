@@ -93,7 +93,9 @@ def _padded_index(starts: torch.Tensor, lengths: torch.Tensor, width: int) -> to
     a max over documents: a repeat changes nothing; an empty text points at row 0 and is masked by the
     caller)."""
     positions = torch.arange(width, device=starts.device)
-    within = torch.where(positions[None, :] < lengths[:, None], positions[None, :], torch.zeros_like(positions))
+    within = torch.where(
+        positions[None, :] < lengths[:, None], positions[None, :], torch.zeros_like(positions)
+    )
     return starts[:, None] + within
 
 
@@ -190,6 +192,7 @@ def maxsim_scores(
             if similarity == "meanmaxsim":
                 scores = scores / counts[:, None]
             out[qs:qe, rows] = scores
+            del padded, token_scores, best, scores  # freed before the next block allocates its own
     return out
 
 
@@ -259,4 +262,11 @@ def token_counts(vectors: TokenVectors) -> np.ndarray:
     return vectors.lengths.cpu().numpy().astype(np.int64)
 
 
-__all__ = ["EMPTY_DOCUMENT_SCORE", "SIMILARITIES", "TokenVectors", "maxsim_scores", "maxsim_search", "rank_scores"]
+__all__ = [
+    "EMPTY_DOCUMENT_SCORE",
+    "SIMILARITIES",
+    "TokenVectors",
+    "maxsim_scores",
+    "maxsim_search",
+    "rank_scores",
+]
