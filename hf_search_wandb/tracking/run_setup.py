@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from hf_search_wandb.tracking.run_options import RunSettings
 
 from hf_search_wandb.core.models.pooling_config import model_pooling
+from hf_search_wandb.tracking.multi_vector_config import multi_vector_config
 from hf_search_wandb.tracking.run_options import MAX_TAG_LENGTH
 from hf_search_wandb.tracking.sparse_config import splade_config
 from hf_search_wandb.tracking.wandb_api import start_run
@@ -348,6 +349,7 @@ def collect_config(
         "seed": int(args.seed),
     }
     config.update(splade_config(model, loss, callbacks))  # SPLADE: pooling, activation, regulariser weights
+    config.update(multi_vector_config(model, options.model_type))  # ColBERT: token dim, lengths, expansion
     if config["model_type"] == "cross-encoder" and model is not None:  # a reranker's head: 1 = a relevance score
         num_labels = getattr(model, "num_labels", None)
         config["num_labels"] = int(num_labels) if isinstance(num_labels, int) else None

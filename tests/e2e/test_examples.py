@@ -132,3 +132,22 @@ def test_train_cross_encoder_example(
     assert (run.config["amp_dtype"], run.config["eval_precision"]) == (expected, expected)
     assert run.config["negative_sampling"] == "bm25_hard"
     assert any(a["type"] == "model" for a in run.artifacts)
+
+
+def test_train_multi_vector_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """The ColBERT-style example: MaxSim before and after, the token figures and the multi-vector config."""
+    metrics_json = tmp_path / "metrics.json"
+    cmd = [
+        sys.executable, "examples/train_multi_vector.py", "--tiny", "--model", str(tiny_bert_dir),
+        "--data", str(SCIFACT), "--query-expansion", "16", "--wandb-mode", "offline",
+        "--output-dir", str(tmp_path / "out"), "--metrics-json", str(metrics_json),
+    ]  # fmt: skip
+    run_example(cmd, example_env(tmp_path))
+    results = json.loads(metrics_json.read_text())
+    for side in ("before", "after"):
+        assert {"ndcg@10", "query_tokens", "corpus_tokens", "index_mb"} <= results[side].keys()
+        assert results[side]["query_tokens"] == 16.0  # every query expanded to 16 scored tokens
+    run = one_run(tmp_path)
+    assert len(run.series("val/ndcg@10")) == 2 and run.series("train/loss")
+    assert run.config["model_type"] == "multi-vector" and run.config["query_expansion"] == "fixed:16"
+    assert run.config["loss_function"] == "MultiVectorMultipleNegativesRankingLoss"

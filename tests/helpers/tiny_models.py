@@ -106,3 +106,29 @@ def cross_encoder_from_bert(path: str | Path, *, seed: int = 0, num_labels: int 
         head.weight.copy_(torch.randn(head.weight.shape, generator=generator))
         head.bias.zero_()
     return model
+
+
+def make_tiny_multi_vector(
+    directory: str | Path,
+    *,
+    seed: int = 0,
+    query_expansion: dict | None = None,
+    skiplist_words: list[str] | None = None,
+    normalize: bool = True,
+    similarity: str = "maxsim",
+    document_length: int | None = None,
+):
+    """A ColBERT-style `MultiVectorEncoder` on a tiny random BERT: `Transformer` -> `MultiVectorMask` (->
+    a token `Normalize`), one 32-dim vector per scored token."""
+    from sentence_transformers import MultiVectorEncoder
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+
+    path = make_tiny_bert(Path(directory) / "bert", seed=seed)
+    word = Transformer(
+        str(path), max_seq_length=64, query_expansion=query_expansion, document_length=document_length
+    )
+    modules = [word, MultiVectorMask(skiplist_words=skiplist_words)]
+    if normalize:
+        modules.append(Normalize(module_input_name="token_embeddings"))
+    return MultiVectorEncoder(modules=modules, device="cpu", similarity_fn_name=similarity)

@@ -1,7 +1,8 @@
 """What an evaluation keeps: metrics, per-query top-N, true ranks and score samples, per model family.
 
-`RetrievalResult` (dense), `SparseRetrievalResult` (adds the SPLADE sparsity) and `RerankingResult` (adds the
-first stage it reranked). The callback's tables and histograms read these instead of encoding anything again.
+`RetrievalResult` (dense), `SparseRetrievalResult` (adds the SPLADE sparsity), `MultiVectorRetrievalResult`
+(adds the token counts of a late-interaction model) and `RerankingResult` (adds the first stage it reranked).
+The callback's tables and histograms read these instead of encoding anything again.
 This module is plain data (numpy only).
 """
 
@@ -210,6 +211,25 @@ class SparseRetrievalResult(RetrievalResult):
     query_active_dims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     doc_active_dims: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     flops: float = 0.0
+
+
+@dataclass
+class MultiVectorRetrievalResult(RetrievalResult):
+    """A `RetrievalResult` of a multi-vector (ColBERT-style) model, plus its token figures.
+
+    Attributes:
+        query_tokens: `(n_queries,)` scored token vectors of each query, in `query_ids` order.
+        doc_tokens: `(n_docs,)` scored token vectors of each document, in `doc_ids` order.
+        token_dim: the dimension of a token vector.
+        index_bytes: the corpus's token vectors in the evaluation precision, in bytes.
+        similarity: `"maxsim"` or `"meanmaxsim"`.
+    """
+
+    query_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    doc_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    token_dim: int = 0
+    index_bytes: int = 0
+    similarity: str = "maxsim"
 
 
 @dataclass

@@ -24,6 +24,7 @@ import torch
 from hf_search_wandb.core.evaluation.base import EvaluationPass, SearchEvaluator, examples
 from hf_search_wandb.core.evaluation.dense import evaluate_dense
 from hf_search_wandb.core.evaluation.matryoshka import validate_dims
+from hf_search_wandb.core.evaluation.multi_vector import evaluate_multi_vector
 from hf_search_wandb.core.evaluation.precision import Precision
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.evaluation.sparse import evaluate_sparse
@@ -39,6 +40,7 @@ Backend = Callable[["RetrievalEvaluator", Any, EvaluationPass], RetrievalResult]
 #: model family -> its backend: the first whose test accepts the adapted model runs the evaluation
 BACKENDS: list[tuple[Callable[[Any], bool], Backend]] = [
     (lambda encoder: bool(getattr(encoder, "sparse", False)), evaluate_sparse),  # SPLADE: `sparse.py`
+    (lambda encoder: bool(getattr(encoder, "multi_vector", False)), evaluate_multi_vector),  # ColBERT
     (lambda encoder: True, evaluate_dense),  # every dense encoder: `dense.py`
 ]
 

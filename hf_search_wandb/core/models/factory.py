@@ -13,6 +13,7 @@ import torch
 
 from hf_search_wandb.core.models.base import Encoder, TokenEncoder, unwrap_model
 from hf_search_wandb.core.models.dense import HFEncoder, SentenceTransformerEncoder, load_tokenizer
+from hf_search_wandb.core.models.multi_vector import MultiVectorEncoderAdapter, is_multi_vector
 from hf_search_wandb.core.models.pooling_config import (
     choose_pooling,
     declared_pooling,
@@ -36,6 +37,8 @@ def as_encoder(
     * a `SentenceTransformer` -> `SentenceTransformerEncoder` (its own tokenizer, prompts, pooling; a `pooling` /
       `normalize` given that disagrees with its modules is a warning and is not applied);
     * a sentence-transformers `SparseEncoder` -> `core.models.sparse.SparseEncoderAdapter` (sparse evaluation);
+    * a sentence-transformers `MultiVectorEncoder` -> `core.models.multi_vector.MultiVectorEncoderAdapter`
+      (late interaction: MaxSim over token vectors);
     * a transformers `PreTrainedModel` (+ `tokenizer`) -> `HFEncoder`;
     * a custom `nn.Module` holding a `PreTrainedModel` as `encoder`, `model` or `backbone` (and optionally
       a `pooling` string attribute, a `normalize` bool and a `tokenizer`) -> `HFEncoder` on that attribute;
@@ -67,6 +70,8 @@ def as_encoder(
     model = unwrap_model(model)
     if is_sparse_encoder(model):
         return SparseEncoderAdapter(model, max_length=max_length)
+    if is_multi_vector(model):
+        return MultiVectorEncoderAdapter(model, max_length=max_length)
     try:
         from sentence_transformers import SentenceTransformer
 

@@ -132,14 +132,19 @@ def load_model(directory: str | os.PathLike[str], *, device: str | None = None, 
     """Load what `save_model` (or `SentenceTransformer.save` / `save_pretrained`) wrote.
 
     Returns:
-        A `SentenceTransformer` (the folder has `modules.json`), a `PooledEncoder` (a saved custom module), or
-        an `AutoModel`. `kwargs` go to the loader.
+        A `MultiVectorEncoder` (its `config_sentence_transformers.json` says so), a `SentenceTransformer` (the
+        folder has `modules.json`), a `PooledEncoder` (a saved custom module), or an `AutoModel`. `kwargs` go
+        to the loader.
 
     Raises:
         ValueError: the folder holds a bare state_dict of a module without a transformers model inside
             (rebuild your class and `load_state_dict` it), or wrapper parameters a `PooledEncoder` would drop.
     """
     path = Path(directory)
+    if (path / "modules.json").is_file() and _saved_type(path) == "MultiVectorEncoder":  # ColBERT-style
+        from sentence_transformers import MultiVectorEncoder
+
+        return MultiVectorEncoder(str(path), device=device, **kwargs)
     if (path / "modules.json").is_file():
         from sentence_transformers import SentenceTransformer
 
@@ -168,6 +173,15 @@ def load_model(directory: str | os.PathLike[str], *, device: str | None = None, 
         normalize=bool(info.get("normalize", False)), similarity=info.get("similarity", "cosine"),
         max_length=info.get("max_length"),
     )  # fmt: skip
+
+
+def _saved_type(path: Path) -> str | None:
+    """The `model_type` sentence-transformers wrote in `config_sentence_transformers.json`, if any."""
+    config = path / "config_sentence_transformers.json"
+    if not config.is_file():
+        return None
+    value = json.loads(config.read_text()).get("model_type")
+    return str(value) if value else None
 
 
 def _is_library_model(model: Any) -> bool:

@@ -1,0 +1,202 @@
+"""The multi-vector (ColBERT-style late interaction) backend of `RetrievalEvaluator`.
+
+`RetrievalEvaluator.evaluate` sends a sentence-transformers `MultiVectorEncoder` here. Same machinery as the
+dense backend (texts tokenised once and cached, token-budget batches of length-sorted texts, the trainer's
+precision, the corpus sharded over ranks), but a text is the vectors of its scored tokens
+(`core.models.multi_vector`), kept flat with offsets (`core.search.maxsim.TokenVectors`) in the evaluation
+precision. The queries are encoded first; the documents are then STREAMED: each few thousand documents'
+token vectors are scored against every query (`maxsim_scores`: exact MaxSim / MeanMaxSim by chunked matrix
+products) and dropped, so memory holds the queries' vectors, one chunk of documents' and the
+`(queries x documents)` float32 scores, never the corpus's token vectors. The scores are ranked with the
+dense search's tie rule (`rank_scores`). Added to the metrics: `query_tokens` and `corpus_tokens` (mean scored
+tokens per text) and `index_mb` (the corpus's token vectors in the evaluation precision, in MiB).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from hf_search_wandb.core.distributed import all_gather_rows
+from hf_search_wandb.core.evaluation.base import EvaluationPass
+from hf_search_wandb.core.evaluation.batching import plan_batches, run_batches
+from hf_search_wandb.core.evaluation.precision import synchronize
+from hf_search_wandb.core.evaluation.results import MultiVectorRetrievalResult, RetrievalResult
+from hf_search_wandb.core.models.base import Kind, Tokenized, features_to_device
+from hf_search_wandb.core.models.multi_vector import MultiVectorEncoderAdapter
+from hf_search_wandb.core.search.maxsim import TokenVectors, maxsim_scores, rank_scores
+
+if TYPE_CHECKING:
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+
+#: figures a multi-vector evaluation adds to the metrics
+MULTI_VECTOR_METRICS: tuple[str, ...] = ("query_tokens", "corpus_tokens", "index_mb")
+#: default padded tokens per forward batch (as the dense backend)
+GPU_BATCH_TOKENS, CPU_BATCH_TOKENS = 65536, 2048
+
+
+def evaluate_multi_vector(
+    evaluator: RetrievalEvaluator, encoder: MultiVectorEncoderAdapter, step: EvaluationPass
+) -> MultiVectorRetrievalResult:
+    """`RetrievalEvaluator.evaluate` for a `MultiVectorEncoder`: token vectors, exact MaxSim, token figures."""
+    if evaluator.truncate_dims:
+        raise ValueError(
+            "truncate_dims (Matryoshka sizes) does not apply to a MultiVectorEncoder: its token vectors have "
+            "one size. Evaluate it without truncate_dims."
+        )
+    if evaluator.similarity is not None:
+        raise ValueError(
+            f"similarity={evaluator.similarity!r} is for single-vector models; a MultiVectorEncoder scores by "
+            "its own similarity_fn_name ('maxsim' or 'meanmaxsim'). Leave similarity=None and set "
+            "model.similarity_fn_name instead."
+        )
+    device, timings = encoder.device, step.timings
+    tick = time.perf_counter()
+    q_tokens = evaluator.tokens(encoder, "query")
+    d_tokens = evaluator.tokens(encoder, "document")
+    timings["tokenize_s"] = time.perf_counter() - tick
+    dtype = evaluator.precision_dtype(encoder.dtype, device, "multi_vector", step)
+    store = dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32
+    budget = evaluator.batch_tokens or (GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
+    search_s = 0.0
+
+    # every rank encodes every query (a small share of the work); the corpus is sharded
+    tick = time.perf_counter()
+    q_batches = plan_batches(q_tokens.lengths, budget, evaluator.max_batch_size)
+    parts: list[TokenVectors] = []
+    for _, vectors in _encode(evaluator, encoder, "query", q_tokens, q_batches, device, dtype, store):
+        parts.append(vectors)
+    q_rows = np.concatenate(q_batches) if q_batches else np.zeros(0, dtype=np.int64)
+    queries = _cat(parts, encoder.token_dim or 0, device, store)
+    queries = queries.take(torch.from_numpy(np.argsort(q_rows, kind="stable")).to(device))
+    synchronize(device)
+    timings["encode_queries_s"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    d_batches = plan_batches(d_tokens.lengths, budget, evaluator.max_batch_size)[step.rank :: step.world]
+    doc_rows = np.concatenate(d_batches) if d_batches else np.zeros(0, dtype=np.int64)
+    scores = torch.empty((len(queries), doc_rows.size), dtype=torch.float32, device=device)
+    doc_lengths = np.zeros(doc_rows.size, dtype=np.int64)
+    # documents' vectors held before they are scored, and the (query tokens x document tokens) products of one
+    # scoring block: a quarter of `chunk_elements` each (large enough for full-speed matrix products)
+    scoring_elements = max(1, evaluator.chunk_elements // 4)
+    flush_tokens = max(1, scoring_elements // max(queries.dim, 1))
+    pending: list[TokenVectors] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done, search_s
+        if not pending:
+            return
+        start = time.perf_counter()
+        chunk = _cat(pending, queries.dim, device, store)
+        scores[:, done : done + len(chunk)] = maxsim_scores(
+            queries, chunk, similarity=encoder.similarity, chunk_elements=scoring_elements
+        )
+        doc_lengths[done : done + len(chunk)] = chunk.lengths.cpu().numpy()
+        done += len(chunk)
+        pending.clear()
+        search_s += time.perf_counter() - start
+
+    waiting = 0
+    for _, vectors in _encode(evaluator, encoder, "document", d_tokens, d_batches, device, dtype, store):
+        pending.append(vectors)
+        waiting += int(vectors.vectors.shape[0])
+        if waiting >= flush_tokens:
+            flush()
+            waiting = 0
+    flush()
+    synchronize(device)
+    timings["encode_corpus_s"] = time.perf_counter() - tick - search_s
+
+    tick = time.perf_counter()
+    pair_queries, pair_docs, ties = evaluator.pair_inputs(doc_rows)
+    hits = rank_scores(
+        scores, ties, evaluator.depth, pair_queries=pair_queries, pair_docs=pair_docs,
+        chunk_elements=evaluator.chunk_elements, distributed=step.shard,
+    )  # fmt: skip
+    base = evaluator.score_hits(hits)
+    timings["search_s"] = search_s + time.perf_counter() - tick
+
+    query_lengths = queries.lengths.cpu().numpy().astype(np.int64)
+    all_lengths = _gather_lengths(len(evaluator.doc_ids), doc_lengths, doc_rows, step.shard)
+    element = torch.empty(0, dtype=store).element_size()
+    index_bytes = int(all_lengths.sum()) * queries.dim * element
+    base.metrics.update(
+        {
+            "query_tokens": float(query_lengths.mean()) if query_lengths.size else 0.0,
+            "corpus_tokens": float(all_lengths.mean()) if all_lengths.size else 0.0,
+            "index_mb": index_bytes / 2**20,
+        }
+    )
+    return MultiVectorRetrievalResult(
+        **{f: getattr(base, f) for f in RetrievalResult.__dataclass_fields__},
+        query_tokens=query_lengths,
+        doc_tokens=all_lengths,
+        token_dim=queries.dim,
+        index_bytes=index_bytes,
+        similarity=encoder.similarity,
+    )
+
+
+def _encode(
+    evaluator: RetrievalEvaluator,
+    encoder: MultiVectorEncoderAdapter,
+    kind: Kind,
+    tokens: Tokenized,
+    batches: list[np.ndarray],
+    device: torch.device,
+    dtype: torch.dtype | None,
+    store: torch.dtype,
+):
+    """Yield `(batch rows, TokenVectors of the batch's scored tokens in `store` dtype)` per batch."""
+    masks: list[torch.Tensor] = []
+
+    def forward(batch: np.ndarray) -> torch.Tensor:
+        features = features_to_device(tokens, batch, device, encoder.padding_side)
+        vectors, mask = encoder.forward_tokens(features, kind)
+        masks.append(mask)
+        return vectors.flatten(1)  # (batch, tokens x dim): the batch loop's shape check
+
+    noun = "queries" if kind == "query" else "documents"
+    for batch, flat in run_batches(
+        forward, batches, device=device, dtype=dtype, who=type(encoder.model).__name__, kind=kind,
+        width="tokens x dim", progress=evaluator.progress_label(f"encoding {noun}"),
+    ):  # fmt: skip
+        mask = masks.pop()
+        vectors = flat.view(mask.shape[0], mask.shape[1], -1)
+        counts = mask.sum(dim=1)
+        offsets = torch.zeros(len(batch) + 1, dtype=torch.int64, device=vectors.device)
+        torch.cumsum(counts, 0, out=offsets[1:])
+        yield batch, TokenVectors(vectors[mask].to(store), offsets)
+
+
+def _cat(parts: list[TokenVectors], dim: int, device: torch.device, store: torch.dtype) -> TokenVectors:
+    """The texts of `parts`, one after the other."""
+    if not parts:
+        return TokenVectors(
+            torch.zeros((0, dim), dtype=store, device=device), torch.zeros(1, dtype=torch.int64)
+        )
+    lengths = torch.cat([p.lengths for p in parts])
+    offsets = torch.zeros(lengths.numel() + 1, dtype=torch.int64, device=lengths.device)
+    torch.cumsum(lengths, 0, out=offsets[1:])
+    vectors = parts[0].vectors if len(parts) == 1 else torch.cat([p.vectors for p in parts])
+    return TokenVectors(vectors, offsets)
+
+
+def _gather_lengths(n_docs: int, lengths: np.ndarray, rows: np.ndarray, shard: bool) -> np.ndarray:
+    """Scored tokens of every document in `doc_ids` order, gathered over the shards."""
+    local = torch.from_numpy(lengths)
+    local_rows = torch.from_numpy(rows.astype(np.int64))
+    if shard:
+        local = torch.cat(all_gather_rows(local))
+        local_rows = torch.cat(all_gather_rows(local_rows))
+    out = np.zeros(n_docs, dtype=np.int64)
+    out[local_rows.numpy()] = local.numpy()
+    return out
+
+
+__all__ = ["MULTI_VECTOR_METRICS", "evaluate_multi_vector"]

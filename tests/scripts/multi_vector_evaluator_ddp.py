@@ -1,0 +1,52 @@
+"""Run RetrievalEvaluator on a MultiVectorEncoder in every process and dump what each rank got (used by
+test_multi_vector_distributed).
+
+Usage: `accelerate launch --multi_gpu --num_processes 2 tests/scripts/multi_vector_evaluator_ddp.py MODEL_DIR OUT_DIR`
+(`Accelerator(cpu=True)`: gloo on CPU). Each rank evaluates sharded over both processes, then alone with
+`distributed=False` (the 1-process reference), and writes OUT_DIR/rank{r}.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def main(model_dir: str, out_dir: str) -> None:
+    from accelerate import Accelerator
+    from sentence_transformers import MultiVectorEncoder
+
+    from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+    from tests.helpers.synthetic import synthetic_data
+    from tests.helpers.tiny_models import WORDS
+
+    torch.set_num_threads(1)  # same kernels in the 1- and 2-process runs
+    accelerator = Accelerator(cpu=True)
+    queries, corpus, qrels = synthetic_data(WORDS)
+    evaluator = RetrievalEvaluator(queries, corpus, qrels, max_batch_size=16)
+    model = MultiVectorEncoder(model_dir, device="cpu")
+    out: dict = {"world_size": accelerator.num_processes}
+    for suffix, distributed in (("sharded", None), ("local", False)):
+        evaluator.distributed = distributed
+        result = evaluator.evaluate(model)
+        out[suffix] = {
+            "metrics": result.metrics,
+            "top_indices": result.top_indices.tolist(),
+            "top_scores": result.top_scores.tolist(),
+            "relevant_ranks": result.relevant_ranks,
+            "doc_tokens": result.doc_tokens.tolist(),
+            "query_tokens": result.query_tokens.tolist(),
+        }
+    path = Path(out_dir) / f"rank{accelerator.process_index}.json"
+    path.write_text(json.dumps(out))
+    accelerator.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
