@@ -158,8 +158,8 @@ def summary_goal(key: str) -> str:
     Example:
         >>> summary_goal("val/loss"), summary_goal("val/mrr@10"), summary_goal("loss"), summary_goal("val/bpref")
         ('min', 'max', 'min', 'max')
-        >>> summary_goal("val/flops")
-        'last'
+        >>> summary_goal("val/flops"), summary_goal("val/index_mb")
+        ('last', 'last')
     """
     full = "val/" + key.split("/", 1)[-1]
     if full in LOGGED_SERIES:

@@ -130,6 +130,9 @@ MEASURES: dict[str, Measure] = {
 SPARSITY_METRICS: tuple[str, ...] = ("query_active_dims", "corpus_active_dims", "flops")
 
 #: The other values SearchWandbCallback logs, with their goal (None: neither direction is better).
+#: what a multi-vector evaluation logs next to its metrics (`core/evaluation/multi_vector.py`): figures, no goal
+MULTI_VECTOR_FIGURES = ("query_tokens", "corpus_tokens", "index_mb")
+
 LOGGED_SERIES: Mapping[str, Goal | None] = {
     "val/loss": "min",
     "train/loss": "min",
@@ -138,6 +141,7 @@ LOGGED_SERIES: Mapping[str, Goal | None] = {
     "train/grad_norm": None,
     "system/throughput": None,
     **{f"val/{name}": None for name in SPARSITY_METRICS},
+    **{f"val/{name}": None for name in MULTI_VECTOR_FIGURES},
 }
 
 _NAME_RE = re.compile(r"^(?P<measure>[a-z_]+)(?:@(?P<k>[+-]?\d+))?$")
