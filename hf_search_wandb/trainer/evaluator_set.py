@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hf_search_wandb.core.evaluation.adoption import Adoption, adopt, adopt_in_place
+from hf_search_wandb.core.evaluation.adoption import Adoption, adopt, st_kind
 from hf_search_wandb.core.models.factory import as_encoder
 from hf_search_wandb.tracking.log_keys import (
     RESERVED_NAMES,
@@ -177,18 +177,15 @@ def adopt_evaluators(evaluator: Any) -> tuple[Any, list[Adoption]]:
             kept.append(new)
             tried.extend(outcomes)
         return type(evaluator)(kept), tried
-    if isinstance(getattr(evaluator, "evaluators", None), list):
-        holder = _Holder(evaluator)
-        return evaluator, adopt_in_place(holder, "value")
+    members = getattr(evaluator, "evaluators", None)
+    if isinstance(members, list):  # a SequentialEvaluator or NanoBEIR evaluator: its members replaced in place
+        tried = []
+        for i, member in enumerate(members):
+            members[i], outcomes = adopt_evaluators(member)
+            tried.extend(outcomes)
+        return evaluator, tried
     outcome = adopt(evaluator)
-    return outcome.evaluator, [outcome] if outcome.original is not None and (
-        outcome.adopted or outcome.reason
-    ) else []
-
-
-class _Holder:
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    return outcome.evaluator, [outcome] if st_kind(evaluator) is not None else []
 
 
 def adoption_line(outcome: Adoption) -> str:

@@ -12,15 +12,13 @@ histograms reuse, AND their keys (`{name}_cosine_ndcg@10`, `{name}_map`, ...) co
 What cannot be adopted (a score function other than cosine or dot, several score functions, SPLADE
 `max_active_dims` set on the evaluator) keeps running as it is; `adopt` says why in one line.
 
-Entry points: `adopt(evaluator) -> Adoption` for one evaluator, `adopt_in_place(holder, attr)` for an attribute
-holding one (a trainer's `evaluator`), which also replaces the members of a `SequentialEvaluator` / NanoBEIR
-evaluator in place.
+Entry point: `adopt(evaluator) -> Adoption` for one evaluator; `trainer.evaluator_set.adopt_evaluators` walks
+lists, `SequentialEvaluator`s and NanoBEIR evaluators (members replaced in place) with it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,30 +84,6 @@ def adopt(evaluator: Any) -> Adoption:
         return Adoption(AdoptedRetrievalEvaluator(evaluator), evaluator)
     except (ValueError, TypeError, KeyError) as err:  # data ours refuses: theirs keeps running, say why
         return Adoption(evaluator, evaluator, f"its data could not be adopted ({err})")
-
-
-def adopt_in_place(holder: Any, attr: str, say: Callable[[str], None] | None = None) -> list[Adoption]:
-    """Replace `holder.<attr>` (an evaluator, a `SequentialEvaluator` or a NanoBEIR evaluator, whose members are
-    replaced in their list) by adopted evaluators; returns what was tried. Idempotent: ours are left alone."""
-    tried: list[Adoption] = []
-    target = getattr(holder, attr, None)
-    if target is None:
-        return tried
-    members = getattr(target, "evaluators", None)
-    if isinstance(members, list):
-        for i, member in enumerate(members):
-            outcome = adopt(member)
-            if outcome.adopted:
-                members[i] = outcome.evaluator
-            if st_kind(member) is not None:
-                tried.append(outcome)
-        return tried
-    outcome = adopt(target)
-    if outcome.adopted:
-        setattr(holder, attr, outcome.evaluator)
-    if st_kind(target) is not None:
-        tried.append(outcome)
-    return tried
 
 
 def _ir_blocker(evaluator: Any, *, sparse: bool) -> str | None:
@@ -392,6 +366,5 @@ __all__ = [
     "AdoptedRetrievalEvaluator",
     "Adoption",
     "adopt",
-    "adopt_in_place",
     "st_kind",
 ]
