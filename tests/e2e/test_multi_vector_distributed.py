@@ -15,7 +15,7 @@ import pytest
 from tests.helpers.launch import accelerate_2cpu, run_ranks
 from tests.helpers.paths import SCRIPTS
 
-SCRIPT = SCRIPTS / "multi_vector_evaluator_ddp.py"
+SCRIPT = SCRIPTS / "family_evaluator_ddp.py"
 
 
 @pytest.mark.distributed
@@ -29,7 +29,7 @@ def test_two_processes_equal_one_process_multi_vector(tmp_path: Path):
     model.save(str(model_dir))
     out = tmp_path / "out"
     out.mkdir()
-    ranks = run_ranks(accelerate_2cpu(SCRIPT, model_dir, out), out)
+    ranks = run_ranks(accelerate_2cpu(SCRIPT, "multi_vector", model_dir, out), out)
     assert [r["world_size"] for r in ranks] == [2, 2]
     reference = ranks[0]["local"]
     assert ranks[1]["local"]["metrics"] == reference["metrics"]

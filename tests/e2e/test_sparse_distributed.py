@@ -15,7 +15,7 @@ import pytest
 from tests.helpers.launch import accelerate_2cpu, run_ranks
 from tests.helpers.paths import SCRIPTS
 
-SCRIPT = SCRIPTS / "sparse_evaluator_ddp.py"
+SCRIPT = SCRIPTS / "family_evaluator_ddp.py"
 
 
 @pytest.mark.distributed
@@ -26,7 +26,7 @@ def test_two_processes_equal_one_process_sparse(tmp_path: Path):
     make_tiny_sparse_encoder(tmp_path / "build").save(str(model_dir))
     out = tmp_path / "out"
     out.mkdir()
-    ranks = run_ranks(accelerate_2cpu(SCRIPT, model_dir, out), out)
+    ranks = run_ranks(accelerate_2cpu(SCRIPT, "sparse", model_dir, out), out)
     assert [r["world_size"] for r in ranks] == [2, 2]
     reference = ranks[0]["local"]
     assert ranks[1]["local"]["metrics"] == reference["metrics"]
