@@ -270,3 +270,7 @@ def _report(results: dict[str, Any], callback: Any) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():  # under accelerate launch: gloo's threads can otherwise
+        dist.destroy_process_group()  # abort the process as it exits, after the work is done (pytorch#190489)

@@ -34,3 +34,18 @@ def run_ranks(command: list[str], out: Path) -> list[dict]:
     proc = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))]
+
+
+def end_process_group() -> None:
+    """Destroy the process group before the interpreter exits (the end of each launched script).
+
+    Without it, gloo's worker threads can still be alive while Python tears down, and the process dies with
+    SIGABRT ("terminate called without an active exception", pytorch/pytorch#190489) after all its work is
+    done: a test then fails now and then on a fast machine. The barrier lets every rank finish its last
+    collective first.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

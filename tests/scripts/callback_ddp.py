@@ -46,4 +46,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from tests.helpers.launch import end_process_group
+
     main()
+    end_process_group()

@@ -69,4 +69,7 @@ def main(model_dir: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    from tests.helpers.launch import end_process_group
+
     main(sys.argv[1], sys.argv[2])
+    end_process_group()

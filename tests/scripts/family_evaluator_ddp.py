@@ -56,4 +56,7 @@ def main(family: str, model_dir: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    from tests.helpers.launch import end_process_group
+
     main(sys.argv[1], sys.argv[2], sys.argv[3])
+    end_process_group()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,17 @@ LOST = re.compile(r"(\d+) rows could not be written to (\S+) \(")
 
 
 class FillAt(TrainerCallback):
-    """Fill `folder` at the end of step `step`, and note which warnings were said by the end of each step."""
+    """Fill `folder` at the end of step `step`, and note which warnings were said by the end of each step.
+
+    `pause`: seconds to wait once filled, so that the next row is checked (the watch checks at most every
+    `RowWatch.every` seconds: on a fast machine the remaining steps can all fit in that time, and the fault is
+    then said only when the run ends)."""
 
     def __init__(
-        self, folder: Path, step: int, log: pytest.LogCaptureFixture, settle: SearchWandbCallback | None = None
-    ) -> None:
-        self.folder, self.step, self.log, self.settle = folder, step, log, settle
+        self, folder: Path, step: int, log: pytest.LogCaptureFixture, settle: SearchWandbCallback | None = None,
+        pause: float = 0.0,
+    ) -> None:  # fmt: skip
+        self.folder, self.step, self.log, self.settle, self.pause = folder, step, log, settle, pause
         self.said_by_step: dict[int, int] = {}
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -38,14 +44,13 @@ class FillAt(TrainerCallback):
             if self.settle is not None:  # what was logged before this step is on disk first, however loaded
                 _settle(self.settle)
             fill(self.folder)
+            time.sleep(self.pause)
         self.said_by_step[state.global_step] = len(self.log.records)
 
 
 def _settle(callback: SearchWandbCallback, quiet: float = 0.5, bound: float = 20.0) -> None:
     """Hand every queued row to wandb, then wait until the run's `.wandb` file stops growing (wandb's service
     writes it asynchronously), so a test fills the disk after the rows it expects to survive are written."""
-    import time
-
     callback._flush()
     tracked = callback.tracked
     if tracked is None or tracked.run_dir is None:
@@ -126,7 +131,7 @@ def test_a_run_folder_that_fills_up_with_tables_off_is_said_at_once_and_counted(
     for mount in full_wandb_dir(wandb_offline, monkeypatch):
         callback = SearchWandbCallback(make_evaluator(), log_tables="off", model_artifact="off")
         trainer = plain_trainer(tiny_bert_dir, wandb_offline / "out", callback, max_steps=12, eval_steps=3)
-        filler = FillAt(mount, 3, warnings)
+        filler = FillAt(mount, 3, warnings, pause=0.6)
         trainer.add_callback(filler)
         trainer.train()
         tracked = callback.tracked
