@@ -15,6 +15,8 @@ the whole corpus; mean scored tokens and the index size logged as val/...).
     python examples/train_multi_vector.py                     # ~15 min on a quiet 2-core CPU: 60 steps,
                                                               # 100 test queries x (judged + 1,000) docs
     python examples/train_multi_vector.py --corpus-cap 0 --max-queries 0   # evaluate on all of SciFact test
+    python examples/train_multi_vector.py --first-stage bm25 --depth 100   # re-score BM25's top 100 over the
+                                                              # whole corpus (corpora too big for exact search)
     python examples/train_multi_vector.py --tiny --model DIR  # the tests' budget: a few steps on a SciFact slice
 """
 
@@ -82,6 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1000,
         help="evaluate on the relevant docs + this many sampled others (optimistic metrics; 0: the whole corpus)",
     )
+    p.add_argument(
+        "--first-stage",
+        choices=["bm25"],
+        default=None,
+        help="evaluate by re-scoring this first stage's top --depth over the whole corpus (RerankingEvaluator) "
+        "instead of the exact MaxSim search over --corpus-cap docs: for corpora too big for exact search",
+    )
+    p.add_argument("--depth", type=int, default=100, help="with --first-stage: candidates re-scored per query")
     p.add_argument(
         "--max-queries", type=int, default=100, help="cap on evaluation queries, seeded sample (0: all)"
     )
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
     from transformers.trainer_utils import set_seed
 
-    from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
+    from hf_search_wandb import RerankingEvaluator, RetrievalEvaluator, SearchWandbCallback
     from hf_search_wandb.core.data.beir import load_beir
 
     set_seed(args.seed)
@@ -189,10 +199,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.model, query_length=args.query_length, document_length=args.document_length,
         query_expansion=args.query_expansion, similarity=args.similarity,
     )  # fmt: skip
-    evaluator = RetrievalEvaluator(
-        test.queries, test.corpus, test.qrels, name="val", corpus_sample=args.corpus_cap,
-        max_queries=args.max_queries, seed=args.seed, show_progress_bar=main_proc,
-    )  # fmt: skip
+    if args.first_stage:  # the first stage's candidates re-scored by MaxSim; the run says so (eval_search)
+        evaluator: Any = RerankingEvaluator(
+            test.queries, test.corpus, test.qrels, args.first_stage, depth=args.depth, name="val",
+            max_queries=args.max_queries, seed=args.seed, show_progress_bar=main_proc,
+        )  # fmt: skip
+    else:
+        evaluator = RetrievalEvaluator(
+            test.queries, test.corpus, test.qrels, name="val", corpus_sample=args.corpus_cap,
+            max_queries=args.max_queries, seed=args.seed, show_progress_bar=main_proc,
+        )  # fmt: skip
     loss = MultiVectorMultipleNegativesRankingLoss(model)
     cuda = torch.cuda.is_available()
     bf16 = args.precision == "bf16" or (args.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
@@ -215,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model=model, args=training_args, train_dataset=train_dataset, loss=loss, evaluator=evaluator,
         callbacks=[callback],
     )  # fmt: skip
-    results: dict[str, Any] = {"model": args.model}
+    results: dict[str, Any] = {"model": args.model, "search": evaluator.search}
     tick = time.perf_counter()
     trainer.train()
     results["train_s"] = time.perf_counter() - tick
@@ -245,6 +261,9 @@ def _report(results: dict[str, Any], callback: Any) -> None:
             print(f"{label:>6}: nDCG@10 {row['ndcg@10']:.4f}  MRR@10 {row['mrr@10']:.4f}  "
                   f"tokens q {row['query_tokens']:.1f} / d {row['corpus_tokens']:.1f}  "
                   f"index {row['index_mb']:.1f} MB")  # fmt: skip
+    if "first_stage/ndcg@10" in after:  # --first-stage: what the re-scoring started from
+        print(f"first stage ({results['search']}): nDCG@10 {after['first_stage/ndcg@10']:.4f}  "
+              f"MRR@10 {after['first_stage/mrr@10']:.4f}")  # fmt: skip
     print(f"training: {results['train_s']:.0f} s; last evaluation: {results.get('eval_s') or 0:.1f} s")
     if getattr(callback, "run_dir", None):
         print(f"wandb run: {callback.run_dir}  (wandb sync {callback.run_dir} to upload it)")

@@ -344,6 +344,7 @@ def collect_config(
         "train_size": _size(train_dataset),
         "val_size": val_size,
         "val_corpus_size": len(evaluator.corpus) if getattr(evaluator, "corpus", None) is not None else None,
+        "eval_search": getattr(evaluator, "search", None),  # "exact", or "bm25 top 100, re-scored"
         "eval_metric": options.eval_metric,
         "eval_steps": int(args.eval_steps) if strategy == "steps" and args.eval_steps else strategy,
         "seed": int(args.seed),

@@ -134,20 +134,28 @@ def test_train_cross_encoder_example(
     assert any(a["type"] == "model" for a in run.artifacts)
 
 
-def test_train_multi_vector_example(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    """The ColBERT-style example: MaxSim before and after, the token figures and the multi-vector config."""
+@pytest.mark.parametrize("first_stage", [None, "bm25"])
+def test_train_multi_vector_example(tmp_path: Path, tiny_bert_dir: Path, first_stage: str | None) -> None:
+    """The ColBERT-style example: MaxSim before and after, the token figures and the multi-vector config; with
+    `--first-stage bm25`, BM25's top 20 over the whole corpus re-scored, and the run says so."""
     metrics_json = tmp_path / "metrics.json"
     cmd = [
         sys.executable, "examples/train_multi_vector.py", "--tiny", "--model", str(tiny_bert_dir),
         "--data", str(SCIFACT), "--query-expansion", "16", "--wandb-mode", "offline",
         "--output-dir", str(tmp_path / "out"), "--metrics-json", str(metrics_json),
     ]  # fmt: skip
-    run_example(cmd, example_env(tmp_path))
+    if first_stage:
+        cmd += ["--first-stage", first_stage, "--depth", "20"]
+    out = run_example(cmd, example_env(tmp_path))
     results = json.loads(metrics_json.read_text())
     for side in ("before", "after"):
         assert {"ndcg@10", "query_tokens", "corpus_tokens", "index_mb"} <= results[side].keys()
         assert results[side]["query_tokens"] == 16.0  # every query expanded to 16 scored tokens
+        assert ("first_stage/ndcg@10" in results[side]) == bool(first_stage)
     run = one_run(tmp_path)
+    assert run.config["eval_search"] == ("bm25 top 20, re-scored" if first_stage else "exact")
+    if first_stage:
+        assert "first stage (bm25 top 20, re-scored): nDCG@10" in out.stdout
     assert len(run.series("val/ndcg@10")) == 2 and run.series("train/loss")
     assert run.config["model_type"] == "multi-vector" and run.config["query_expansion"] == "fixed:16"
     assert run.config["loss_function"] == "MultiVectorMultipleNegativesRankingLoss"

@@ -2,7 +2,8 @@
 
 Launched like tests/e2e/test_evaluator_distributed.py (`accelerate launch --multi_gpu --num_processes 2`, a script
 that builds `Accelerator(cpu=True)`). The corpus is sharded: each rank encodes half of the documents and scores
-them against every query; top-k lists, true ranks and per-document token counts are merged.
+them against every query; top-k lists, true ranks and per-document token counts are merged. The same model
+re-scoring BM25's candidates (`RerankingEvaluator`) shards the candidate documents the same way.
 """
 
 from __future__ import annotations
@@ -42,3 +43,9 @@ def test_two_processes_equal_one_process_multi_vector(tmp_path: Path):
         assert sharded["query_tokens"] == reference["query_tokens"]
         np.testing.assert_allclose(sharded["top_scores"], reference["top_scores"], atol=1e-6)
     assert reference["metrics"]["corpus_tokens"] > 0 and reference["metrics"]["query_tokens"] == 8.0
+    for rank in ranks:  # the re-scoring path (RerankingEvaluator): the candidates' documents sharded, scores gathered
+        sharded, alone = rank["rescored_sharded"], ranks[0]["rescored_local"]
+        assert sharded["metrics"] == pytest.approx(alone["metrics"], abs=1e-12)
+        assert sharded["top_indices"] == alone["top_indices"]
+        np.testing.assert_allclose(sharded["top_scores"], alone["top_scores"], atol=1e-6)
+    assert reference["metrics"]["query_tokens"] == ranks[0]["rescored_local"]["metrics"]["query_tokens"]

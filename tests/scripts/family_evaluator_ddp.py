@@ -3,7 +3,8 @@
 
 Usage: `accelerate launch --multi_gpu --num_processes 2 tests/scripts/family_evaluator_ddp.py FAMILY MODEL_DIR OUT_DIR`
 with FAMILY `sparse` or `multi_vector` (`Accelerator(cpu=True)`: gloo on CPU). Each rank evaluates sharded over both
-processes, then alone with `distributed=False` (the 1-process reference), and writes OUT_DIR/rank{r}.json.
+processes, then alone with `distributed=False` (the 1-process reference), and writes OUT_DIR/rank{r}.json. A
+multi-vector model is also run through `RerankingEvaluator` (BM25's top 20 re-scored by MaxSim), both ways.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ def main(family: str, model_dir: str, out_dir: str) -> None:
             "relevant_ranks": result.relevant_ranks,
             **{name: getattr(result, name).tolist() for name in counts},
         }
+    if family == "multi_vector":  # the same model re-scoring BM25's top 20 (RerankingEvaluator), sharded and alone
+        from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
+
+        rescoring = RerankingEvaluator(queries, corpus, qrels, depth=20, rerank_all=True, max_batch_size=16)
+        for suffix, distributed in (("rescored_sharded", None), ("rescored_local", False)):
+            rescoring.distributed = distributed
+            reranked = rescoring.evaluate(model)
+            out[suffix] = {
+                "metrics": reranked.metrics,
+                "top_indices": reranked.top_indices.tolist(),
+                "top_scores": reranked.top_scores.tolist(),
+            }
     path = Path(out_dir) / f"rank{accelerator.process_index}.json"
     path.write_text(json.dumps(out))
     accelerator.wait_for_everyone()

@@ -23,6 +23,7 @@ from tests.helpers.training import (
     make_evaluator,
     only_run,
     pairs,
+    scifact,
 )
 
 TOKEN_METRICS = ("val/query_tokens", "val/corpus_tokens", "val/index_mb")
@@ -133,3 +134,47 @@ def test_best_model_artifact_loads_back_as_a_multi_vector_encoder_and_scores_the
     result = evaluator.evaluate(model)
     for name, value in result.metrics.items():
         assert value == pytest.approx(logged[f"val/{name}"], abs=1e-6), name
+
+
+def test_a_first_stage_re_scored_is_logged_as_such(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MultiVectorEncoderTrainer + RerankingEvaluator(candidates="bm25"): the way to evaluate a late-interaction
+    model on a corpus too big for exact search. The run holds the re-scored metrics beside the first stage's, the
+    token figures of what was encoded, `eval_search` saying what was done, and the reranking tables."""
+    from datasets import Dataset
+    from sentence_transformers.multi_vector_encoder import (
+        MultiVectorEncoderTrainer,
+        MultiVectorEncoderTrainingArguments,
+    )
+    from sentence_transformers.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss
+
+    from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
+    from tests.helpers.tiny_models import make_tiny_multi_vector
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    model = make_tiny_multi_vector(tmp_path / "model", query_expansion={"strategy": "fixed", "length": 8})
+    data = scifact("test")
+    evaluator = RerankingEvaluator(data.queries, data.corpus, data.qrels, "bm25", depth=20, max_queries=12)
+    rows = pairs(16)
+    train = Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["document"] for r in rows]})
+    args = MultiVectorEncoderTrainingArguments(
+        str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=2, logging_steps=1, eval_strategy="steps",
+        eval_steps=2, save_strategy="no", seed=1, report_to="none", disable_tqdm=True,
+    )  # fmt: skip
+    callback = SearchWandbCallback(evaluator, log_tables="every", model_artifact="off")
+    trainer = MultiVectorEncoderTrainer(
+        model=model, args=args, train_dataset=train, loss=MultiVectorMultipleNegativesRankingLoss(model),
+        evaluator=evaluator, callbacks=[callback],
+    )  # fmt: skip
+    trainer.train()
+    callback.finish()
+    run = only_run(tmp_path)
+    assert run.config["eval_search"] == "bm25 top 20, re-scored" and run.config["model_type"] == "multi-vector"
+    result = evaluator.last_result
+    assert result.scorer == "maxsim"
+    row = next(r for r in run.history if "val/ndcg@10" in r)
+    assert row["val/ndcg@10"] == pytest.approx(result.metrics["ndcg@10"])
+    assert row["val/first_stage/ndcg@10"] == pytest.approx(result.first_stage_metrics["ndcg@10"])
+    assert row["val/query_tokens"] == 8.0 and row["val/index_mb"] > 0
+    media = [r for r in run.history if "reranking_examples._type" in r]
+    assert len(media) == 1 and "error_analysis._type" in media[0]

@@ -255,6 +255,12 @@ class SearchEvaluator(SentenceEvaluator):
         """The CSV `__call__` appends to (`metrics_csv_path`)."""
         return metrics_csv_path(output_path, self.csv_prefix, self.name)
 
+    @property
+    def search(self) -> str:
+        """How the ranking is made, for the run's config (`eval_search`): every query against the whole
+        corpus, exactly (a family that re-scores a first stage says so)."""
+        return "exact"
+
     def model_card_metrics(self, result: RetrievalResult) -> dict[str, float]:
         """The unprefixed metrics a model card records (all of them, unless a family says otherwise)."""
         return dict(result.metrics)

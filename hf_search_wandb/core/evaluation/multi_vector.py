@@ -10,6 +10,9 @@ products) and dropped, so memory holds the queries' vectors, one chunk of docume
 `(queries x documents)` float32 scores, never the corpus's token vectors. The scores are ranked with the
 dense search's tie rule (`rank_scores`). Added to the metrics: `query_tokens` and `corpus_tokens` (mean scored
 tokens per text) and `index_mb` (the corpus's token vectors in the evaluation precision, in MiB).
+
+`rescore_multi_vector` is the same model's path through `RerankingEvaluator`: a first stage's candidates
+(BM25, a run, a `RetrievalResult`) re-scored by exact MaxSim, for corpora too big for the exact search.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from hf_search_wandb.core.evaluation.precision import synchronize
 from hf_search_wandb.core.evaluation.results import MultiVectorRetrievalResult, RetrievalResult
 from hf_search_wandb.core.models.base import Kind, Tokenized, features_to_device
 from hf_search_wandb.core.models.multi_vector import MultiVectorEncoderAdapter
-from hf_search_wandb.core.search.maxsim import TokenVectors, maxsim_scores, rank_scores
+from hf_search_wandb.core.search.maxsim import TokenVectors, maxsim_pairs, maxsim_scores, rank_scores
 
 if TYPE_CHECKING:
+    from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
     from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 
 #: figures a multi-vector evaluation adds to the metrics
@@ -142,8 +146,112 @@ def evaluate_multi_vector(
     )
 
 
+def rescore_multi_vector(
+    evaluator: RerankingEvaluator, encoder: MultiVectorEncoderAdapter, step: EvaluationPass
+) -> tuple[np.ndarray, dict[str, float]]:
+    """`RerankingEvaluator.run` for a `MultiVectorEncoder`: the late-interaction score of every candidate pair
+    it scores (nan for the others, as the cross-encoder path), and the token figures of what was encoded.
+
+    For a corpus too big for exact search: only the queries and the candidate documents of scored pairs are
+    encoded, each once (a document that is a candidate of several queries too), and only the candidate pairs
+    are scored (`maxsim_pairs`), never the `(queries x corpus)` matrix. The documents are sharded over the
+    ranks and streamed as in `evaluate_multi_vector`: each chunk's token vectors score the pairs of its
+    documents and are dropped; the scores are gathered. The figures: `query_tokens`, `corpus_tokens` (mean
+    scored tokens per query / per candidate document) and `index_mb` (the candidate documents' token vectors).
+    """
+    device, timings = encoder.device, step.timings
+    scores = np.full(evaluator.num_candidates, np.nan, dtype=np.float32)
+    pairs, pair_rows, pair_docs = evaluator.scored_pairs()
+    if pairs.size == 0:  # no query has a relevant candidate: nothing to score (the same on every rank)
+        timings["tokenize_s"] = timings["encode_queries_s"] = timings["score_s"] = 0.0
+        return scores, {}
+    q_rows, q_of_pair = np.unique(pair_rows, return_inverse=True)
+    d_rows, d_of_pair = np.unique(pair_docs, return_inverse=True)
+    tick = time.perf_counter()
+    q_tokens = evaluator.text_tokens(encoder, "query", q_rows)
+    d_tokens = evaluator.text_tokens(encoder, "document", d_rows)
+    timings["tokenize_s"] = time.perf_counter() - tick
+    dtype = evaluator.precision_dtype(encoder.dtype, device, "multi_vector", step)
+    store = dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32
+    budget = evaluator.batch_tokens or (GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
+
+    tick = time.perf_counter()
+    q_batches = plan_batches(q_tokens.lengths, budget, evaluator.max_batch_size)
+    parts = [v for _, v in _encode(evaluator, encoder, "query", q_tokens, q_batches, device, dtype, store)]
+    order = np.concatenate(q_batches) if q_batches else np.zeros(0, dtype=np.int64)
+    queries = _cat(parts, encoder.token_dim or 0, device, store)
+    queries = queries.take(torch.from_numpy(np.argsort(order, kind="stable")).to(device))
+    synchronize(device)
+    timings["encode_queries_s"] = time.perf_counter() - tick
+
+    # the scored pairs grouped by document: a chunk of documents finds its pairs by slicing
+    by_doc = np.argsort(d_of_pair, kind="stable")
+    first_pair = np.searchsorted(d_of_pair[by_doc], np.arange(d_rows.size + 1))
+    d_batches = plan_batches(d_tokens.lengths, budget, evaluator.max_batch_size)[step.rank :: step.world]
+    local_pairs: list[np.ndarray] = []
+    local_scores: list[torch.Tensor] = []
+    local_lengths: list[np.ndarray] = []
+    chunk_elements = 1 << 25
+    flush_tokens = max(1, (chunk_elements // 4) // max(queries.dim, 1))
+    pending: list[tuple[np.ndarray, TokenVectors]] = []
+    tick, score_s = time.perf_counter(), 0.0
+
+    def flush() -> None:
+        nonlocal score_s
+        if not pending:
+            return
+        start = time.perf_counter()
+        docs = np.concatenate([rows for rows, _ in pending])
+        chunk = _cat([v for _, v in pending], queries.dim, device, store)
+        which = np.concatenate([by_doc[first_pair[d] : first_pair[d + 1]] for d in docs.tolist()])
+        position = np.empty(d_rows.size, dtype=np.int64)
+        position[docs] = np.arange(docs.size)
+        local_scores.append(
+            maxsim_pairs(
+                queries, chunk, torch.from_numpy(q_of_pair[which]), torch.from_numpy(position[d_of_pair[which]]),
+                similarity=encoder.similarity, chunk_elements=chunk_elements // 4,
+            )
+        )  # fmt: skip
+        local_pairs.append(which)
+        local_lengths.append(np.stack([docs, chunk.lengths.cpu().numpy()]))
+        pending.clear()
+        score_s += time.perf_counter() - start
+
+    waiting = 0
+    for rows, vectors in _encode(evaluator, encoder, "document", d_tokens, d_batches, device, dtype, store):
+        pending.append((rows, vectors))
+        waiting += int(vectors.vectors.shape[0])
+        if waiting >= flush_tokens:
+            flush()
+            waiting = 0
+    flush()
+    synchronize(device)
+    timings["encode_corpus_s"] = time.perf_counter() - tick - score_s
+    timings["score_s"] = score_s
+
+    found = torch.cat(local_scores) if local_scores else torch.zeros(0, device=device)
+    which = torch.from_numpy(np.concatenate(local_pairs) if local_pairs else np.zeros(0, dtype=np.int64))
+    lengths = torch.from_numpy(np.concatenate(local_lengths, axis=1) if local_lengths else np.zeros((2, 0), np.int64))
+    if step.shard:
+        gathered = zip(all_gather_rows(found), all_gather_rows(which), strict=True)
+        for part, idx in gathered:
+            scores[pairs[idx.numpy()]] = part.cpu().numpy()
+        lengths = torch.cat(all_gather_rows(lengths.T.contiguous())).T
+    else:
+        scores[pairs[which.numpy()]] = found.cpu().numpy()
+    doc_lengths = np.zeros(d_rows.size, dtype=np.int64)
+    doc_lengths[lengths[0].numpy()] = lengths[1].numpy()
+    query_lengths = queries.lengths.cpu().numpy()
+    element = torch.empty(0, dtype=store).element_size()
+    return scores, {
+        "query_tokens": float(query_lengths.mean()),
+        "corpus_tokens": float(doc_lengths.mean()),
+        "index_mb": int(doc_lengths.sum()) * queries.dim * element / 2**20,
+    }
+
+
 def _encode(
-    evaluator: RetrievalEvaluator,
+    evaluator: RetrievalEvaluator | RerankingEvaluator,
     encoder: MultiVectorEncoderAdapter,
     kind: Kind,
     tokens: Tokenized,
@@ -199,4 +307,4 @@ def _gather_lengths(n_docs: int, lengths: np.ndarray, rows: np.ndarray, shard: b
     return out
 
 
-__all__ = ["MULTI_VECTOR_METRICS", "evaluate_multi_vector"]
+__all__ = ["MULTI_VECTOR_METRICS", "evaluate_multi_vector", "rescore_multi_vector"]

@@ -1,4 +1,5 @@
-"""`RerankingEvaluator`: rerank a fixed first stage with a cross-encoder; trec_eval-exact metrics of both.
+"""`RerankingEvaluator`: rerank a fixed first stage with a cross-encoder (or re-score it with a multi-vector
+model); trec_eval-exact metrics of both.
 
 On the same base as `RetrievalEvaluator` (`base.SearchEvaluator`: a sentence-transformers evaluator,
 `evaluator=` in `CrossEncoderTrainer`; run by the callback under a plain `Trainer`): `from_beir`,
@@ -13,6 +14,12 @@ Fast (see docs/rerankers.md): the candidate pairs are fixed, so they are tokenis
 reused by every evaluation; batches are cut from length-sorted pairs by a token budget; the forward pass
 runs under autocast in the precision `core.evaluation.precision` picks, with `inference_mode`; under DDP the batches are sharded
 over the ranks and the scores gathered.
+
+Given a sentence-transformers `MultiVectorEncoder` (ColBERT-style) instead of a cross-encoder, the same
+candidates are re-scored by exact MaxSim (`core.evaluation.multi_vector.rescore_multi_vector`: each needed
+query and candidate document encoded once, only the candidate pairs scored): the way to evaluate a late-interaction
+model on a corpus too big for its exact search, reported as such (`first_stage/` metrics beside the re-scored
+ones, `result.scorer`, the evaluator's `search`).
 
 Not sentence-transformers' `RerankingEvaluator`, which reranks with a bi-encoder (SentenceTransformer) and
 reports MAP/MRR/nDCG of that; this one scores (query, candidate) pairs with a cross-encoder over a fixed first
@@ -36,11 +43,13 @@ from hf_search_wandb.core.data.candidates import as_candidates
 from hf_search_wandb.core.distributed import all_gather_rows
 from hf_search_wandb.core.evaluation.base import EvaluationPass, SearchEvaluator
 from hf_search_wandb.core.evaluation.batching import plan_batches, run_batches
+from hf_search_wandb.core.evaluation.multi_vector import rescore_multi_vector
 from hf_search_wandb.core.evaluation.precision import Precision, synchronize
 from hf_search_wandb.core.evaluation.results import FIRST_STAGE, RerankingResult, RetrievalResult
 from hf_search_wandb.core.metrics.scoring import DEFAULT_METRICS, score_ranked
-from hf_search_wandb.core.models.base import Tokenized, features_to_device
+from hf_search_wandb.core.models.base import Kind, TokenEncoder, Tokenized, features_to_device, unwrap_model
 from hf_search_wandb.core.models.cross_encoder import PairScorer
+from hf_search_wandb.core.models.multi_vector import MultiVectorEncoderAdapter, is_multi_vector
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,8 @@ class RerankingEvaluator(SearchEvaluator):
 
     Not sentence-transformers' `RerankingEvaluator` (a bi-encoder reranking its own candidates): this one is
     the counterpart of ST's `CrossEncoderRerankingEvaluator`, with trec_eval-exact metrics of both stages.
+    A `MultiVectorEncoder` given as the model re-scores the candidates by exact MaxSim (docs/multi_vector.md,
+    "Corpora too big for exact search").
 
     Args:
         queries: `{query_id: text}`.
@@ -71,7 +82,8 @@ class RerankingEvaluator(SearchEvaluator):
         batch_tokens: padded tokens per forward batch (default 65,536 on GPU, 4,096 on CPU).
         max_batch_size: pairs per batch at most.
         max_length: pair truncation in tokens (None: the model's own).
-        prompt: text prepended to each query (None: a CrossEncoder's default prompt, if it has one).
+        prompt: text prepended to each query (None: a CrossEncoder's default prompt, if it has one; a
+            MultiVectorEncoder's query prompt).
         tokenizer: the tokenizer of a plain transformers model (a CrossEncoder brings its own).
         label: the logit used as score for a model with several labels (default: the last).
         max_queries: evaluate at most this many queries, sampled with `seed`.
@@ -222,6 +234,11 @@ class RerankingEvaluator(SearchEvaluator):
         return {m: float(np.nanmean(v)) for m, v in self._first[2].items()}
 
     @property
+    def search(self) -> str:
+        """How the ranking is made, for the run's config (`eval_search`): the first stage re-scored."""
+        return f"{self.candidates_source} top {self.depth}, re-scored"
+
+    @property
     def num_pairs(self) -> int:
         """(query, candidate) pairs the model scores per evaluation (see `rerank_all`)."""
         return int(self._scored_pairs.size)
@@ -241,23 +258,32 @@ class RerankingEvaluator(SearchEvaluator):
                 "rerank_all": self.rerank_all}
 
     # ------------------------------------------------------------------ evaluation
-    def adapt(self, model: Any) -> PairScorer:
-        """The `PairScorer` of `model`: a sentence-transformers `CrossEncoder`, a transformers
-        sequence-classification model (with `tokenizer=` given to the evaluator), or a `PairScorer`."""
+    def adapt(self, model: Any) -> PairScorer | MultiVectorEncoderAdapter:
+        """The `PairScorer` of `model` (a sentence-transformers `CrossEncoder`, a transformers
+        sequence-classification model with `tokenizer=` given to the evaluator, or a `PairScorer`), or the
+        `MultiVectorEncoderAdapter` of a sentence-transformers `MultiVectorEncoder` (MaxSim re-scoring)."""
         return self.adapt_model(model)
 
-    def adapt_model(self, model: Any, tokenizer: Any = None) -> PairScorer:
-        """The `PairScorer` for `model` (a CrossEncoder, or a transformers model with `tokenizer`)."""
-        if isinstance(model, PairScorer):
+    def adapt_model(self, model: Any, tokenizer: Any = None) -> PairScorer | MultiVectorEncoderAdapter:
+        """The scorer for `model` (a CrossEncoder, a transformers model with `tokenizer`, a MultiVectorEncoder)."""
+        if isinstance(model, (PairScorer, MultiVectorEncoderAdapter)):
             return model
+        if is_multi_vector(unwrap_model(model)):
+            return MultiVectorEncoderAdapter(unwrap_model(model), max_length=self.max_length)
         tok = self.tokenizer if self.tokenizer is not None else tokenizer
         return PairScorer(model, tok, max_length=self.max_length, label=self.label)
 
-    def run(self, adapter: PairScorer, step: EvaluationPass) -> RerankingResult:
+    def run(self, adapter: PairScorer | MultiVectorEncoderAdapter, step: EvaluationPass) -> RerankingResult:
         """Score every candidate pair, rerank, and score both rankings."""
-        scores = self._score_pairs(adapter, step)
+        figures: dict[str, float] = {}
+        if isinstance(adapter, MultiVectorEncoderAdapter):
+            scores, figures = rescore_multi_vector(self, adapter, step)
+        else:
+            scores = self._score_pairs(adapter, step)
         tick = time.perf_counter()
         result = self._rerank(scores)
+        result.metrics.update(figures)
+        result.scorer = adapter.similarity if isinstance(adapter, MultiVectorEncoderAdapter) else "cross-encoder"
         step.timings["rerank_s"] = time.perf_counter() - tick
         return result
 
@@ -266,7 +292,7 @@ class RerankingEvaluator(SearchEvaluator):
 
         Args:
             model: a sentence-transformers `CrossEncoder`, a transformers sequence-classification model (with
-                `tokenizer=` given to the evaluator), or a `PairScorer`.
+                `tokenizer=` given to the evaluator), a `PairScorer`, or a `MultiVectorEncoder`.
         """
         result = super().evaluate(model)
         assert isinstance(result, RerankingResult)
@@ -278,6 +304,26 @@ class RerankingEvaluator(SearchEvaluator):
         prompts = getattr(scorer.model, "prompts", None) or {}
         default = getattr(scorer.model, "default_prompt_name", None)
         return prompts.get(default) if default is not None else None
+
+    def scored_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`(pair index, query row, candidate doc index)` of every pair the model scores (see `rerank_all`):
+        pair indices into the candidates, query rows into the queries, doc indices into the candidate docs."""
+        scored = self._scored_pairs
+        return scored, self._pair_query[scored], self._pair_doc[scored]
+
+    def text_tokens(self, encoder: TokenEncoder, kind: Kind, rows: np.ndarray) -> Tokenized:
+        """The token ids, for a text encoder, of the queries at query `rows` (`kind="query"`, with `prompt` or
+        the encoder's query prompt) or of the candidate documents at doc indices `rows`; tokenised once and
+        cached (the rows come from `scored_pairs`, fixed for the evaluator's life)."""
+        prompt = self.prompt if kind == "query" and self.prompt is not None else encoder.default_prompt(kind)
+        key = (encoder.cache_key(kind, prompt), kind, int(rows.size), self.num_pairs)
+        if key not in self._token_cache:
+            if kind == "query":
+                texts = [self.queries[self._query_ids[r]] for r in rows.tolist()]
+            else:
+                texts = [self.corpus[self._doc_ids[d]] for d in rows.tolist()]
+            self._token_cache[key] = encoder.tokenize(texts, kind, prompt)
+        return self._token_cache[key]
 
     def _tokens(self, scorer: PairScorer, timings: dict[str, float]) -> Tokenized:
         tick = time.perf_counter()

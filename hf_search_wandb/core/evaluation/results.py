@@ -252,6 +252,7 @@ class RerankingResult(RetrievalResult):
         first_stage_metrics: the first stage's metrics (unprefixed).
         num_relevant: `{query_id: number of relevant docs in the qrels}` (candidates or not).
         candidates_source: where the candidates came from (`"bm25"`, `"run"`, ...).
+        scorer: what re-scored them: `"cross-encoder"`, or a multi-vector model's `"maxsim"` / `"meanmaxsim"`.
         reranked: per query row, whether its candidates were reranked. A query without a relevant
             candidate is not (unless the evaluator's `rerank_all=True`): its metrics are 0 whatever the order,
             so its row keeps the first-stage order and scores (see `not_reranked`).
@@ -275,6 +276,7 @@ class RerankingResult(RetrievalResult):
     first_stage_per_query: dict[str, np.ndarray] = field(default_factory=dict)
     num_relevant: dict[str, int] = field(default_factory=dict)
     candidates_source: str = ""
+    scorer: str = "cross-encoder"
     reranked: np.ndarray | None = None
 
     def ranked_mask(self) -> np.ndarray:
@@ -342,9 +344,8 @@ class RerankingResult(RetrievalResult):
         return {d: (r, after[d]) for d, r in self.first_stage_ranks.get(query_id, {}).items()}
 
     def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{k}={self.first_stage_metrics.get(k, float('nan')):.4f}->{v:.4f}" for k, v in self.reranked_metrics.items()
-        )
+        compared = {k: v for k, v in self.reranked_metrics.items() if k in self.first_stage_metrics}
+        shown = ", ".join(f"{k}={self.first_stage_metrics[k]:.4f}->{v:.4f}" for k, v in compared.items())
         total = self.timings.get("total_s")
         took = f", {total:.2f}s" if total is not None else ""
         return f"RerankingResult({len(self.query_ids):,} queries, depth={self.depth}{took}: {shown})"

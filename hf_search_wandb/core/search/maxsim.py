@@ -197,6 +197,80 @@ def maxsim_scores(
 
 
 @torch.inference_mode()
+def maxsim_pairs(
+    queries: TokenVectors,
+    docs: TokenVectors,
+    pair_queries: torch.Tensor,
+    pair_docs: torch.Tensor,
+    *,
+    similarity: str = "maxsim",
+    chunk_elements: int = 1 << 25,
+) -> torch.Tensor:
+    """`(n_pairs,)` float32 late-interaction scores of given (query, document) pairs only: what
+    `maxsim_scores(queries, docs)[pair_queries, pair_docs]` holds, without scoring the other pairs.
+
+    For re-scoring a first stage (each query's few candidates out of many documents). The pairs are taken in
+    blocks of similar document lengths; each block is one batched product of `(pairs, query tokens, dim)` by
+    `(pairs, dim, document tokens)`, padded as `maxsim_scores` pads (a query with zero rows, whose maxima are 0;
+    a document with its first token repeated), the per-token maxima summed in float32 token after token, an
+    empty document scored -1e9. The largest intermediate (pairs x query tokens x document tokens, or the
+    gathered vectors) stays under `chunk_elements`.
+
+    Example:
+        >>> q = TokenVectors.from_list([torch.tensor([[1.0, 0.0], [0.0, 1.0]])])
+        >>> d = TokenVectors.from_list([torch.tensor([[0.5, 0.5]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]])])
+        >>> maxsim_pairs(q, d, torch.tensor([0, 0]), torch.tensor([1, 0])).tolist()
+        [3.0, 1.0]
+    """
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}.")
+    device = docs.vectors.device
+    n_pairs = int(pair_queries.numel())
+    out = torch.empty(n_pairs, dtype=torch.float32, device=device)
+    if n_pairs == 0:
+        return out
+    if queries.dim != docs.dim:
+        raise ValueError(f"Query token vectors have {queries.dim} dims, document ones {docs.dim}.")
+    dim = docs.dim
+    # the query vectors with one zero row after them: a padded query position points there
+    q_vectors = torch.cat([queries.vectors.to(device=device, dtype=docs.vectors.dtype), docs.vectors.new_zeros((1, dim))])
+    zero_row = int(queries.vectors.shape[0])
+    q_starts, q_lengths = queries.offsets[:-1].to(device), queries.lengths.to(device)
+    d_starts, d_lengths = docs.offsets[:-1].to(device), docs.lengths.to(device)
+    pair_queries, pair_docs = pair_queries.to(device), pair_docs.to(device)
+    pair_q_len, pair_d_len = q_lengths[pair_queries], d_lengths[pair_docs]
+    order = torch.argsort(pair_d_len, stable=True)  # similar document lengths side by side: little padding
+    sorted_d = pair_d_len[order].tolist()
+    sorted_q = pair_q_len[order].tolist()
+    start = 0
+    while start < n_pairs:
+        width_q, width_d, end = max(sorted_q[start], 1), max(sorted_d[start], 1), start + 1
+        while end < n_pairs:
+            wq, wd = max(width_q, sorted_q[end], 1), max(width_d, sorted_d[end], 1)
+            if (end - start + 1) * max(wq * wd, (wq + wd) * dim) > chunk_elements:
+                break
+            width_q, width_d, end = wq, wd, end + 1
+        rows = order[start:end]
+        pq, pd = pair_queries[rows], pair_docs[rows]
+        q_index = _padded_index(q_starts[pq], q_lengths[pq], width_q)
+        positions = torch.arange(width_q, device=device)
+        q_index = torch.where(positions[None, :] < q_lengths[pq][:, None], q_index, zero_row)
+        d_block = docs.vectors[_padded_index(d_starts[pd], d_lengths[pd], width_d)]  # (pairs, width_d, dim)
+        token_scores = torch.bmm(q_vectors[q_index], d_block.transpose(1, 2))  # (pairs, width_q, width_d)
+        best = token_scores.amax(dim=2).float()
+        scores = best[:, 0].clone()
+        for j in range(1, width_q):  # float32, token after token: the additions of `maxsim_scores`
+            scores += best[:, j]
+        scores.masked_fill_(d_lengths[pd] == 0, EMPTY_DOCUMENT_SCORE)
+        if similarity == "meanmaxsim":
+            scores = scores / q_lengths[pq].clamp(min=1).to(torch.float32)
+        out[rows] = scores
+        del d_block, token_scores, best
+        start = end
+    return out
+
+
+@torch.inference_mode()
 def rank_scores(
     scores: torch.Tensor,
     doc_ties: torch.Tensor,
@@ -266,6 +340,7 @@ __all__ = [
     "EMPTY_DOCUMENT_SCORE",
     "SIMILARITIES",
     "TokenVectors",
+    "maxsim_pairs",
     "maxsim_scores",
     "maxsim_search",
     "rank_scores",
