@@ -3,14 +3,23 @@
 `multi_vector_config` reads a sentence-transformers `MultiVectorEncoder`: `model_type: multi-vector`, the token
 vector dimension, the similarity (`maxsim` / `meanmaxsim`), the query and document lengths, the query expansion
 (ColBERT's `[MASK]` padding) and the skiplist of `MultiVectorMask`. The per-evaluation figures (mean scored
-tokens, index size) are metrics (`val/query_tokens`, `val/corpus_tokens`, `val/index_mb`), not config.
+tokens, index size) are metrics (`val/query_tokens`, `val/corpus_tokens`, `val/index_mb`), not config;
+`token_histograms` turns an exact multi-vector result's per-text scored tokens into `wandb.Histogram`s (logged
+with the tables, as the sparse family's active dims).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from hf_search_wandb.core.models.multi_vector import is_multi_vector, multi_vector_settings
+from hf_search_wandb.tracking.wandb_api import require_wandb
+
+#: histogram keys: scored token vectors per document / per query (the query key differs from the metric's name)
+DOC_TOKENS_HISTOGRAM = "document_tokens"
+QUERY_TOKENS_HISTOGRAM = "query_tokens_distribution"
 
 
 def multi_vector_config(model: Any, model_type: str | None = None) -> dict[str, Any]:
@@ -58,4 +67,21 @@ def multi_vector_config(model: Any, model_type: str | None = None) -> dict[str, 
     }
 
 
-__all__ = ["multi_vector_config"]
+def token_histograms(result: Any, num_bins: int = 64) -> dict[str, Any]:
+    """`document_tokens` and `query_tokens_distribution` as `wandb.Histogram`s: how many token vectors each
+    document and query is scored with (what the index size grows with); empty unless `result` comes from an
+    exact multi-vector evaluation (it has `doc_tokens`)."""
+    doc_tokens = getattr(result, "doc_tokens", None)
+    if doc_tokens is None:
+        return {}
+    wandb = require_wandb()
+    out: dict[str, Any] = {}
+    for key, values in ((DOC_TOKENS_HISTOGRAM, doc_tokens), (QUERY_TOKENS_HISTOGRAM, result.query_tokens)):
+        values = np.asarray(values, dtype=np.float64)
+        if values.size:
+            bins = max(1, min(num_bins, int(values.max() - values.min()) + 1))
+            out[key] = wandb.Histogram(np_histogram=np.histogram(values, bins=bins))
+    return out
+
+
+__all__ = ["DOC_TOKENS_HISTOGRAM", "QUERY_TOKENS_HISTOGRAM", "multi_vector_config", "token_histograms"]

@@ -24,6 +24,7 @@ import numpy as np
 
 from hf_search_wandb.core.data.inputs import Qrels
 from hf_search_wandb.tracking.log_keys import STEP_KEY
+from hf_search_wandb.tracking.multi_vector_config import token_histograms
 from hf_search_wandb.tracking.sparse_config import sparsity_histograms
 from hf_search_wandb.tracking.wandb_api import active_run, require_wandb
 
@@ -532,6 +533,7 @@ def log_evaluation_media(
     if histograms:
         payload.update(score_histograms(result))
         payload.update(sparsity_histograms(result))  # a sparse evaluation: document lengths in active dims
+        payload.update(token_histograms(result))  # a multi-vector evaluation: scored tokens per text
     if namespace:
         payload = {f"{namespace}/{key}": value for key, value in payload.items()}
     if payload:

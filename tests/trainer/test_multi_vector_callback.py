@@ -110,8 +110,13 @@ def test_tables_and_histograms(colbert_run: Any) -> None:
     media = [row for row in run.history if "retrieval_examples._type" in row]
     assert len(media) == 2
     for row in media:
-        for key in ("retrieval_examples", "error_analysis", "score_distribution"):
+        for key in ("retrieval_examples", "error_analysis", "score_distribution", "document_tokens"):
             assert f"{key}._type" in row, key
+    _, _, evaluator, _ = colbert_run
+    last = media[-1]  # every query expanded to 8 scored tokens; one count per document
+    assert sum(last["query_tokens_distribution.values"]) == len(evaluator.queries)
+    assert last["query_tokens_distribution.bins"][0] <= 8 <= last["query_tokens_distribution.bins"][-1]
+    assert sum(last["document_tokens.values"]) == len(evaluator.doc_ids)
 
 
 def test_best_model_artifact_loads_back_as_a_multi_vector_encoder_and_scores_the_same(
