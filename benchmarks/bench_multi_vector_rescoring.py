@@ -74,7 +74,7 @@ def main() -> None:
         seconds, peak, found = timed(args.device, lambda r=rescoring: r.evaluate(model).metrics)
         pairs, _, docs = rescoring.scored_pairs()
         rows.append({"way": f"BM25 top {k} re-scored", "seconds": seconds, "peak_mb": peak / 2**20,
-                     "docs_encoded": int(len(set(docs.tolist()))), "pairs_scored": int(pairs.size),
+                     "docs_encoded": len(set(docs.tolist())), "pairs_scored": int(pairs.size),
                      "bm25_seconds": rescoring.candidates_seconds, "metrics": found})  # fmt: skip
 
     print(f"\n{len(queries)} queries x {len(corpus):,} documents, device {args.device}, torch "
