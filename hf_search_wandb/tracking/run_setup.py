@@ -167,12 +167,15 @@ def find_pretrained(model: Any) -> Any | None:
 
 
 def infer_model_type(model: Any) -> str:
-    """bi-encoder unless the model is a CrossEncoder (cross-encoder) or a SparseEncoder (splade)."""
+    """bi-encoder unless the model is a CrossEncoder (cross-encoder), a SparseEncoder (splade) or a
+    MultiVectorEncoder (multi-vector)."""
     names = {cls.__name__ for cls in type(model).__mro__}
     if "CrossEncoder" in names:
         return "cross-encoder"
     if "SparseEncoder" in names:
         return "splade"
+    if "MultiVectorEncoder" in names:
+        return "multi-vector"
     return "bi-encoder"
 
 
@@ -387,7 +390,10 @@ def evaluation_precision(evaluator: Any, model: Any, model_type: str | None = No
         return None
     first = next(iter(parameters()), None)
     dtype, device = (first.dtype, first.device) if first is not None else (torch.float32, torch.device("cpu"))
-    family = {"cross-encoder": "reranking", "splade": "sparse"}.get(str(model_type), "dense")
+    # the family the evaluator runs the model as (a multi-vector model is one whichever evaluator scores it)
+    family = {"cross-encoder": "reranking", "splade": "sparse", "multi-vector": "multi_vector"}.get(
+        str(model_type), "dense"
+    )
     return resolved_precision(precision, dtype, device, family)
 
 

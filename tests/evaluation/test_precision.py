@@ -20,6 +20,7 @@ from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from tests.helpers.tiny_models import (
     make_tiny_bert,
     make_tiny_cross_encoder,
+    make_tiny_multi_vector,
     make_tiny_sentence_transformer,
     make_tiny_sparse_encoder,
 )
@@ -184,6 +185,8 @@ def families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, A
         "dense": (make_tiny_sentence_transformer(root / "dense"), retrieval),
         "sparse": (make_tiny_sparse_encoder(root / "sparse"), retrieval),
         "reranking": (make_tiny_cross_encoder(root / "reranking"), reranking),
+        "multi_vector": (make_tiny_multi_vector(root / "multi_vector"), retrieval),
+        "multi_vector_rescoring": (make_tiny_multi_vector(root / "multi_vector_rescoring"), reranking),
     }
 
 
@@ -255,6 +258,25 @@ def test_the_run_config_states_the_evaluation_precision(tmp_path: Path, native, 
     assert (
         collect_config(args, model=model)["eval_precision"] is None
     )  # no evaluator of ours: nothing to state
+
+
+@pytest.mark.parametrize("family", ["dense", "sparse", "reranking", "multi_vector", "multi_vector_rescoring"])
+@pytest.mark.parametrize("is_native", [True, False])
+def test_the_run_config_states_what_the_evaluation_runs_in_for_every_family(
+    tmp_path: Path, families, family: str, is_native: bool, native, no_trainer
+):
+    """`eval_precision` in the config is what the evaluator then runs in, whatever the family's `AUTO_BF16`
+    (before: a multi-vector run said bf16 while its evaluations ran in fp32)."""
+    from transformers import TrainingArguments
+
+    from hf_search_wandb.tracking.run_setup import collect_config
+
+    model, make = families[family]
+    native(is_native)
+    evaluator = make("auto")
+    args = TrainingArguments(str(tmp_path / "out"), use_cpu=True, report_to="none")
+    stated = collect_config(args, model=model, evaluator=evaluator)["eval_precision"]
+    assert stated == evaluator.evaluate(model).precision
 
 
 def test_a_training_run_logs_the_precision_its_evaluations_ran_in(
