@@ -54,6 +54,7 @@ from bench_evaluator import build_data
 from hf_search_wandb.core.evaluation.precision import auto_precision, native_bf16
 from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
+from hf_search_wandb.core.metrics.significance import paired_test
 
 METRICS = ["ndcg@10", "mrr@10", "recall@100"]
 #: MiniLM-L6 (6 layers, hidden 384, FFN 1,536): 2 x 6 x (4 x 384^2 + 2 x 384 x 1,536) FLOP per token, ~21 MFLOP;
@@ -150,9 +151,13 @@ def accuracy(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{family} {precision}: {runs[precision][1]:.0f} s, {shown}", flush=True)
         (fp32, fp32_s), (bf16, bf16_s) = runs["fp32"], runs["bf16"]
         delta = {m: bf16.metrics[m] - fp32.metrics[m] for m in fp32.metrics if m in bf16.metrics}
+        # is the change more than chance? the paired tests of `hf-search-wandb compare` on per-query nDCG@10
+        test = paired_test(fp32.per_query["ndcg@10"], bf16.per_query["ndcg@10"], metric="ndcg@10")
         out["families"][family] = {
             "fp32": fp32.metrics, "bf16": bf16.metrics, "delta": delta, "fp32_s": fp32_s, "bf16_s": bf16_s,
             "top10_changed": top10_changed(fp32, bf16), "passes": abs(delta["ndcg@10"]) <= GUARD,
+            "ndcg@10_wins_losses_ties": [test.wins, test.losses, test.ties],
+            "ndcg@10_p_randomization": test.p_randomization, "ndcg@10_p_ttest": test.p_ttest,
             "timings_fp32": fp32.timings, "timings_bf16": bf16.timings,
         }  # fmt: skip
         if args.json:  # after each family: a long run keeps what it measured
@@ -162,6 +167,8 @@ def accuracy(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{family:9s} nDCG@10 fp32 {f['fp32']['ndcg@10']:.5f}  bf16 {f['bf16']['ndcg@10']:.5f}  "
               f"delta {f['delta']['ndcg@10']:+.5f} ({'within' if f['passes'] else 'OUTSIDE'} +-{GUARD});  "
               f"MRR@10 delta {f['delta']['mrr@10']:+.5f};  top 10 changed for {f['top10_changed']:.1%} of queries;  "
+              f"nDCG@10 per query: bf16 higher/lower/equal {'/'.join(map(str, f['ndcg@10_wins_losses_ties']))}, "
+              f"p {f['ndcg@10_p_randomization']:.3f} (randomization) {f['ndcg@10_p_ttest']:.3f} (t);  "
               f"{f['fp32_s']:.0f} s / {f['bf16_s']:.0f} s")  # fmt: skip
     return out
 

@@ -157,6 +157,24 @@ def test_half_weights_run_as_they_are_and_explicit_fp32_never_autocasts(native, 
         assert rule.evaluation_dtype("fp32", torch.float32, CPU) is None  # explicit wins over autocast too
 
 
+@pytest.mark.parametrize("family", ["dense", "sparse", "reranking", "multi_vector"])
+def test_fp32_inside_an_enclosing_autocast_runs_in_fp32(families, family: str, native, no_trainer, dtypes_by_pass):
+    """Before: `precision="fp32"` said fp32 while a user's `torch.autocast(bf16)` around the call ran the model in
+    bf16; now the enclosing autocast is switched off for the forward pass, and the metrics are fp32's exactly."""
+    model, make = families[family]
+    native(False)
+    reference = make("fp32").evaluate(model)
+    evaluator = make("fp32")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        seen = dtypes_by_pass(model, lambda: evaluator.evaluate(model))
+    assert {dtype for dtypes in seen.values() for dtype in dtypes} == {torch.float32}
+    assert evaluator.last_result.precision == "fp32" and evaluator.last_result.metrics == reference.metrics
+    follower = make("auto")  # auto follows the caller's autocast for the forward passes, and says so
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        seen = dtypes_by_pass(model, lambda: follower.evaluate(model))
+    assert torch.bfloat16 in seen.get("document", seen.get("pair", set())) and follower.last_result.precision == "bf16"
+
+
 # ---------------------------------------------------------------- every family on tiny models
 def _data() -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
     rng = np.random.default_rng(0)
@@ -190,35 +208,61 @@ def families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, A
     }
 
 
-def _dtypes_seen(model: Any, run) -> set[torch.dtype]:  # type: ignore[no-untyped-def]
-    """The output dtypes of the model's Linear layers during `run()`."""
-    seen: set[torch.dtype] = set()
-    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
-             for m in model.modules() if isinstance(m, torch.nn.Linear)]  # fmt: skip
-    try:
-        run()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return seen
+@pytest.fixture
+def dtypes_by_pass(monkeypatch: pytest.MonkeyPatch):
+    """`dtypes_by_pass(model, run)`: `{"query" / "document" / "pair": output dtypes of the model's Linear layers}`
+    during `run()`, by the kind of the batch loop's pass (each backend's `run_batches` is wrapped)."""
+    from hf_search_wandb.core.evaluation import batching, dense, multi_vector, reranking, sparse
+
+    current: dict[str, str] = {}
+
+    def recording(forward, batches, **kwargs):  # type: ignore[no-untyped-def]
+        def tagged(batch):  # type: ignore[no-untyped-def]
+            current["kind"] = kwargs["kind"]
+            return forward(batch)
+
+        return batching.run_batches(tagged, batches, **kwargs)
+
+    for module in (dense, sparse, multi_vector, reranking):
+        monkeypatch.setattr(module, "run_batches", recording)
+
+    def measure(model: Any, run) -> dict[str, set[torch.dtype]]:  # type: ignore[no-untyped-def]
+        seen: dict[str, set[torch.dtype]] = {}
+        hooks = [m.register_forward_hook(lambda _m, _i, out: seen.setdefault(current["kind"], set()).add(out.dtype))
+                 for m in model.modules() if isinstance(m, torch.nn.Linear)]  # fmt: skip
+        try:
+            run()
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return seen
+
+    return measure
 
 
-@pytest.mark.parametrize("family", ["dense", "sparse", "reranking"])
-def test_every_family_follows_the_rule_and_records_it(families, family: str, native, no_trainer):
+@pytest.mark.parametrize("family", ["dense", "sparse", "reranking", "multi_vector", "multi_vector_rescoring"])
+def test_every_family_follows_the_rule_and_records_it(
+    families, family: str, native, no_trainer, dtypes_by_pass
+):
     model, make = families[family]
     native(False)
     fp32 = make("fp32").evaluate(model)
     auto_fp32 = make("auto").evaluate(model)
     native(True)
     evaluator = make("auto")
-    seen = _dtypes_seen(model, lambda: evaluator.evaluate(model))
+    seen = dtypes_by_pass(model, lambda: evaluator.evaluate(model))
     auto_bf16 = evaluator.last_result
     explicit_fp32 = make("fp32").evaluate(model)
 
     assert (fp32.precision, auto_fp32.precision, auto_bf16.precision, explicit_fp32.precision) == (
         "fp32", "fp32", "bf16", "fp32",
     )  # fmt: skip
-    assert seen == {torch.bfloat16}  # the forward pass really ran in bf16
+    # the forward pass really ran in bf16: the documents (a reranker's pairs) in bf16, the queries exact
+    # (`precision.query_dtype`)
+    if family == "reranking":
+        assert seen == {"pair": {torch.bfloat16}}
+    else:
+        assert seen == {"document": {torch.bfloat16}, "query": {torch.float32}}
     # fp32 (explicit, or auto where bf16 is not native) is exactly the fp32 evaluation: same metrics, same scores
     for other in (auto_fp32, explicit_fp32):
         assert other.metrics == fp32.metrics
@@ -228,15 +272,16 @@ def test_every_family_follows_the_rule_and_records_it(families, family: str, nat
 
 
 @pytest.mark.parametrize("family", ["dense", "reranking"])
-def test_the_trainers_mixed_precision_wins_in_every_family(monkeypatch, families, family: str, native):
+def test_the_trainers_mixed_precision_wins_in_every_family(monkeypatch, families, family: str, native, dtypes_by_pass):
     from accelerate.state import AcceleratorState
 
     model, make = families[family]
     native(True)
     monkeypatch.setitem(AcceleratorState._shared_state, "_mixed_precision", "fp16")
     evaluator = make("auto")
-    seen = _dtypes_seen(model, lambda: evaluator.evaluate(model))
-    assert seen == {torch.float16} and evaluator.last_result.precision == "fp16"
+    seen = dtypes_by_pass(model, lambda: evaluator.evaluate(model))
+    assert seen.get("document", seen.get("pair")) == {torch.float16} and evaluator.last_result.precision == "fp16"
+    assert seen.get("query", {torch.float32}) == {torch.float32}  # queries exact (precision.query_dtype)
 
 
 # ---------------------------------------------------------------- the run config

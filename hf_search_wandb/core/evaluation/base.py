@@ -31,10 +31,12 @@ from hf_search_wandb.core.data.beir import load_beir
 from hf_search_wandb.core.data.hub_layouts import is_hf_dataset, qrels_from_dataset, to_plain_data
 from hf_search_wandb.core.distributed import get_rank, get_world_size, is_distributed
 from hf_search_wandb.core.evaluation.precision import (
+    LIVE,
     Precision,
     check_precision,
     evaluation_dtype,
     precision_name,
+    suspended_autocast,
 )
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.metrics.measures import parse_metric, parse_metrics
@@ -50,14 +52,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EvaluationPass:
-    """One call of `evaluate`: which shard of the work this process does, where the seconds went, and the
-    precision the forward pass ran in (set by `SearchEvaluator.precision_dtype`)."""
+    """One call of `evaluate`: which shard of the work this process does, where the seconds went, the
+    precision the forward pass ran in (set by `SearchEvaluator.precision_dtype`), and the dtype of the caller's
+    autocast, switched off for the evaluation (`precision.suspended_autocast`) and followed by `auto`."""
 
     rank: int = 0
     world: int = 1
     shard: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     precision: str = "fp32"
+    enclosing: torch.dtype | None = None
 
 
 def evaluates_distributed(flag: bool | None, model: Any) -> bool:
@@ -289,7 +293,9 @@ class SearchEvaluator(SentenceEvaluator):
         try:
             if isinstance(module, torch.nn.Module):
                 module.eval()
-            with torch.inference_mode():
+            device = getattr(adapter, "device", None)
+            device = device if isinstance(device, torch.device) else torch.device("cpu")
+            with torch.inference_mode(), suspended_autocast(device) as step.enclosing:
                 result = self.run(adapter, step)
         finally:
             if isinstance(module, torch.nn.Module):
@@ -310,7 +316,8 @@ class SearchEvaluator(SentenceEvaluator):
     ) -> torch.dtype | None:
         """The autocast dtype of this evaluation of a `family` model (`core.evaluation.precision`: the one
         rule, `AUTO_BF16` per family); the precision it means is kept on `step` (then `result.precision`)."""
-        dtype = evaluation_dtype(self.precision, weights_dtype, device, family)
+        enclosing = step.enclosing if step is not None else LIVE
+        dtype = evaluation_dtype(self.precision, weights_dtype, device, family, enclosing)
         if step is not None:
             step.precision = precision_name(dtype, weights_dtype)
         return dtype

@@ -22,7 +22,7 @@ from hf_search_wandb.core.evaluation.matryoshka import (
     slice_embeddings,
     suffixed,
 )
-from hf_search_wandb.core.evaluation.precision import precision_name, synchronize
+from hf_search_wandb.core.evaluation.precision import precision_name, query_dtype, synchronize
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.models.base import Kind, TokenEncoder, Tokenized, features_to_device
 from hf_search_wandb.core.search.dense import search
@@ -122,7 +122,8 @@ def _encode_all(
         batches = plan_batches(lengths, budget, evaluator.max_batch_size)[step.rank :: step.world]
         rows = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
         tick = time.perf_counter()
-        emb = _embed(evaluator, encoder, kind, texts, tokens, batches, device, dtype)
+        kind_dtype = query_dtype(dtype) if kind == "query" else dtype  # queries exact: precision.query_dtype
+        emb = _embed(evaluator, encoder, kind, texts, tokens, batches, device, kind_dtype)
         synchronize(device)
         timings["encode_queries_s" if kind == "query" else "encode_corpus_s"] = time.perf_counter() - tick
         return emb, rows

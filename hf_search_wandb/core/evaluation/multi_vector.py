@@ -26,7 +26,7 @@ import torch
 from hf_search_wandb.core.distributed import all_gather_rows
 from hf_search_wandb.core.evaluation.base import EvaluationPass
 from hf_search_wandb.core.evaluation.batching import plan_batches, run_batches
-from hf_search_wandb.core.evaluation.precision import synchronize
+from hf_search_wandb.core.evaluation.precision import query_dtype, synchronize
 from hf_search_wandb.core.evaluation.results import MultiVectorRetrievalResult, RetrievalResult
 from hf_search_wandb.core.models.base import Kind, Tokenized, features_to_device
 from hf_search_wandb.core.models.multi_vector import MultiVectorEncoderAdapter
@@ -71,7 +71,8 @@ def evaluate_multi_vector(
     tick = time.perf_counter()
     q_batches = plan_batches(q_tokens.lengths, budget, evaluator.max_batch_size)
     parts: list[TokenVectors] = []
-    for _, vectors in _encode(evaluator, encoder, "query", q_tokens, q_batches, device, dtype, store):
+    # queries exact, stored in the corpus's precision to be scored against it (precision.query_dtype)
+    for _, vectors in _encode(evaluator, encoder, "query", q_tokens, q_batches, device, query_dtype(dtype), store):
         parts.append(vectors)
     q_rows = np.concatenate(q_batches) if q_batches else np.zeros(0, dtype=np.int64)
     queries = _cat(parts, encoder.token_dim or 0, device, store)
@@ -177,7 +178,8 @@ def rescore_multi_vector(
 
     tick = time.perf_counter()
     q_batches = plan_batches(q_tokens.lengths, budget, evaluator.max_batch_size)
-    parts = [v for _, v in _encode(evaluator, encoder, "query", q_tokens, q_batches, device, dtype, store)]
+    q_dtype = query_dtype(dtype)  # queries exact, stored in the documents' precision (as in the exact search)
+    parts = [v for _, v in _encode(evaluator, encoder, "query", q_tokens, q_batches, device, q_dtype, store)]
     order = np.concatenate(q_batches) if q_batches else np.zeros(0, dtype=np.int64)
     queries = _cat(parts, encoder.token_dim or 0, device, store)
     queries = queries.take(torch.from_numpy(np.argsort(order, kind="stable")).to(device))

@@ -5,9 +5,17 @@ mixed precision (accelerate's state, when it says bf16 or fp16) wins; else bf16 
 computes bf16 natively (`native_bf16`: a GPU with bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere
 (emulated bf16 is slower than fp32). A family whose metrics moved too much under bf16 in the accuracy guard
 (`benchmarks/bench_precision.py accuracy`) keeps fp32 there (`AUTO_BF16`). An explicit `"fp32"`, `"bf16"` or
-`"fp16"` wins over all of it; `"fp32"` runs without autocast, exactly as the weights compute. The forward pass
-runs under `torch.autocast` in that dtype (`autocast`), on GPU and CPU alike; `precision_name` says which
-precision ran (`"fp32"`, `"bf16"`, `"fp16"`), recorded on the result (`result.precision`).
+`"fp16"` wins over all of it; `"fp32"` runs without autocast (an enclosing one is switched off), exactly as the
+weights compute. The forward pass runs under `torch.autocast` in that dtype (`autocast`), on GPU and CPU alike;
+`precision_name` says which precision ran (`"fp32"`, `"bf16"`, `"fp16"`), recorded on the result
+(`result.precision`).
+
+Under a half-precision autocast the retrieval families encode the CORPUS in it and the QUERIES in fp32
+(`query_dtype`): queries are a small share of the encoding work (few and short: 0.3 s of a 41 s bf16 evaluation of
+SciFact test with MiniLM, 0.6 s in fp32), and encoding them exactly takes their rounding out of every score. Measured
+on SciFact test (docs/performance.md, "Accuracy guard"): dense nDCG@10 moved +0.00202 from fp32 with both sides in
+bf16, +0.00112 with fp32 queries, for 0.7% more time. The reranking family scores (query, document) pairs: the pair
+is one input, all of it in the evaluation's precision.
 """
 
 from __future__ import annotations
@@ -27,10 +35,7 @@ DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "
 #: whether `auto` may pick bf16 for a family on native hardware; a family whose nDCG@10 moves by more than 0.002
 #: under bf16 on SciFact test with MiniLM (`benchmarks/bench_precision.py accuracy`) is set False here and
 #: keeps fp32 (docs/performance.md, "Accuracy guard", has the figures measured so far)
-AUTO_BF16: dict[str, bool] = {
-    "dense": True, "sparse": True, "reranking": True,
-    "multi_vector": False,  # not through the accuracy guard yet: exact fp32 until it is measured
-}  # fmt: skip
+AUTO_BF16: dict[str, bool] = {"dense": True, "sparse": True, "reranking": True, "multi_vector": True}
 #: /proc/cpuinfo flags of a CPU that computes bf16 matrix products natively
 CPU_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 #: environment variable that overrides the hardware check: "0" (no device counts as native: `auto` stays fp32
@@ -138,15 +143,24 @@ def trainer_mixed_precision() -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(mixed))
 
 
+#: `evaluation_dtype(enclosing=LIVE)`: read the enclosing autocast now
+LIVE = "live"
+
+
 def evaluation_dtype(
-    precision: str, weights_dtype: torch.dtype, device: torch.device, family: str = "dense"
+    precision: str,
+    weights_dtype: torch.dtype,
+    device: torch.device,
+    family: str = "dense",
+    enclosing: torch.dtype | str | None = LIVE,
 ) -> torch.dtype | None:
     """The autocast dtype of an evaluation (None: no autocast): the explicit `precision`, else an enclosing
     autocast, else None for half-precision weights, else the trainer's mixed precision, else bf16 where
-    `auto_precision(device, family)` says so, else None (fp32)."""
+    `auto_precision(device, family)` says so, else None (fp32). `enclosing`: the enclosing autocast's dtype as
+    read when the evaluation started (`suspended_autocast`), or `LIVE` to read it now."""
     if precision != "auto":
         return DTYPES[precision]
-    active = active_autocast_dtype(device)
+    active = active_autocast_dtype(device) if isinstance(enclosing, str) else enclosing
     if active is not None:
         return active
     if weights_dtype in (torch.bfloat16, torch.float16):
@@ -155,6 +169,19 @@ def evaluation_dtype(
     if mixed is not None:
         return mixed
     return torch.bfloat16 if auto_precision(device, family) == "bf16" else None
+
+
+def query_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
+    """The autocast dtype a retrieval family encodes its queries in when the corpus is encoded under `dtype`:
+    fp32 (None: no autocast, an enclosing one switched off) whatever `dtype` is (see the module's docstring).
+    Half-precision WEIGHTS still compute in their own dtype: only an autocast can be left.
+
+    Example:
+        >>> query_dtype(torch.bfloat16) is None, query_dtype(None) is None
+        (True, True)
+    """
+    del dtype  # the rule is the same for every autocast dtype; the argument names what it is applied to
+    return None
 
 
 def precision_name(dtype: torch.dtype | None, weights_dtype: torch.dtype = torch.float32) -> str:
@@ -177,10 +204,33 @@ def resolved_precision(
 
 
 @contextlib.contextmanager
+def suspended_autocast(device: torch.device) -> Iterator[torch.dtype | None]:
+    """Switch off an enclosing autocast (on `device`'s type and CUDA's) for a whole evaluation; yields its dtype
+    on `device` (None when there is none), which `auto` follows for the forward passes. The search, the scoring
+    and everything between the batches then run in the precision the evaluator chose, never in a user's
+    autocast by accident (bf16 scores, or a sparse kernel that has no bf16 version)."""
+    enclosing = active_autocast_dtype(device)
+    types = []
+    for device_type in sorted({device.type, "cpu", "cuda"}):
+        with contextlib.suppress(RuntimeError):  # a device type autocast does not know has none to switch off
+            if active_autocast_dtype(torch.device(device_type)) is not None:
+                types.append(device_type)
+    with contextlib.ExitStack() as stack:
+        for device_type in types:
+            stack.enter_context(torch.autocast(device_type=device_type, enabled=False))
+        yield enclosing
+
+
+@contextlib.contextmanager
 def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    """`torch.autocast` in `dtype` on `device`'s type; nothing when `dtype` is None (fp32)."""
+    """`torch.autocast` in `dtype` on `device`'s type; when `dtype` is None (fp32), an enclosing autocast is
+    switched off, so the weights compute in their own precision as `precision_name` then says."""
     if dtype is None:
-        yield
+        if active_autocast_dtype(device) is None:
+            yield
+            return
+        with torch.autocast(device_type=device.type, enabled=False):
+            yield
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
@@ -194,5 +244,6 @@ def synchronize(device: torch.device) -> None:
 
 __all__ = [
     "AUTO_BF16", "DTYPES", "NATIVE_BF16_ENV", "Precision", "auto_precision", "autocast", "check_precision", "cpu_computes_bf16",
-    "evaluation_dtype", "native_bf16", "precision_name", "resolved_precision", "synchronize",
+    "evaluation_dtype", "native_bf16", "precision_name", "query_dtype", "resolved_precision", "suspended_autocast",
+    "synchronize",
 ]  # fmt: skip

@@ -18,7 +18,7 @@ import torch
 from hf_search_wandb.core.distributed import all_gather_rows, all_reduce
 from hf_search_wandb.core.evaluation.base import EvaluationPass
 from hf_search_wandb.core.evaluation.batching import plan_batches, run_batches
-from hf_search_wandb.core.evaluation.precision import synchronize
+from hf_search_wandb.core.evaluation.precision import query_dtype, synchronize
 from hf_search_wandb.core.evaluation.results import RetrievalResult, SparseRetrievalResult
 from hf_search_wandb.core.metrics.measures import SPARSITY_METRICS
 from hf_search_wandb.core.models.base import Kind, Tokenized, features_to_device
@@ -48,7 +48,8 @@ def evaluate_sparse(
         batches = plan_batches(tokens.lengths, budget, evaluator.max_batch_size)[step.rank :: step.world]
         rows = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
         tick = time.perf_counter()
-        encoded = _embed_sparse(evaluator, encoder, kind, tokens, batches, device, dtype)
+        kind_dtype = query_dtype(dtype) if kind == "query" else dtype  # queries exact: precision.query_dtype
+        encoded = _embed_sparse(evaluator, encoder, kind, tokens, batches, device, kind_dtype)
         synchronize(device)
         timings["encode_queries_s" if kind == "query" else "encode_corpus_s"] = time.perf_counter() - tick
         return encoded, rows
