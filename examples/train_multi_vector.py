@@ -102,7 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],
         default="auto",
-        help="training precision; auto = bf16 where the GPU supports it, else fp32",
+        help="training and evaluation precision; auto = bf16 where the GPU or the CPU computes it natively "
+        "(AMX / AVX512-BF16: hf_search_wandb's auto_precision), else fp32",
     )
     p.add_argument(
         "--tiny",
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from hf_search_wandb import RerankingEvaluator, RetrievalEvaluator, SearchWandbCallback
     from hf_search_wandb.core.data.beir import load_beir
+    from hf_search_wandb.core.evaluation.precision import auto_precision
 
     set_seed(args.seed)
     main_proc = int(os.environ.get("RANK", "0")) == 0
@@ -202,20 +204,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.first_stage:  # the first stage's candidates re-scored by MaxSim; the run says so (eval_search)
         evaluator: Any = RerankingEvaluator(
             test.queries, test.corpus, test.qrels, args.first_stage, depth=args.depth, name="val",
-            max_queries=args.max_queries, seed=args.seed, show_progress_bar=main_proc,
+            max_queries=args.max_queries, seed=args.seed, show_progress_bar=main_proc, precision=args.precision,
         )  # fmt: skip
     else:
         evaluator = RetrievalEvaluator(
             test.queries, test.corpus, test.qrels, name="val", corpus_sample=args.corpus_cap,
-            max_queries=args.max_queries, seed=args.seed, show_progress_bar=main_proc,
+            max_queries=args.max_queries, seed=args.seed, show_progress_bar=main_proc, precision=args.precision,
         )  # fmt: skip
     loss = MultiVectorMultipleNegativesRankingLoss(model)
     cuda = torch.cuda.is_available()
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
+    # the package's one rule: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32
+    precision = auto_precision("cuda" if cuda else "cpu", "multi_vector") if args.precision == "auto" else args.precision
     training_args = MultiVectorEncoderTrainingArguments(
         output_dir=args.output_dir, num_train_epochs=args.epochs, max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_ratio, bf16=bf16, fp16=args.precision == "fp16",
+        warmup_steps=args.warmup_ratio, bf16=precision == "bf16", fp16=precision == "fp16",
         max_length=args.max_seq_length,
         batch_sampler=BatchSamplers.NO_DUPLICATES, eval_strategy="steps" if args.eval_steps else "epoch",
         eval_steps=args.eval_steps or None, eval_on_start=not args.skip_baseline,

@@ -146,7 +146,10 @@ def test_train_multi_vector_example(tmp_path: Path, tiny_bert_dir: Path, first_s
     ]  # fmt: skip
     if first_stage:
         cmd += ["--first-stage", first_stage, "--depth", "20"]
-    out = run_example(cmd, example_env(tmp_path))
+    env = example_env(tmp_path)
+    if first_stage:  # and a CPU said to compute bf16 natively: the package's rule trains and evaluates in bf16
+        env["HF_SEARCH_WANDB_NATIVE_BF16"] = "1"
+    out = run_example(cmd, env)
     results = json.loads(metrics_json.read_text())
     for side in ("before", "after"):
         assert {"ndcg@10", "query_tokens", "corpus_tokens", "index_mb"} <= results[side].keys()
@@ -154,6 +157,8 @@ def test_train_multi_vector_example(tmp_path: Path, tiny_bert_dir: Path, first_s
         assert ("first_stage/ndcg@10" in results[side]) == bool(first_stage)
     run = one_run(tmp_path)
     assert run.config["eval_search"] == ("bm25 top 20, re-scored" if first_stage else "exact")
+    expected = "bf16" if first_stage else "fp32"
+    assert (run.config["amp_dtype"], run.config["eval_precision"]) == (expected, expected)
     if first_stage:
         assert "first stage (bm25 top 20, re-scored): nDCG@10" in out.stdout
     assert len(run.series("val/ndcg@10")) == 2 and run.series("train/loss")
