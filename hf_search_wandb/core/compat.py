@@ -31,6 +31,7 @@ FEATURES: dict[str, str] = {
     "SparseEncoder": "5.0",  # SPLADE: SparseEncoder, SparseEncoderTrainer, the sparse evaluators
     "CrossEncoderTrainer": "4.0",  # CrossEncoder as an nn.Module, its trainer, losses and evaluators
     "encode_query": "5.0",  # SentenceTransformer.encode_query / encode_document
+    "MultiVectorEncoder": "6.2",  # ColBERT-style: MultiVectorEncoder, its trainer and evaluator
 }
 
 

@@ -49,6 +49,13 @@ def _sparse_ir(name: str) -> Any:
     return SparseInformationRetrievalEvaluator(queries, corpus, relevant, name=name, write_csv=False)
 
 
+def _multi_vector_ir(name: str) -> Any:
+    from sentence_transformers.multi_vector_encoder.evaluation import MultiVectorInformationRetrievalEvaluator
+
+    queries, corpus, relevant = _slice()
+    return MultiVectorInformationRetrievalEvaluator(queries, corpus, relevant, name=name, write_csv=False)
+
+
 def _reranking(name: str, **kwargs: Any) -> Any:
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 
@@ -69,17 +76,26 @@ def _theirs_only(metrics: dict[str, float], theirs: dict[str, float]) -> dict[st
 
 # ---------------------------------------------------------------- their keys, their values, one encoding
 SPARSE, RERANKING = requires("SparseEncoder"), requires("CrossEncoderTrainer")
+MULTI_VECTOR = requires("MultiVectorEncoder")
 
 
 @pytest.mark.parametrize(
     "family",
     ["ir", pytest.param("sparse", marks=SPARSE), pytest.param("reranking", marks=RERANKING),
-     pytest.param("reranking-negatives", marks=RERANKING)],
+     pytest.param("reranking-negatives", marks=RERANKING), pytest.param("multi-vector", marks=MULTI_VECTOR)],
 )  # fmt: skip
-def test_adopted_evaluator_returns_their_keys_with_their_values(family: str, tmp_path: Path) -> None:
+def test_adopted_evaluator_returns_their_keys_with_their_values(
+    family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Equal on a CPU said to compute bf16 natively too: an adopted evaluator runs the model as theirs does
+    (no autocast), so their keys do not shift when a pipeline gains the callback."""
+    from hf_search_wandb.core.evaluation.precision import NATIVE_BF16_ENV
     from tests.helpers import tiny_models
 
-    if family == "ir":
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    if family == "multi-vector":  # sentence-transformers' MultiVectorInformationRetrievalEvaluator is an IR one
+        model, make = tiny_models.make_tiny_multi_vector(tmp_path), lambda: _multi_vector_ir("mv")
+    elif family == "ir":
         model, make = tiny_models.make_tiny_sentence_transformer(tmp_path), lambda: _ir("sf")
     elif family == "sparse":
         model, make = tiny_models.make_tiny_sparse_encoder(tmp_path), lambda: _sparse_ir("sp")
@@ -101,6 +117,7 @@ def test_adopted_evaluator_returns_their_keys_with_their_values(family: str, tmp
     assert set(theirs) <= set(ours)  # every key of theirs, plus ours
     assert _theirs_only(ours, theirs) == pytest.approx(theirs, rel=1e-6, abs=1e-6)  # their FLOPS is float32
     assert outcome.evaluator.last_result is not None  # the rankings the tables reuse
+    assert outcome.evaluator.last_result.precision == "fp32"
 
 
 def test_unadoptable_evaluator_runs_as_it_is_with_the_reason() -> None:

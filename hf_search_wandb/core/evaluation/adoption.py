@@ -9,6 +9,13 @@ histograms reuse, AND their keys (`{name}_cosine_ndcg@10`, `{name}_map`, ...) co
 (`compute_metrics`) on our rankings, so `metric_for_best_model`, `load_best_model_at_end`, the
 `SequentialEvaluator`'s score and their dashboards' names keep working with their values.
 
+An adopted evaluator computes as theirs did: the model as loaded, no autocast (`precision="fp32"`:
+`ADOPTED_PRECISION`), so their keys equal their evaluator's on any machine and a pipeline's dashboards do not
+shift when it gains the callback. The speed of the package's `auto` rule (bf16 where native) is one assignment
+away: `evaluator.precision = "auto"` on the adopted evaluator (or our evaluator in its place).
+sentence-transformers' `MultiVectorInformationRetrievalEvaluator` is an `InformationRetrievalEvaluator` and is
+adopted as one (the multi-vector backend runs it; its `maxsim` keys are theirs).
+
 What cannot be adopted (a score function other than cosine or dot, several score functions, SPLADE
 `max_active_dims` set on the evaluator) keeps running as it is; `adopt` says why in one line.
 
@@ -25,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from hf_search_wandb.core.data.inputs import normalize_id
+from hf_search_wandb.core.evaluation.precision import Precision
 from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
 from hf_search_wandb.core.evaluation.results import RetrievalResult
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
@@ -41,6 +49,8 @@ IR, SPARSE_IR, CE_RERANKING = (
 )
 #: score functions our search computes exactly
 SIMILARITIES = ("cosine", "dot")
+#: the precision an adopted evaluator runs in: theirs runs the model as loaded, without autocast
+ADOPTED_PRECISION: Precision = "fp32"
 
 
 def st_kind(evaluator: Any) -> str | None:
@@ -157,6 +167,7 @@ class AdoptedRetrievalEvaluator(_Delegating, RetrievalEvaluator):
             query_prompt=getattr(original, "query_prompt", None), corpus_prompt=getattr(original, "corpus_prompt", None),
             max_batch_size=int(getattr(original, "batch_size", 32) or 32),
             truncate_dims=[truncate] if truncate else None, show_progress_bar=bool(original.show_progress_bar),
+            precision=ADOPTED_PRECISION,
         )  # fmt: skip
         self.original = original
         self.adopted_kind = SPARSE_IR if st_kind(original) == SPARSE_IR else IR
@@ -301,7 +312,7 @@ class AdoptedRerankingEvaluator(_Delegating, RerankingEvaluator):
             queries, {d: t for t, d in doc_ids.items()}, qrels, run, depth=max(depth, at_k), name=original.name,
             metrics=list(dict.fromkeys(m for m in metrics if (parse_metric(m).k or 0) <= max(depth, at_k))),
             primary_metric=f"ndcg@{at_k}", max_batch_size=int(getattr(original, "batch_size", 64) or 64),
-            show_progress_bar=bool(getattr(original, "show_progress_bar", False)),
+            show_progress_bar=bool(getattr(original, "show_progress_bar", False)), precision=ADOPTED_PRECISION,
         )  # fmt: skip
         self.original = original
         self.adopted_kind = CE_RERANKING
@@ -362,6 +373,7 @@ class AdoptedRerankingEvaluator(_Delegating, RerankingEvaluator):
 
 
 __all__ = [
+    "ADOPTED_PRECISION",
     "AdoptedRerankingEvaluator",
     "AdoptedRetrievalEvaluator",
     "Adoption",
