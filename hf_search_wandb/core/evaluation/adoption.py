@@ -11,8 +11,8 @@ histograms reuse, AND their keys (`{name}_cosine_ndcg@10`, `{name}_map`, ...) co
 
 An adopted evaluator computes as theirs did: the model as loaded, no autocast (`precision="fp32"`:
 `ADOPTED_PRECISION`), so their keys equal their evaluator's on any machine and a pipeline's dashboards do not
-shift when it gains the callback. The speed of the package's `auto` rule (bf16 where native) is one assignment
-away: `evaluator.precision = "auto"` on the adopted evaluator (or our evaluator in its place).
+shift when it gains the callback. The speed of the package's `auto` rule (bf16 where native) comes with our
+evaluator given in its place.
 sentence-transformers' `MultiVectorInformationRetrievalEvaluator` is an `InformationRetrievalEvaluator` and is
 adopted as one (the multi-vector backend runs it; its `maxsim` keys are theirs).
 
