@@ -18,6 +18,7 @@ tokens per text) and `index_mb` (the corpus's token vectors in the evaluation pr
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,58 +63,26 @@ def evaluate_multi_vector(
     q_tokens = evaluator.tokens(encoder, "query")
     d_tokens = evaluator.tokens(encoder, "document")
     timings["tokenize_s"] = time.perf_counter() - tick
-    dtype = evaluator.precision_dtype(encoder.dtype, device, "multi_vector", step)
-    store = dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32
-    budget = evaluator.batch_tokens or (GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
-    search_s = 0.0
-
+    dtype, store, budget = _precision(evaluator, encoder, step)
     # every rank encodes every query (a small share of the work); the corpus is sharded
-    tick = time.perf_counter()
-    q_batches = plan_batches(q_tokens.lengths, budget, evaluator.max_batch_size)
-    parts: list[TokenVectors] = []
-    # queries exact, stored in the corpus's precision to be scored against it (precision.query_dtype)
-    for _, vectors in _encode(evaluator, encoder, "query", q_tokens, q_batches, device, query_dtype(dtype), store):
-        parts.append(vectors)
-    q_rows = np.concatenate(q_batches) if q_batches else np.zeros(0, dtype=np.int64)
-    queries = _cat(parts, encoder.token_dim or 0, device, store)
-    queries = queries.take(torch.from_numpy(np.argsort(q_rows, kind="stable")).to(device))
-    synchronize(device)
-    timings["encode_queries_s"] = time.perf_counter() - tick
+    queries = _encode_queries(evaluator, encoder, q_tokens, budget, dtype, store, timings)
 
-    tick = time.perf_counter()
+    tick, search_s = time.perf_counter(), 0.0
     d_batches = plan_batches(d_tokens.lengths, budget, evaluator.max_batch_size)[step.rank :: step.world]
     doc_rows = np.concatenate(d_batches) if d_batches else np.zeros(0, dtype=np.int64)
     scores = torch.empty((len(queries), doc_rows.size), dtype=torch.float32, device=device)
     doc_lengths = np.zeros(doc_rows.size, dtype=np.int64)
-    # documents' vectors held before they are scored, and the (query tokens x document tokens) products of one
-    # scoring block: a quarter of `chunk_elements` each (large enough for full-speed matrix products)
     scoring_elements = max(1, evaluator.chunk_elements // 4)
-    flush_tokens = max(1, scoring_elements // max(queries.dim, 1))
-    pending: list[TokenVectors] = []
     done = 0
-
-    def flush() -> None:
-        nonlocal done, search_s
-        if not pending:
-            return
+    chunks = _document_chunks(evaluator, encoder, d_tokens, d_batches, dtype, store, scoring_elements, queries.dim)
+    for _, chunk in chunks:
         start = time.perf_counter()
-        chunk = _cat(pending, queries.dim, device, store)
         scores[:, done : done + len(chunk)] = maxsim_scores(
             queries, chunk, similarity=encoder.similarity, chunk_elements=scoring_elements
         )
         doc_lengths[done : done + len(chunk)] = chunk.lengths.cpu().numpy()
         done += len(chunk)
-        pending.clear()
         search_s += time.perf_counter() - start
-
-    waiting = 0
-    for _, vectors in _encode(evaluator, encoder, "document", d_tokens, d_batches, device, dtype, store):
-        pending.append(vectors)
-        waiting += int(vectors.vectors.shape[0])
-        if waiting >= flush_tokens:
-            flush()
-            waiting = 0
-    flush()
     synchronize(device)
     timings["encode_corpus_s"] = time.perf_counter() - tick - search_s
 
@@ -172,19 +141,8 @@ def rescore_multi_vector(
     q_tokens = evaluator.text_tokens(encoder, "query", q_rows)
     d_tokens = evaluator.text_tokens(encoder, "document", d_rows)
     timings["tokenize_s"] = time.perf_counter() - tick
-    dtype = evaluator.precision_dtype(encoder.dtype, device, "multi_vector", step)
-    store = dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32
-    budget = evaluator.batch_tokens or (GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS)
-
-    tick = time.perf_counter()
-    q_batches = plan_batches(q_tokens.lengths, budget, evaluator.max_batch_size)
-    q_dtype = query_dtype(dtype)  # queries exact, stored in the documents' precision (as in the exact search)
-    parts = [v for _, v in _encode(evaluator, encoder, "query", q_tokens, q_batches, device, q_dtype, store)]
-    order = np.concatenate(q_batches) if q_batches else np.zeros(0, dtype=np.int64)
-    queries = _cat(parts, encoder.token_dim or 0, device, store)
-    queries = queries.take(torch.from_numpy(np.argsort(order, kind="stable")).to(device))
-    synchronize(device)
-    timings["encode_queries_s"] = time.perf_counter() - tick
+    dtype, store, budget = _precision(evaluator, encoder, step)
+    queries = _encode_queries(evaluator, encoder, q_tokens, budget, dtype, store, timings)
 
     # the scored pairs grouped by document: a chunk of documents finds its pairs by slicing
     by_doc = np.argsort(d_of_pair, kind="stable")
@@ -193,54 +151,37 @@ def rescore_multi_vector(
     local_pairs: list[np.ndarray] = []
     local_scores: list[torch.Tensor] = []
     local_lengths: list[np.ndarray] = []
-    chunk_elements = 1 << 25
-    flush_tokens = max(1, (chunk_elements // 4) // max(queries.dim, 1))
-    pending: list[tuple[np.ndarray, TokenVectors]] = []
+    scoring_elements = (1 << 25) // 4  # as `evaluate_multi_vector` with RetrievalEvaluator's default chunk_elements
     tick, score_s = time.perf_counter(), 0.0
-
-    def flush() -> None:
-        nonlocal score_s
-        if not pending:
-            return
+    chunks = _document_chunks(evaluator, encoder, d_tokens, d_batches, dtype, store, scoring_elements, queries.dim)
+    for docs, chunk in chunks:
         start = time.perf_counter()
-        docs = np.concatenate([rows for rows, _ in pending])
-        chunk = _cat([v for _, v in pending], queries.dim, device, store)
         which = np.concatenate([by_doc[first_pair[d] : first_pair[d + 1]] for d in docs.tolist()])
         position = np.empty(d_rows.size, dtype=np.int64)
         position[docs] = np.arange(docs.size)
         local_scores.append(
             maxsim_pairs(
                 queries, chunk, torch.from_numpy(q_of_pair[which]), torch.from_numpy(position[d_of_pair[which]]),
-                similarity=encoder.similarity, chunk_elements=chunk_elements // 4,
+                similarity=encoder.similarity, chunk_elements=scoring_elements,
             )
         )  # fmt: skip
         local_pairs.append(which)
         local_lengths.append(np.stack([docs, chunk.lengths.cpu().numpy()]))
-        pending.clear()
         score_s += time.perf_counter() - start
-
-    waiting = 0
-    for rows, vectors in _encode(evaluator, encoder, "document", d_tokens, d_batches, device, dtype, store):
-        pending.append((rows, vectors))
-        waiting += int(vectors.vectors.shape[0])
-        if waiting >= flush_tokens:
-            flush()
-            waiting = 0
-    flush()
     synchronize(device)
     timings["encode_corpus_s"] = time.perf_counter() - tick - score_s
     timings["score_s"] = score_s
 
     found = torch.cat(local_scores) if local_scores else torch.zeros(0, device=device)
-    which = torch.from_numpy(np.concatenate(local_pairs) if local_pairs else np.zeros(0, dtype=np.int64))
+    scored = torch.from_numpy(np.concatenate(local_pairs) if local_pairs else np.zeros(0, dtype=np.int64))
     lengths = torch.from_numpy(np.concatenate(local_lengths, axis=1) if local_lengths else np.zeros((2, 0), np.int64))
     if step.shard:
-        gathered = zip(all_gather_rows(found), all_gather_rows(which), strict=True)
+        gathered = zip(all_gather_rows(found), all_gather_rows(scored), strict=True)
         for part, idx in gathered:
             scores[pairs[idx.numpy()]] = part.cpu().numpy()
         lengths = torch.cat(all_gather_rows(lengths.T.contiguous())).T
     else:
-        scores[pairs[which.numpy()]] = found.cpu().numpy()
+        scores[pairs[scored.numpy()]] = found.cpu().numpy()
     doc_lengths = np.zeros(d_rows.size, dtype=np.int64)
     doc_lengths[lengths[0].numpy()] = lengths[1].numpy()
     query_lengths = queries.lengths.cpu().numpy()
@@ -250,6 +191,65 @@ def rescore_multi_vector(
         "corpus_tokens": float(doc_lengths.mean()),
         "index_mb": int(doc_lengths.sum()) * queries.dim * element / 2**20,
     }
+
+
+def _precision(
+    evaluator: RetrievalEvaluator | RerankingEvaluator, encoder: MultiVectorEncoderAdapter, step: EvaluationPass
+) -> tuple[torch.dtype | None, torch.dtype, int]:
+    """The documents' autocast dtype, the dtype token vectors are stored in, and the tokens per batch."""
+    dtype = evaluator.precision_dtype(encoder.dtype, encoder.device, "multi_vector", step)
+    store = dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32
+    budget = evaluator.batch_tokens or (GPU_BATCH_TOKENS if encoder.device.type == "cuda" else CPU_BATCH_TOKENS)
+    return dtype, store, budget
+
+
+def _encode_queries(
+    evaluator: RetrievalEvaluator | RerankingEvaluator,
+    encoder: MultiVectorEncoderAdapter,
+    tokens: Tokenized,
+    budget: int,
+    dtype: torch.dtype | None,
+    store: torch.dtype,
+    timings: dict[str, float],
+) -> TokenVectors:
+    """Every query's token vectors in `tokens`' order: encoded exactly (`precision.query_dtype`) and stored in
+    the documents' precision, to be scored against them."""
+    tick, device = time.perf_counter(), encoder.device
+    batches = plan_batches(tokens.lengths, budget, evaluator.max_batch_size)
+    parts = [v for _, v in _encode(evaluator, encoder, "query", tokens, batches, device, query_dtype(dtype), store)]
+    order = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
+    queries = _cat(parts, encoder.token_dim or 0, device, store)
+    queries = queries.take(torch.from_numpy(np.argsort(order, kind="stable")).to(device))
+    synchronize(device)
+    timings["encode_queries_s"] = time.perf_counter() - tick
+    return queries
+
+
+def _document_chunks(
+    evaluator: RetrievalEvaluator | RerankingEvaluator,
+    encoder: MultiVectorEncoderAdapter,
+    tokens: Tokenized,
+    batches: list[np.ndarray],
+    dtype: torch.dtype | None,
+    store: torch.dtype,
+    scoring_elements: int,
+    dim: int,
+) -> Iterator[tuple[np.ndarray, TokenVectors]]:
+    """The documents of `batches` encoded and joined into chunks: `(rows, their token vectors)`, a chunk once it
+    holds `scoring_elements` vector elements (so the vectors held before scoring stay within the same bound as
+    the scoring block), the rest at the end. The caller scores each chunk and drops it: the corpus's vectors are
+    never held at once."""
+    flush_tokens = max(1, scoring_elements // max(dim, 1))
+    pending: list[tuple[np.ndarray, TokenVectors]] = []
+    waiting = 0
+    for rows, vectors in _encode(evaluator, encoder, "document", tokens, batches, encoder.device, dtype, store):
+        pending.append((rows, vectors))
+        waiting += int(vectors.vectors.shape[0])
+        if waiting >= flush_tokens:
+            yield np.concatenate([r for r, _ in pending]), _cat([v for _, v in pending], dim, encoder.device, store)
+            pending, waiting = [], 0
+    if pending:
+        yield np.concatenate([r for r, _ in pending]), _cat([v for _, v in pending], dim, encoder.device, store)
 
 
 def _encode(
