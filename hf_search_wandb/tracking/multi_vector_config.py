@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from hf_search_wandb.core.models.multi_vector import is_multi_vector, multi_vector_settings
-from hf_search_wandb.tracking.wandb_api import require_wandb
+from hf_search_wandb.tracking.sparse_config import count_histograms
 
 #: histogram keys: scored token vectors per document / per query (the query key differs from the metric's name)
 DOC_TOKENS_HISTOGRAM = "document_tokens"
@@ -71,17 +69,9 @@ def token_histograms(result: Any, num_bins: int = 64) -> dict[str, Any]:
     """`document_tokens` and `query_tokens_distribution` as `wandb.Histogram`s: how many token vectors each
     document and query is scored with (what the index size grows with); empty unless `result` comes from an
     exact multi-vector evaluation (it has `doc_tokens`)."""
-    doc_tokens = getattr(result, "doc_tokens", None)
-    if doc_tokens is None:
+    if getattr(result, "doc_tokens", None) is None:
         return {}
-    wandb = require_wandb()
-    out: dict[str, Any] = {}
-    for key, values in ((DOC_TOKENS_HISTOGRAM, doc_tokens), (QUERY_TOKENS_HISTOGRAM, result.query_tokens)):
-        values = np.asarray(values, dtype=np.float64)
-        if values.size:
-            bins = max(1, min(num_bins, int(values.max() - values.min()) + 1))
-            out[key] = wandb.Histogram(np_histogram=np.histogram(values, bins=bins))
-    return out
+    return count_histograms({DOC_TOKENS_HISTOGRAM: result.doc_tokens, QUERY_TOKENS_HISTOGRAM: result.query_tokens}, num_bins)
 
 
 __all__ = ["DOC_TOKENS_HISTOGRAM", "QUERY_TOKENS_HISTOGRAM", "multi_vector_config", "token_histograms"]

@@ -101,15 +101,20 @@ def splade_config(model: Any, loss: Any = None, callbacks: Iterable[Any] = ()) -
 def sparsity_histograms(result: Any, num_bins: int = 64) -> dict[str, Any]:
     """`document_active_dims` (and the query lengths) as `wandb.Histogram`s; empty unless `result` comes from
     a sparse evaluation (it has `doc_active_dims`)."""
-    out: dict[str, Any] = {}
-    lengths = {
-        DOC_LENGTH_HISTOGRAM: getattr(result, "doc_active_dims", None),
-        QUERY_LENGTH_HISTOGRAM: getattr(result, "query_active_dims", None),
-    }
-    if lengths[DOC_LENGTH_HISTOGRAM] is None:
-        return out
+    if getattr(result, "doc_active_dims", None) is None:
+        return {}
+    return count_histograms(
+        {DOC_LENGTH_HISTOGRAM: result.doc_active_dims, QUERY_LENGTH_HISTOGRAM: getattr(result, "query_active_dims", None)},
+        num_bins,
+    )
+
+
+def count_histograms(counts: dict[str, Any], num_bins: int = 64) -> dict[str, Any]:
+    """Per-text counts (active dims, scored tokens) as `wandb.Histogram`s, one bin per count up to `num_bins`;
+    a key whose counts are None or empty is left out."""
     wandb = require_wandb()
-    for key, values in lengths.items():
+    out: dict[str, Any] = {}
+    for key, values in counts.items():
         values = np.asarray(values if values is not None else [], dtype=np.float64)
         if values.size:
             bins = max(1, min(num_bins, int(values.max() - values.min()) + 1))
