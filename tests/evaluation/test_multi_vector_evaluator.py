@@ -14,7 +14,7 @@ from hf_search_wandb.core.models.factory import as_encoder
 from hf_search_wandb.core.models.multi_vector import MultiVectorEncoderAdapter
 from hf_search_wandb.core.search.dense import key_scores, key_ties, search_blocks, tie_positions
 from hf_search_wandb.core.search.maxsim import TokenVectors, maxsim_scores, maxsim_search
-from tests.helpers.synthetic import synthetic_data
+from tests.helpers.synthetic import random_token_vectors, synthetic_data
 from tests.helpers.tiny_models import WORDS, make_tiny_multi_vector
 
 METRICS = ["mrr@10", "ndcg@10", "recall@10", "precision@10", "hit@10", "map"]
@@ -109,17 +109,11 @@ def test_adapter_vectors_equal_encode_query_and_document(colbert, data):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
-def _random_vectors(n: int, longest: int, dim: int, seed: int) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(0, longest + 1, (n,), generator=g).tolist()
-    return [torch.nn.functional.normalize(torch.randn(k, dim, generator=g), dim=-1) for k in lengths]
-
-
 @pytest.mark.parametrize("similarity", ["maxsim", "meanmaxsim"])
 def test_maxsim_scores_equal_sentence_transformers_maxsim_at_any_chunking(similarity):
     from sentence_transformers.util.similarity import maxsim
 
-    qs, ds = _random_vectors(23, 9, 16, 0), _random_vectors(151, 30, 16, 1)
+    qs, ds = random_token_vectors(23, 9, 16, 0), random_token_vectors(151, 30, 16, 1)
     assert any(len(d) == 0 for d in ds)  # an empty document scores -1e9, as theirs
     expected = maxsim(qs, ds, length_normalize=similarity == "meanmaxsim")
     for chunk in (1 << 25, 4096, 1):
@@ -134,8 +128,8 @@ def test_maxsim_scores_equal_sentence_transformers_maxsim_at_any_chunking(simila
 
 def test_maxsim_search_ties_follow_the_dense_rule():
     # documents repeated: equal scores, ranked by doc id descending (trec_eval), as the dense search does
-    qs = _random_vectors(5, 6, 8, 2)
-    base = _random_vectors(10, 12, 8, 3)
+    qs = random_token_vectors(5, 6, 8, 2)
+    base = random_token_vectors(10, 12, 8, 3)
     ds = base * 3
     ids = [f"d{i:02d}" for i in range(len(ds))]
     ties = torch.from_numpy(tie_positions(ids))

@@ -13,7 +13,7 @@ from hf_search_wandb.core.evaluation.results import RerankingResult
 from hf_search_wandb.core.evaluation.retrieval import RetrievalEvaluator
 from hf_search_wandb.core.metrics.scoring import score_run
 from hf_search_wandb.core.search.maxsim import TokenVectors, maxsim_pairs
-from tests.helpers.synthetic import synthetic_data
+from tests.helpers.synthetic import random_token_vectors, synthetic_data
 from tests.helpers.tiny_models import WORDS, make_tiny_multi_vector
 
 METRICS = ["mrr@10", "ndcg@10", "recall@20", "map"]
@@ -32,17 +32,11 @@ def colbert(tmp_path_factory: pytest.TempPathFactory):
     )  # fmt: skip
 
 
-def _random_vectors(n: int, longest: int, dim: int, seed: int) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(0, longest + 1, (n,), generator=g).tolist()
-    return [torch.nn.functional.normalize(torch.randn(k, dim, generator=g), dim=-1) for k in lengths]
-
-
 @pytest.mark.parametrize("similarity", ["maxsim", "meanmaxsim"])
 def test_pair_scores_equal_sentence_transformers_maxsim_at_any_chunking(similarity):
     from sentence_transformers.util.similarity import maxsim
 
-    qs, ds = _random_vectors(17, 9, 16, 0), _random_vectors(90, 30, 16, 1)
+    qs, ds = random_token_vectors(17, 9, 16, 0), random_token_vectors(90, 30, 16, 1)
     assert any(len(d) == 0 for d in ds) and any(len(q) == 0 for q in qs)  # empty texts score as theirs
     expected = maxsim(qs, ds, length_normalize=similarity == "meanmaxsim")
     g = torch.Generator().manual_seed(2)

@@ -19,3 +19,12 @@ def synthetic_data(words: tuple[str, ...], seed: int = 0):
             corpus[f"doc{d}"] += " " + queries[f"q{q}"]
         qrels[f"q{q}"] = {f"doc{d}": int(rng.integers(1, 3)) for d in relevant}
     return queries, corpus, qrels
+
+
+def random_token_vectors(n: int, longest: int, dim: int, seed: int) -> list:
+    """`n` texts' unit token vectors (0 to `longest` tokens each, so some are empty), for the MaxSim kernels."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(0, longest + 1, (n,), generator=g).tolist()
+    return [torch.nn.functional.normalize(torch.randn(k, dim, generator=g), dim=-1) for k in lengths]
