@@ -38,30 +38,24 @@ def main(family: str, model_dir: str, out_dir: str) -> None:
     torch.set_num_threads(1)  # same kernels in the 1- and 2-process runs
     accelerator = Accelerator(cpu=True)
     queries, corpus, qrels = synthetic_data(WORDS)
-    evaluator = RetrievalEvaluator(queries, corpus, qrels, max_batch_size=16)
-    model = model_class(model_dir, device="cpu")
-    out: dict = {"world_size": accelerator.num_processes}
-    for suffix, distributed in (("sharded", None), ("local", False)):
-        evaluator.distributed = distributed
-        result = evaluator.evaluate(model)
-        out[suffix] = {
-            "metrics": result.metrics,
-            "top_indices": result.top_indices.tolist(),
-            "top_scores": result.top_scores.tolist(),
-            "relevant_ranks": result.relevant_ranks,
-            **{name: getattr(result, name).tolist() for name in counts},
-        }
+    evaluators = {"": (RetrievalEvaluator(queries, corpus, qrels, max_batch_size=16), counts)}
     if family == "multi_vector":  # the same model re-scoring BM25's top 20 (RerankingEvaluator), sharded and alone
         from hf_search_wandb.core.evaluation.reranking import RerankingEvaluator
 
         rescoring = RerankingEvaluator(queries, corpus, qrels, depth=20, rerank_all=True, max_batch_size=16)
-        for suffix, distributed in (("rescored_sharded", None), ("rescored_local", False)):
-            rescoring.distributed = distributed
-            reranked = rescoring.evaluate(model)
-            out[suffix] = {
-                "metrics": reranked.metrics,
-                "top_indices": reranked.top_indices.tolist(),
-                "top_scores": reranked.top_scores.tolist(),
+        evaluators["rescored_"] = (rescoring, ())
+    model = model_class(model_dir, device="cpu")
+    out: dict = {"world_size": accelerator.num_processes}
+    for prefix, (evaluator, figures) in evaluators.items():
+        for suffix, distributed in (("sharded", None), ("local", False)):
+            evaluator.distributed = distributed
+            result = evaluator.evaluate(model)
+            out[prefix + suffix] = {
+                "metrics": result.metrics,
+                "top_indices": result.top_indices.tolist(),
+                "top_scores": result.top_scores.tolist(),
+                "relevant_ranks": result.relevant_ranks,
+                **{name: getattr(result, name).tolist() for name in figures},
             }
     path = Path(out_dir) / f"rank{accelerator.process_index}.json"
     path.write_text(json.dumps(out))
