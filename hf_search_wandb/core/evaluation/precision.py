@@ -223,14 +223,10 @@ def suspended_autocast(device: torch.device) -> Iterator[torch.dtype | None]:
 
 @contextlib.contextmanager
 def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    """`torch.autocast` in `dtype` on `device`'s type; when `dtype` is None (fp32), an enclosing autocast is
-    switched off, so the weights compute in their own precision as `precision_name` then says."""
+    """`torch.autocast` in `dtype` on `device`'s type; nothing when `dtype` is None (fp32): an evaluation runs
+    inside `suspended_autocast`, so no caller's autocast is left to apply."""
     if dtype is None:
-        if active_autocast_dtype(device) is None:
-            yield
-            return
-        with torch.autocast(device_type=device.type, enabled=False):
-            yield
+        yield
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
